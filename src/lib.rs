@@ -1,0 +1,17 @@
+//! auth-bridge: a Cloudflare Worker that sits in front of an application while it moves its
+//! users from NextAuth / Auth.js to Clerk.
+//!
+//! The protocol logic (cookies, token verification, the migration state machine, the pacer) is
+//! plain Rust that knows nothing of the Workers runtime and is tested on the host. The modules
+//! that touch `worker::` (entry points, KV, Queue, Fetch) are thin glue around it.
+
+pub mod clerk_api;
+pub mod config;
+pub mod cookies;
+pub mod identity;
+pub mod migration;
+pub mod pacer;
+pub mod proxy;
+pub mod routes;
+
+mod entry;
