@@ -170,3 +170,22 @@ test('errors: wrong naming, ambiguous tables, unknown hasher, missing password c
   assert.equal(chosen.code, 0, chosen.stderr);
   assert.match(chosen.stderr, /0 records written .*\(prisma naming\)/);
 });
+
+test('kysely / drizzle naming ("user" table, uuid ids) is found by auto', async (t) => {
+  const db = await pgSchema(schemaSql('kysely-postgres.sql'));
+  t.after(() => db.drop());
+  await db.client.query(
+    `INSERT INTO "user" ("id", "name", "email", "emailVerified", "image") VALUES
+       ('00000000-0000-4000-8000-000000000001', 'Una', 'una@example.com', '2025-05-05 05:05:05.5', NULL),
+       ('00000000-0000-4000-8000-000000000002', NULL, 'vic@example.com', NULL, 'https://img.example.com/v.png'),
+       ('00000000-0000-4000-8000-000000000003', 'Nobody', NULL, '2025-01-01 00:00:00', NULL)`,
+  );
+  const res = await run(EXPORT_USERS, ['--db', db.url], { env: { TZ: 'Asia/Kolkata' } });
+  assert.equal(res.code, 0, res.stderr);
+  assert.deepEqual(ndjson(res.stdout), [
+    { id: '00000000-0000-4000-8000-000000000001', email: 'una@example.com', email_verified: '2025-05-05T05:05:05.500Z', name: 'Una' },
+    { id: '00000000-0000-4000-8000-000000000002', email: 'vic@example.com', email_verified: false, image: 'https://img.example.com/v.png' },
+  ]);
+  assert.match(res.stderr, /^skipped: id=00000000-0000-4000-8000-000000000003: no email, phone or username$/m);
+  assert.match(res.stderr, /2 records written .*\(drizzle naming\), 1 skipped, 0 with a password digest/);
+});
