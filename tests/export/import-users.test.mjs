@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { IMPORT_USERS, run, tempDir } from './helpers.mjs';
+import Database from 'better-sqlite3';
+import { EXPORT_USERS, IMPORT_USERS, run, schemaSql, tempDir } from './helpers.mjs';
 import { retryAfterSeconds, formatStatus } from '../../scripts/lib/import-users.mjs';
 
 const TOKEN = 'adm_test_token_5c1e0d';
@@ -248,4 +249,34 @@ test('Retry-After parsing and status formatting', () => {
     formatStatus({ phase: 'observe', counts: { pending: 0 }, rate: { limit: 100, window_s: 10 } }),
     'phase observe, pending 0, migrated ?, failed ?, skipped ?, rate {"limit":100,"window_s":10}',
   );
+});
+
+test('export-users output is accepted whole by the import endpoint', async (t) => {
+  const srv = await mockServer();
+  const tmp = tempDir('auth-bridge-import-');
+  t.after(async () => {
+    tmp.cleanup();
+    await srv.close();
+  });
+  const dbFile = path.join(tmp.dir, 'dev.sqlite');
+  const db = new Database(dbFile);
+  db.exec(schemaSql('sqlite-prisma.sql'));
+  const ins = db.prepare(
+    `INSERT INTO "User" ("id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt", "password")
+     VALUES (?, ?, ?, ?, ?, ?, 0, ?)`,
+  );
+  ins.run('a', 'A', 'a@example.com', 1700000000000, 'https://img.example.com/a.png', 1577836800000, DIGEST);
+  ins.run('b', null, 'b@example.com', null, null, '2021-05-06 07:08:09', null);
+  ins.run('c', 'C', null, null, null, 1577836800000, null);
+  db.close();
+  const out = path.join(tmp.dir, 'users.ndjson');
+  const exp = await run(EXPORT_USERS, [
+    '--db', dbFile, '--out', out, '--password-column', 'User.password', '--password-hasher', 'bcrypt',
+  ]);
+  assert.equal(exp.code, 0, exp.stderr);
+  const imp = await run(IMPORT_USERS, ['--url', srv.url, '--token', TOKEN, out]);
+  assert.equal(imp.code, 0, imp.stderr + imp.stdout);
+  assert.match(imp.stdout, /^accepted: 2\nrejected: 0\n/);
+  assert.equal(srv.seen.imports[0].body, fs.readFileSync(out, 'utf8'));
+  assert.ok(!imp.stderr.includes(DIGEST) && !imp.stdout.includes(DIGEST));
 });
