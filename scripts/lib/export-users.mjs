@@ -368,6 +368,13 @@ export async function runExport(opts, { stdout = process.stdout, stderr = proces
   const counts = { rows: 0, written: 0, skipped: 0, withPassword: 0, warnings: 0 };
   const tty = Boolean(stderr.isTTY);
   let failed = null;
+  // A closed pipe (export-users … | head) or a full disk ends the export
+  // with a message instead of an unhandled 'error' event.
+  let outError = null;
+  const onOutError = (err) => {
+    outError ??= err;
+  };
+  out.on('error', onOutError);
   try {
     const rows = kind === 'pg' ? pgRows(opts, info) : sqliteRows(opts, info);
     for await (const raw of rows) {
@@ -385,6 +392,7 @@ export async function runExport(opts, { stdout = process.stdout, stderr = proces
         continue;
       }
       if (record.password_digest) counts.withPassword++;
+      if (outError) throw outError;
       await write(out, JSON.stringify(record) + '\n');
       counts.written++;
       if (counts.rows % 10000 === 0) {
@@ -392,6 +400,7 @@ export async function runExport(opts, { stdout = process.stdout, stderr = proces
         else if (counts.rows % 100000 === 0) stderr.write(`exported ${counts.rows} rows\n`);
       }
     }
+    if (outError) throw outError;
   } catch (err) {
     failed = err;
   } finally {
@@ -399,7 +408,9 @@ export async function runExport(opts, { stdout = process.stdout, stderr = proces
       out.end();
       await once(out, 'close').catch(() => {});
     }
+    out.off('error', onOutError);
   }
+  if (failed?.code === 'EPIPE') failed = new Error('output closed before the export finished');
   if (tty && counts.rows >= 10000) stderr.write('\n');
   if (failed) throw failed;
   const plan = info.plan;

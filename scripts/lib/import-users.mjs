@@ -258,6 +258,7 @@ export async function runImport(opts, { stdout = process.stdout, stderr = proces
     rejected: [],
     importIds: [],
     waiting: null,
+    mismatches: 0,
     lastDoneLine: opts.fromLine - 1,
   };
   let chunk = null;
@@ -268,6 +269,14 @@ export async function runImport(opts, { stdout = process.stdout, stderr = proces
     if (!chunk || chunk.lines.length === 0) return;
     const answer = await postChunk(opts, chunk, state, progress, fetchImpl);
     const nRejected = applyAnswer(answer, chunk, state);
+    const answered = Number(answer.accepted) + nRejected;
+    if (answered !== chunk.lines.length) {
+      state.mismatches++;
+      progress.note(
+        `warning: chunk ${chunk.index}: ${chunk.lines.length} lines sent but the answer counts` +
+          ` ${Number(answer.accepted)} accepted + ${nRejected} rejected`,
+      );
+    }
     state.sent += chunk.lines.length;
     state.lastDoneLine = chunk.lastLine;
     if (!progress.tty) {

@@ -280,3 +280,19 @@ test('export-users output is accepted whole by the import endpoint', async (t) =
   assert.equal(srv.seen.imports[0].body, fs.readFileSync(out, 'utf8'));
   assert.ok(!imp.stderr.includes(DIGEST) && !imp.stdout.includes(DIGEST));
 });
+
+test('an answer that does not account for every line sent is flagged', async (t) => {
+  const srv = await mockServer({
+    importAnswers: [{ status: 202, body: { import_id: 'imp_x', accepted: 1, rejected: [{ line: 2, error: 'duplicate id' }] } }],
+  });
+  const tmp = tempDir('auth-bridge-import-');
+  t.after(async () => {
+    tmp.cleanup();
+    await srv.close();
+  });
+  const file = writeFile(tmp.dir, [rec(1), rec(2), rec(3)]);
+  const res = await run(IMPORT_USERS, ['--url', srv.url, '--token', TOKEN, file]);
+  assert.equal(res.code, 3);
+  assert.match(res.stderr, /^warning: chunk 1: 3 lines sent but the answer counts 1 accepted \+ 1 rejected$/m);
+  assert.match(res.stdout, /^ {2}line 2: duplicate id$/m);
+});
