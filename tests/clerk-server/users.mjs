@@ -246,31 +246,53 @@ export class UserStore {
     this.options = { externalIdUnique, requireIdentifier, passwordRequired };
     this.users = new Map();
     this.seq = 0;
+    this.byEmail = new Map();
+    this.byPhone = new Map();
+    this.byUsername = new Map();
+    this.byExternalId = new Map();
   }
 
   reset() {
     this.users.clear();
     this.seq = 0;
+    this.byEmail.clear();
+    this.byPhone.clear();
+    this.byUsername.clear();
+    this.byExternalId.clear();
   }
 
-  // --- lookups used for uniqueness ---
-  findByEmail(email, exceptId) {
-    const e = lower(email);
-    for (const u of this.users.values()) if (u.id !== exceptId && u.emails.some((x) => x.email_address === e)) return u;
+  // --- indexes (email, phone, username, external_id -> Set of user ids) ---
+  index(user, add = true) {
+    const put = (map, key) => {
+      if (key == null) return;
+      let set = map.get(key);
+      if (!set) map.set(key, (set = new Set()));
+      if (add) set.add(user.id);
+      else {
+        set.delete(user.id);
+        if (!set.size) map.delete(key);
+      }
+    };
+    user.emails.forEach((e) => put(this.byEmail, e.email_address));
+    user.phones.forEach((p) => put(this.byPhone, p.phone_number));
+    put(this.byUsername, user.username);
+    put(this.byExternalId, user.external_id);
+  }
+  firstOther(map, key, exceptId) {
+    for (const id of map.get(key) || []) if (id !== exceptId) return this.users.get(id);
     return null;
+  }
+  findByEmail(email, exceptId) {
+    return this.firstOther(this.byEmail, lower(email), exceptId);
   }
   findByPhone(phone, exceptId) {
-    for (const u of this.users.values()) if (u.id !== exceptId && u.phones.some((x) => x.phone_number === phone)) return u;
-    return null;
+    return this.firstOther(this.byPhone, phone, exceptId);
   }
   findByUsername(username, exceptId) {
-    const n = lower(username);
-    for (const u of this.users.values()) if (u.id !== exceptId && u.username === n) return u;
-    return null;
+    return this.firstOther(this.byUsername, lower(username), exceptId);
   }
   findByExternalId(externalId, exceptId) {
-    for (const u of this.users.values()) if (u.id !== exceptId && u.external_id === externalId) return u;
-    return null;
+    return this.firstOther(this.byExternalId, externalId, exceptId);
   }
 
   get(id) {
@@ -382,6 +404,7 @@ export class UserStore {
     else if (body.password_digest != null) user.password = { hasher: body.password_hasher };
     if (user.password) user.password_last_updated_at = now;
     this.users.set(user.id, user);
+    this.index(user);
     return user;
   }
 
@@ -419,6 +442,7 @@ export class UserStore {
     if (taken.length) throw unprocessable(taken);
 
     const now = Date.now();
+    this.index(user, false);
     const set = (k, v = body[k]) => {
       if (Object.hasOwn(body, k)) user[k] = v;
     };
@@ -441,6 +465,7 @@ export class UserStore {
     if (body.legal_accepted_at != null) user.legal_accepted_at = Date.parse(body.legal_accepted_at);
     if (body.created_at != null) user.created_at = Date.parse(body.created_at);
     user.updated_at = now;
+    this.index(user);
     return user;
   }
 
@@ -457,6 +482,7 @@ export class UserStore {
 
   delete(id) {
     const user = this.get(id);
+    this.index(user, false);
     this.users.delete(id);
     return { object: 'user', id: user.id, deleted: true };
   }
@@ -506,7 +532,17 @@ export class UserStore {
     const banned = params.get('banned');
 
     const contains = (hay, needle) => hay != null && String(hay).toLowerCase().includes(String(needle).toLowerCase());
-    return [...this.users.values()].filter((u) => {
+    // Narrow the scan with an index when an exact filter allows it.
+    let candidates = this.users.values();
+    const fromIndex = (map, keys) => {
+      const ids = new Set();
+      for (const k of keys) for (const id of map.get(k) || []) ids.add(id);
+      return [...ids].map((id) => this.users.get(id));
+    };
+    if (ext.inc.length) candidates = fromIndex(this.byExternalId, ext.inc);
+    else if (emails.length) candidates = fromIndex(this.byEmail, emails);
+    else if (ids.inc.length) candidates = [...new Set(ids.inc)].map((id) => this.users.get(id)).filter(Boolean);
+    return [...candidates].filter((u) => {
       if (emails.length && !u.emails.some((e) => emails.includes(e.email_address))) return false;
       if (phones.length && !u.phones.some((p) => phones.includes(p.phone_number))) return false;
       if (usernames.length && !usernames.includes(u.username)) return false;
