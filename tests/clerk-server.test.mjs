@@ -440,6 +440,21 @@ describe('plain HTTP', () => {
     assert.equal((await reused.json()).errors[0].code, 'sign_in_token_already_used_code');
   });
 
+  test('key rotation keeps the old public key in the JWKS when asked', async () => {
+    const oldKid = server.kid;
+    const oldToken = server.mintSessionToken({ sub: 'user_rot' });
+    const r = await fetch(`${server.url}/__control/rotate-key`, { method: 'POST', body: JSON.stringify({ keepOld: true }) });
+    const { kid } = await r.json();
+    assert.notEqual(kid, oldKid);
+    assert.equal(server.kid, kid);
+    const jwks = await call('GET', '/v1/jwks');
+    assert.deepEqual(jwks.json.keys.map((k) => k.kid), [kid, oldKid]);
+    const newToken = server.mintSessionToken({ sub: 'user_rot' });
+    assert.equal(decodeJwt(newToken).header.kid, kid);
+    assert.equal((await verifyToken(newToken, { jwtKey: server.publicKeyPem })).sub, 'user_rot');
+    await assert.rejects(verifyToken(oldToken, { jwtKey: server.publicKeyPem }));
+  });
+
   test('control: mint a session token over HTTP', async () => {
     const r = await fetch(`${server.url}/__control/session-token`, {
       method: 'POST',
