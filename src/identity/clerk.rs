@@ -1173,3 +1173,59 @@ fn rsa_signing_key_from_jwk(entry: &Value) -> Option<(String, RsaPublicKey)> {
     let key = RsaPublicKey::from_components(&n, &e).ok()?;
     Some((kid.to_owned(), key))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Verified-signature cache
+// ---------------------------------------------------------------------------------------------
+
+/// Remembers, by SHA-256 of the whole token, which tokens already passed the signature check,
+/// until the token expires. A session token is re-sent on every request for its 60 s lifetime,
+/// so this saves nearly every RSA verification; claims are still validated on every use.
+#[derive(Debug, Clone)]
+pub struct VerifiedTokenCache {
+    valid_until: std::collections::HashMap<[u8; 32], u64>,
+    capacity: usize,
+}
+
+impl VerifiedTokenCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            valid_until: std::collections::HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn digest(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// Whether `token`'s signature was verified and the entry has not expired at `now`.
+    pub fn contains(&self, token: &str, now: u64) -> bool {
+        self.valid_until
+            .get(&Self::digest(token))
+            .is_some_and(|&until| now < until)
+    }
+
+    /// Records a verified signature, kept until `valid_until` (the token's `exp` plus leeway).
+    pub fn insert(&mut self, token: &str, valid_until: u64, now: u64) {
+        if valid_until <= now {
+            return;
+        }
+        if self.valid_until.len() >= self.capacity {
+            self.valid_until.retain(|_, until| now < *until);
+            if self.valid_until.len() >= self.capacity {
+                // Still full of live entries: start over rather than grow without bound.
+                self.valid_until.clear();
+            }
+        }
+        self.valid_until.insert(Self::digest(token), valid_until);
+    }
+
+    pub fn len(&self) -> usize {
+        self.valid_until.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.valid_until.is_empty()
+    }
+}

@@ -1,0 +1,128 @@
+//! RS256 signature checks with the runtime's WebCrypto (`crypto.subtle`), which in workerd is
+//! native code and far faster than RSA compiled to wasm.
+//!
+//! Keys are imported once per isolate and kept in a thread-local map keyed by the key's
+//! fingerprint (Workers isolates are single-threaded, so a thread-local is an isolate-local).
+//! `crypto` is read from `js_sys::global()` because workerd has no `window`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CryptoKey, SubtleCrypto};
+
+use super::clerk::RsaPublicKey;
+
+const RSASSA_PKCS1_V1_5: &str = "RSASSA-PKCS1-v1_5";
+
+/// Clerk publishes one or two signing keys; the bound only guards against a runaway JWKS.
+const MAX_IMPORTED_KEYS: usize = 32;
+
+thread_local! {
+    static IMPORTED_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+/// Why WebCrypto could not be used. Holds no key or token material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebCryptoError {
+    /// `globalThis.crypto.subtle` is missing (not a Workers / browser runtime).
+    Unavailable,
+    /// `importKey` rejected the key.
+    ImportFailed,
+}
+
+impl std::fmt::Display for WebCryptoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unavailable => "WebCrypto (crypto.subtle) is not available",
+            Self::ImportFailed => "WebCrypto refused to import the RSA public key",
+        })
+    }
+}
+
+impl std::error::Error for WebCryptoError {}
+
+fn subtle() -> Result<SubtleCrypto, WebCryptoError> {
+    let global = js_sys::global();
+    let crypto = Reflect::get(&global, &JsValue::from_str("crypto"))
+        .map_err(|_| WebCryptoError::Unavailable)?;
+    if !crypto.is_object() {
+        return Err(WebCryptoError::Unavailable);
+    }
+    let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle"))
+        .map_err(|_| WebCryptoError::Unavailable)?;
+    if !subtle.is_object() {
+        return Err(WebCryptoError::Unavailable);
+    }
+    // workerd's classes are not necessarily the ones web-sys checks `instanceof` against.
+    Ok(subtle.unchecked_into())
+}
+
+fn set(target: &Object, name: &str, value: &JsValue) -> Result<(), WebCryptoError> {
+    Reflect::set(target, &JsValue::from_str(name), value)
+        .map(|_| ())
+        .map_err(|_| WebCryptoError::ImportFailed)
+}
+
+/// The `CryptoKey` for `key`, imported on first use and then reused for the isolate's lifetime.
+pub async fn import_rs256_key(key: &RsaPublicKey) -> Result<CryptoKey, WebCryptoError> {
+    let fingerprint = key.fingerprint();
+    if let Some(imported) = IMPORTED_KEYS.with(|keys| keys.borrow().get(&fingerprint).cloned()) {
+        return Ok(imported);
+    }
+
+    let jwk = Object::new();
+    set(&jwk, "kty", &JsValue::from_str("RSA"))?;
+    set(&jwk, "n", &JsValue::from_str(&key.n_base64url()))?;
+    set(&jwk, "e", &JsValue::from_str(&key.e_base64url()))?;
+    set(&jwk, "alg", &JsValue::from_str("RS256"))?;
+    set(&jwk, "ext", &JsValue::TRUE)?;
+
+    let algorithm = Object::new();
+    set(&algorithm, "name", &JsValue::from_str(RSASSA_PKCS1_V1_5))?;
+    set(&algorithm, "hash", &JsValue::from_str("SHA-256"))?;
+
+    let usages = Array::of1(&JsValue::from_str("verify"));
+    let promise = subtle()?
+        .import_key_with_object("jwk", &jwk, &algorithm, false, &usages)
+        .map_err(|_| WebCryptoError::ImportFailed)?;
+    let imported: CryptoKey = JsFuture::from(promise)
+        .await
+        .map_err(|_| WebCryptoError::ImportFailed)?
+        .unchecked_into();
+
+    IMPORTED_KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if keys.len() >= MAX_IMPORTED_KEYS {
+            keys.clear();
+        }
+        keys.insert(fingerprint, imported.clone());
+    });
+    Ok(imported)
+}
+
+/// RSASSA-PKCS1-v1_5 / SHA-256 over `signing_input`. Any failure (bad key, wrong signature
+/// length, missing WebCrypto) is `false`: a signature that cannot be checked is not valid.
+pub async fn verify_rs256(key: &RsaPublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
+    if signature.len() != key.modulus_len() {
+        return false;
+    }
+    let Ok(crypto_key) = import_rs256_key(key).await else {
+        return false;
+    };
+    let Ok(subtle) = subtle() else {
+        return false;
+    };
+    // WebCrypto copies both buffers synchronously, so views into wasm memory are fine here.
+    let Ok(promise) = subtle.verify_with_str_and_u8_array_and_u8_array(
+        RSASSA_PKCS1_V1_5,
+        &crypto_key,
+        signature,
+        signing_input,
+    ) else {
+        return false;
+    };
+    matches!(JsFuture::from(promise).await, Ok(result) if result.as_bool() == Some(true))
+}
