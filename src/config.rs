@@ -1,1 +1,627 @@
-//! (to be written)
+//! Configuration: every `[vars]` and secret the worker reads, parsed and validated once.
+//!
+//! Parsing is pure (it takes a lookup function), so it is tested on the host. A bad value never
+//! stops traffic: it becomes a [`ConfigProblem`] (logged once per isolate and shown in the admin
+//! status) and the setting falls back to its safest meaning. Problems name the setting, never its
+//! value, because several settings are secrets.
+
+use std::fmt;
+
+/// What the worker does with each identity source, per `MIGRATION_PHASE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Identity from Clerk or NextAuth; nothing is written to Clerk (dry run).
+    Observe,
+    /// Identity from Clerk or NextAuth; trickle and batch write to Clerk.
+    Migrate,
+    /// Identity from Clerk only; NextAuth sign-in routes redirect to Clerk.
+    ClerkOnly,
+}
+
+impl Phase {
+    pub fn parse(value: &str) -> Option<Phase> {
+        match value.trim() {
+            "observe" => Some(Phase::Observe),
+            "migrate" => Some(Phase::Migrate),
+            "clerk-only" => Some(Phase::ClerkOnly),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Observe => "observe",
+            Phase::Migrate => "migrate",
+            Phase::ClerkOnly => "clerk-only",
+        }
+    }
+
+    /// Whether this phase may write to Clerk (create, link, mint sign-in tokens).
+    pub fn writes_to_clerk(self) -> bool {
+        self == Phase::Migrate
+    }
+
+    /// Whether a NextAuth session still counts as an identity.
+    pub fn accepts_nextauth(self) -> bool {
+        self != Phase::ClerkOnly
+    }
+}
+
+/// A Backend API budget: `calls` requests per `window_secs` seconds (`CLERK_RATE_LIMIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub calls: u32,
+    pub window_secs: u32,
+}
+
+impl RateLimit {
+    /// Clerk's development-instance limit, the default.
+    pub const DEVELOPMENT: RateLimit = RateLimit {
+        calls: 100,
+        window_secs: 10,
+    };
+
+    /// Parses `1000/10s`, `100/10s`, `20/1s`, `600/1m`, `100/10` (seconds implied).
+    pub fn parse(value: &str) -> Option<RateLimit> {
+        let (calls, window) = value.trim().split_once('/')?;
+        let calls: u32 = calls.trim().parse().ok()?;
+        let window = window.trim();
+        let (number, unit) = match window.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => window.split_at(at),
+            None => (window, "s"),
+        };
+        let number: u32 = if number.is_empty() {
+            1
+        } else {
+            number.parse().ok()?
+        };
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return None,
+        };
+        let window_secs = number.checked_mul(scale)?;
+        (calls > 0 && window_secs > 0).then_some(RateLimit { calls, window_secs })
+    }
+
+    /// Calls per second, for progress and ETA figures.
+    pub fn per_second(self) -> f64 {
+        f64::from(self.calls) / f64::from(self.window_secs)
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.calls, self.window_secs)
+    }
+}
+
+/// An absolute `http(s)` URL split into the parts the worker needs, without a URL crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `https://host[:port]`, no trailing slash.
+    pub origin: String,
+    /// The path prefix without a trailing slash (empty for `/`).
+    pub path: String,
+}
+
+impl BaseUrl {
+    pub fn parse(value: &str) -> Option<BaseUrl> {
+        let value = value.trim();
+        let rest = value
+            .strip_prefix("https://")
+            .map(|r| ("https://", r))
+            .or_else(|| value.strip_prefix("http://").map(|r| ("http://", r)))?;
+        let (scheme, rest) = rest;
+        if rest.contains(['?', '#', ' ', '\\']) {
+            return None;
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+            _ => (authority, None),
+        };
+        if host.is_empty() {
+            return None;
+        }
+        if let Some(port) = port {
+            if port.parse::<u16>().is_err() {
+                return None;
+            }
+        }
+        Some(BaseUrl {
+            origin: format!("{scheme}{}", authority.to_ascii_lowercase()),
+            path: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The host (and port) part, as it appears in a `Host` header.
+    pub fn host(&self) -> &str {
+        self.origin
+            .split_once("://")
+            .map(|(_, h)| h)
+            .unwrap_or(&self.origin)
+    }
+
+    /// This base joined with an absolute path (`/v1/users`).
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{}{}", self.origin, self.path, path_and_query)
+    }
+}
+
+/// A setting that is missing or malformed, named for the operator. Never carries the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+/// Everything the worker is configured with. Secrets are kept as given and never printed:
+/// the `Debug` impl redacts them.
+#[derive(Clone)]
+pub struct Config {
+    pub phase: Phase,
+    /// `None` = route mode: forward to the request's own URL.
+    pub origin_url: Option<BaseUrl>,
+    pub nextauth_secrets: Vec<String>,
+    pub nextauth_cookie_name: Option<String>,
+    pub clerk_secret_key: Option<String>,
+    pub clerk_publishable_key: Option<String>,
+    pub clerk_jwt_key: Option<String>,
+    pub clerk_authorized_parties: Vec<String>,
+    pub clerk_api_url: BaseUrl,
+    pub clerk_sign_in_url: Option<BaseUrl>,
+    pub clerk_rate_limit: RateLimit,
+    /// Name of a session-token claim carrying the legacy user id, when the app added one.
+    pub clerk_legacy_id_claim: Option<String>,
+    pub admin_token: Option<String>,
+    pub assertion_secret: Option<String>,
+    pub inject_client_script: bool,
+    /// Paths of the NextAuth sign-in routes that `clerk-only` redirects to Clerk.
+    pub nextauth_sign_in_paths: Vec<String>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("phase", &self.phase)
+            .field("origin_url", &self.origin_url)
+            .field("nextauth_secrets", &self.nextauth_secrets.len())
+            .field("nextauth_cookie_name", &self.nextauth_cookie_name)
+            .field("clerk_secret_key", &set(&self.clerk_secret_key))
+            .field("clerk_publishable_key", &self.clerk_publishable_key)
+            .field("clerk_jwt_key", &set(&self.clerk_jwt_key))
+            .field("clerk_api_url", &self.clerk_api_url)
+            .field("clerk_rate_limit", &self.clerk_rate_limit)
+            .field("admin_token", &set(&self.admin_token))
+            .field("assertion_secret", &set(&self.assertion_secret))
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
+pub const DEFAULT_SIGN_IN_PATHS: &[&str] = &["/api/auth/signin"];
+
+/// Shortest admin token accepted: a guessable token would hand out the whole user table.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+impl Config {
+    /// Reads every setting through `lookup` (vars and secrets alike; an empty string is unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let mut problems = Vec::new();
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut problem = |setting: &'static str, problem: &str| {
+            problems.push(ConfigProblem {
+                setting,
+                problem: problem.to_string(),
+            })
+        };
+
+        let phase = match get("MIGRATION_PHASE") {
+            None => Phase::Migrate,
+            Some(v) => Phase::parse(&v).unwrap_or_else(|| {
+                // An unknown phase must not write to Clerk nor lock anyone out: observe does neither.
+                problem(
+                    "MIGRATION_PHASE",
+                    "unknown phase (expected observe, migrate or clerk-only); running as observe",
+                );
+                Phase::Observe
+            }),
+        };
+
+        let origin_url = get("ORIGIN_URL").and_then(|v| {
+            let parsed = BaseUrl::parse(&v);
+            if parsed.is_none() {
+                problem(
+                    "ORIGIN_URL",
+                    "not an absolute http(s) URL; forwarding to each request's own URL",
+                );
+            }
+            parsed
+        });
+
+        let nextauth_secrets: Vec<String> = get("NEXTAUTH_SECRET")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if nextauth_secrets.is_empty() && phase.accepts_nextauth() {
+            problem(
+                "NEXTAUTH_SECRET",
+                "missing; NextAuth sessions cannot be read",
+            );
+        }
+
+        let nextauth_cookie_name = get("NEXTAUTH_COOKIE_NAME");
+        if let Some(name) = &nextauth_cookie_name {
+            if !is_cookie_name(name) {
+                problem("NEXTAUTH_COOKIE_NAME", "not a valid cookie name");
+            }
+        }
+
+        let clerk_secret_key = get("CLERK_SECRET_KEY");
+        match &clerk_secret_key {
+            None => problem(
+                "CLERK_SECRET_KEY",
+                "missing; the Backend API (migration, JWKS) is unavailable",
+            ),
+            Some(k) if !(k.starts_with("sk_test_") || k.starts_with("sk_live_")) => problem(
+                "CLERK_SECRET_KEY",
+                "does not look like a Clerk secret key (sk_test_… / sk_live_…)",
+            ),
+            Some(_) => {}
+        }
+
+        let clerk_publishable_key = get("CLERK_PUBLISHABLE_KEY");
+        match &clerk_publishable_key {
+            None => problem(
+                "CLERK_PUBLISHABLE_KEY",
+                "missing; Clerk sessions cannot be verified",
+            ),
+            Some(k) if !(k.starts_with("pk_test_") || k.starts_with("pk_live_")) => problem(
+                "CLERK_PUBLISHABLE_KEY",
+                "does not look like a Clerk publishable key (pk_test_… / pk_live_…)",
+            ),
+            Some(_) => {}
+        }
+
+        let clerk_jwt_key = get("CLERK_JWT_KEY");
+        if let Some(pem) = &clerk_jwt_key {
+            if !pem.contains("BEGIN PUBLIC KEY") {
+                problem(
+                    "CLERK_JWT_KEY",
+                    "not a PEM public key (-----BEGIN PUBLIC KEY-----)",
+                );
+            }
+        }
+
+        let clerk_authorized_parties = get("CLERK_AUTHORIZED_PARTIES")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().trim_end_matches('/'))
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let clerk_api_url = match get("CLERK_API_URL") {
+            None => BaseUrl::parse(DEFAULT_CLERK_API_URL).expect("default is valid"),
+            Some(v) => BaseUrl::parse(&v).unwrap_or_else(|| {
+                problem(
+                    "CLERK_API_URL",
+                    "not an absolute http(s) URL; using https://api.clerk.com",
+                );
+                BaseUrl::parse(DEFAULT_CLERK_API_URL).expect("default is valid")
+            }),
+        };
+
+        let clerk_sign_in_url = get("CLERK_SIGN_IN_URL").and_then(|v| {
+            let parsed = BaseUrl::parse(&v);
+            if parsed.is_none() {
+                problem("CLERK_SIGN_IN_URL", "not an absolute http(s) URL");
+            }
+            parsed
+        });
+        if clerk_sign_in_url.is_none() && phase == Phase::ClerkOnly {
+            problem(
+                "CLERK_SIGN_IN_URL",
+                "missing in clerk-only; NextAuth sign-in routes are passed to the origin",
+            );
+        }
+
+        let clerk_rate_limit = match get("CLERK_RATE_LIMIT") {
+            None => RateLimit::DEVELOPMENT,
+            Some(v) => RateLimit::parse(&v).unwrap_or_else(|| {
+                problem(
+                    "CLERK_RATE_LIMIT",
+                    "malformed (expected e.g. 1000/10s); using the development limit 100/10s",
+                );
+                RateLimit::DEVELOPMENT
+            }),
+        };
+
+        let admin_token = get("AUTH_BRIDGE_ADMIN_TOKEN").and_then(|t| {
+            if t.len() < MIN_ADMIN_TOKEN_LEN {
+                problem(
+                    "AUTH_BRIDGE_ADMIN_TOKEN",
+                    "shorter than 16 characters; admin API disabled",
+                );
+                None
+            } else {
+                Some(t)
+            }
+        });
+
+        let inject_client_script = match get("INJECT_CLIENT_SCRIPT").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => {
+                problem(
+                    "INJECT_CLIENT_SCRIPT",
+                    "expected true or false; not injecting",
+                );
+                false
+            }
+        };
+
+        let nextauth_sign_in_paths = get("NEXTAUTH_SIGN_IN_PATHS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| p.starts_with('/'))
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_else(|| {
+                DEFAULT_SIGN_IN_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+
+        Config {
+            phase,
+            origin_url,
+            nextauth_secrets,
+            nextauth_cookie_name,
+            clerk_secret_key,
+            clerk_publishable_key,
+            clerk_jwt_key,
+            clerk_authorized_parties,
+            clerk_api_url,
+            clerk_sign_in_url,
+            clerk_rate_limit,
+            clerk_legacy_id_claim: get("CLERK_LEGACY_ID_CLAIM"),
+            admin_token,
+            assertion_secret: get("AUTH_BRIDGE_ASSERTION_SECRET"),
+            inject_client_script,
+            nextauth_sign_in_paths,
+            problems,
+        }
+    }
+}
+
+/// RFC 6265 token characters.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    fn complete() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("NEXTAUTH_SECRET", "s3cret-value"),
+            ("CLERK_SECRET_KEY", "sk_test_abc"),
+            ("CLERK_PUBLISHABLE_KEY", "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k"),
+        ]
+    }
+
+    #[test]
+    fn complete_config_has_no_problems_and_safe_defaults() {
+        let c = config(&complete());
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.phase, Phase::Migrate);
+        assert_eq!(c.clerk_rate_limit, RateLimit::DEVELOPMENT);
+        assert_eq!(
+            c.clerk_api_url.join("/v1/jwks"),
+            "https://api.clerk.com/v1/jwks"
+        );
+        assert_eq!(c.origin_url, None);
+        assert_eq!(c.nextauth_sign_in_paths, vec!["/api/auth/signin"]);
+        assert!(!c.inject_client_script);
+    }
+
+    #[test]
+    fn unknown_phase_runs_as_observe_and_is_reported() {
+        let mut pairs = complete();
+        pairs.push(("MIGRATION_PHASE", "clerk_only"));
+        let c = config(&pairs);
+        assert_eq!(c.phase, Phase::Observe);
+        assert_eq!(c.problems.len(), 1);
+        assert_eq!(c.problems[0].setting, "MIGRATION_PHASE");
+    }
+
+    #[test]
+    fn each_phase_parses() {
+        for (raw, phase) in [
+            ("observe", Phase::Observe),
+            ("migrate", Phase::Migrate),
+            ("clerk-only", Phase::ClerkOnly),
+        ] {
+            assert_eq!(Phase::parse(raw), Some(phase));
+            assert_eq!(phase.as_str(), raw);
+        }
+        assert!(Phase::Migrate.writes_to_clerk());
+        assert!(!Phase::Observe.writes_to_clerk());
+        assert!(!Phase::ClerkOnly.accepts_nextauth());
+    }
+
+    #[test]
+    fn secrets_split_on_commas_and_are_never_printed() {
+        let mut pairs = complete();
+        pairs[0] = ("NEXTAUTH_SECRET", " new-secret , old-secret ,");
+        pairs.push(("AUTH_BRIDGE_ADMIN_TOKEN", "admin-token-0123456789"));
+        let c = config(&pairs);
+        assert_eq!(c.nextauth_secrets, vec!["new-secret", "old-secret"]);
+        let printed = format!("{c:?}");
+        for secret in [
+            "new-secret",
+            "old-secret",
+            "sk_test_abc",
+            "admin-token-0123456789",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked in {printed}");
+        }
+    }
+
+    #[test]
+    fn missing_settings_are_named_without_values() {
+        let c = config(&[]);
+        let named: Vec<_> = c.problems.iter().map(|p| p.setting).collect();
+        assert_eq!(
+            named,
+            vec![
+                "NEXTAUTH_SECRET",
+                "CLERK_SECRET_KEY",
+                "CLERK_PUBLISHABLE_KEY"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_values_fall_back_and_are_reported() {
+        let mut pairs = complete();
+        pairs.extend([
+            ("ORIGIN_URL", "ftp://nope"),
+            ("CLERK_API_URL", "localhost:8788"),
+            ("CLERK_RATE_LIMIT", "lots"),
+            ("CLERK_SECRET_KEY", "pk_live_wrong_kind"),
+            ("AUTH_BRIDGE_ADMIN_TOKEN", "short"),
+            ("CLERK_JWT_KEY", "not a pem"),
+            ("NEXTAUTH_COOKIE_NAME", "bad name;"),
+        ]);
+        let c = config(&pairs);
+        assert_eq!(c.origin_url, None);
+        assert_eq!(c.clerk_api_url.origin, "https://api.clerk.com");
+        assert_eq!(c.clerk_rate_limit, RateLimit::DEVELOPMENT);
+        assert_eq!(c.admin_token, None);
+        let named: Vec<_> = c.problems.iter().map(|p| p.setting).collect();
+        for setting in [
+            "ORIGIN_URL",
+            "CLERK_API_URL",
+            "CLERK_RATE_LIMIT",
+            "CLERK_SECRET_KEY",
+            "AUTH_BRIDGE_ADMIN_TOKEN",
+            "CLERK_JWT_KEY",
+            "NEXTAUTH_COOKIE_NAME",
+        ] {
+            assert!(
+                named.contains(&setting),
+                "{setting} not reported: {named:?}"
+            );
+        }
+        assert!(!format!("{:?}", c.problems).contains("pk_live_wrong_kind"));
+    }
+
+    #[test]
+    fn rate_limits_parse() {
+        let cases = [
+            ("1000/10s", Some((1000, 10))),
+            ("100/10s", Some((100, 10))),
+            ("20/1s", Some((20, 1))),
+            ("600/1m", Some((600, 60))),
+            ("600/m", Some((600, 60))),
+            ("50/10", Some((50, 10))),
+            (" 5 / 2s ", Some((5, 2))),
+            ("0/10s", None),
+            ("10/0s", None),
+            ("10/10d", None),
+            ("ten/10s", None),
+            ("100", None),
+            ("", None),
+        ];
+        for (raw, want) in cases {
+            let got = RateLimit::parse(raw).map(|r| (r.calls, r.window_secs));
+            assert_eq!(got, want, "{raw:?}");
+        }
+        assert_eq!(RateLimit::parse("1000/10s").unwrap().per_second(), 100.0);
+    }
+
+    #[test]
+    fn base_urls_parse_and_join() {
+        let u = BaseUrl::parse("http://127.0.0.1:8788/").unwrap();
+        assert_eq!(u.origin, "http://127.0.0.1:8788");
+        assert_eq!(u.host(), "127.0.0.1:8788");
+        assert_eq!(
+            u.join("/v1/users?limit=1"),
+            "http://127.0.0.1:8788/v1/users?limit=1"
+        );
+        let u = BaseUrl::parse("https://App.Example.com/base/").unwrap();
+        assert_eq!(u.join("/x"), "https://app.example.com/base/x");
+        for bad in [
+            "",
+            "example.com",
+            "https://",
+            "https://a:b",
+            "https://u@h",
+            "https://h?q",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(BaseUrl::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sign_in_paths_and_injection_flag() {
+        let mut pairs = complete();
+        pairs.extend([
+            ("NEXTAUTH_SIGN_IN_PATHS", "/api/auth/signin, /login ,nope"),
+            ("INJECT_CLIENT_SCRIPT", "true"),
+            ("MIGRATION_PHASE", "clerk-only"),
+            ("CLERK_SIGN_IN_URL", "https://accounts.example.com/sign-in"),
+        ]);
+        let c = config(&pairs);
+        assert_eq!(c.nextauth_sign_in_paths, vec!["/api/auth/signin", "/login"]);
+        assert!(c.inject_client_script);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+    }
+}

@@ -15,3 +15,4 @@ pub mod proxy;
 pub mod routes;
 
 mod entry;
+pub mod gateway;

@@ -1,0 +1,102 @@
+// Runs the built worker (build/index.js + build/index_bg.wasm) in Miniflare 4 — real workerd —
+// with local KV and Queue bindings, as wrangler.toml declares them.
+import path from 'node:path';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BUILD = path.join(ROOT, 'build');
+
+export const COMPATIBILITY_DATE = '2026-04-01';
+
+/** The worker's module list, as Miniflare needs it. */
+export function bridgeModules() {
+  return {
+    modulesRoot: BUILD,
+    modules: [
+      { type: 'ESModule', path: path.join(BUILD, 'index.js') },
+      { type: 'CompiledWasm', path: path.join(BUILD, 'index_bg.wasm') },
+    ],
+  };
+}
+
+/** Options for the bridge worker with the bindings from wrangler.toml. */
+export function bridgeWorker(vars = {}, extra = {}) {
+  return {
+    name: 'auth-bridge',
+    ...bridgeModules(),
+    compatibilityDate: COMPATIBILITY_DATE,
+    bindings: { MIGRATION_PHASE: 'migrate', ...vars },
+    kvNamespaces: ['AUTH_BRIDGE_KV'],
+    queueProducers: { IMPORT_QUEUE: { queueName: 'auth-bridge-import' } },
+    queueConsumers: {
+      'auth-bridge-import': {
+        maxBatchSize: 10,
+        maxBatchTimeout: 1,
+        maxRetries: 3,
+        deadLetterQueue: 'auth-bridge-import-dlq',
+      },
+      'auth-bridge-import-dlq': { maxBatchSize: 10, maxBatchTimeout: 1 },
+    },
+    ...extra,
+  };
+}
+
+/**
+ * Starts the worker. `vars` become [vars]/secrets; returns its base URL, the Miniflare instance
+ * and helpers. Close it with `await w.close()`.
+ */
+export async function startBridge(vars = {}, { log = false, extraWorkers = [] } = {}) {
+  const mf = new Miniflare({
+    workers: [bridgeWorker(vars), ...extraWorkers],
+    port: 0,
+    host: '127.0.0.1',
+    verbose: log,
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, '');
+  return {
+    mf,
+    url,
+    fetch: (p, init = {}) => fetch(url + p, { redirect: 'manual', ...init }),
+    kv: () => mf.getKVNamespace('AUTH_BRIDGE_KV'),
+    scheduled: async (scheduledTime = Date.now()) => {
+      const worker = await mf.getWorker('auth-bridge');
+      return worker.scheduled({ cron: '* * * * *', scheduledTime: new Date(scheduledTime) });
+    },
+    close: () => mf.dispose(),
+  };
+}
+
+/** Starts a Node HTTP server on 127.0.0.1 with the given handler; resolves to {url, close}. */
+export function listen(handler) {
+  return new Promise((resolve) => {
+    const server = http.createServer(handler);
+    const sockets = new Set();
+    server.on('connection', (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        port,
+        server,
+        close: () =>
+          new Promise((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+/** A free TCP port on 127.0.0.1 that nothing listens on (for "origin down"). */
+export async function deadPort() {
+  const s = await listen(() => {});
+  const { port } = s;
+  await s.close();
+  return port;
+}
