@@ -134,13 +134,6 @@ impl<'a> Cookies<'a> {
         self.truncated
     }
 
-    /// Whether any non-empty cookie is a piece of the session cookie `base`.
-    pub fn has_session_cookie(&self, base: &str) -> bool {
-        self.pairs
-            .iter()
-            .any(|(n, v)| !v.is_empty() && n.starts_with(base))
-    }
-
     /// Reassembles the session cookie `base` from `<base>` or `<base>.0 … <base>.<n>`.
     ///
     /// `Ok(None)` when no non-empty piece is present. A single piece is returned borrowed.
@@ -362,12 +355,6 @@ mod tests {
             Cookies::parse(&header).session_value(BASE),
             Err(ChunkError::TooLarge)
         );
-    }
-
-    #[test]
-    fn has_session_cookie_ignores_empty_values() {
-        assert!(!Cookies::parse("authjs.session-token=").has_session_cookie(BASE));
-        assert!(Cookies::parse("authjs.session-token.3=x").has_session_cookie(BASE));
     }
 
     #[test]

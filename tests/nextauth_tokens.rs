@@ -701,6 +701,11 @@ fn precedence_between_cookie_names() {
     );
     // An empty cookie (a deletion) is no cookie.
     assert_eq!(name_of(outcome(&f, &format!("{V5}=; {V4}={v4}"))), V4);
+    // First occurrence wins even when empty: the v5 cookie is absent, v4 is read.
+    assert_eq!(
+        name_of(outcome(&f, &format!("{V5}=; {V5}={v5}; {V4}={v4}"))),
+        V4
+    );
     assert_eq!(outcome(&f, "theme=dark"), NextAuthOutcome::NoCookie);
     assert_eq!(outcome(&f, ""), NextAuthOutcome::NoCookie);
 }

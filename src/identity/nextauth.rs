@@ -509,17 +509,19 @@ impl NextAuthVerifier {
 
     /// Finds the session cookie in the request cookies and decodes it.
     pub fn session_from_cookies(&self, cookies: &Cookies<'_>, now: u64) -> NextAuthOutcome {
-        let Some(scheme) = self
-            .schemes
-            .iter()
-            .find(|s| cookies.has_session_cookie(&s.name))
-        else {
-            return NextAuthOutcome::NoCookie;
-        };
-        let value = match cookies.session_value(&scheme.name) {
-            Ok(Some(value)) => value,
-            Ok(None) => return NextAuthOutcome::NoCookie,
-            Err(e) => return NextAuthOutcome::Rejected(e.into()),
+        // The first name with a non-empty value decides; an empty one is a deleted cookie.
+        let found =
+            self.schemes
+                .iter()
+                .find_map(|scheme| match cookies.session_value(&scheme.name) {
+                    Ok(None) => None,
+                    Ok(Some(value)) => Some(Ok((scheme, value))),
+                    Err(e) => Some(Err(e)),
+                });
+        let (scheme, value) = match found {
+            None => return NextAuthOutcome::NoCookie,
+            Some(Err(e)) => return NextAuthOutcome::Rejected(e.into()),
+            Some(Ok(found)) => found,
         };
         if value.len() > MAX_TOKEN_LEN {
             return NextAuthOutcome::Rejected(NextAuthError::TooLarge);
