@@ -8,6 +8,7 @@
 //! into a [`ClerkError`] with [`error_from_response`].
 
 pub mod error;
+pub mod memory;
 pub mod model;
 pub mod request;
 
