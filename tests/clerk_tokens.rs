@@ -755,6 +755,8 @@ fn malformed_publishable_keys_are_refused_clearly() {
 // Request-state rules
 // ---------------------------------------------------------------------------------------------
 
+type CookiePairs<'a> = Vec<(&'a str, &'a str)>;
+
 fn cookie_jar<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> + 'a {
     move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
@@ -808,7 +810,7 @@ fn bearer_token_skips_the_cookie_rules() {
 fn client_uat_and_session_cookie_combinations() {
     let token = cookie_token(&format!("https://{LIVE_FAPI}"), NOW, NOW + 60);
     use ClerkTokenSource as S;
-    let cases: Vec<(Vec<(&str, &str)>, ClerkTokenSource)> = vec![
+    let cases: Vec<(CookiePairs, ClerkTokenSource)> = vec![
         (
             vec![],
             S::SignedOut(SignedOutReason::SessionTokenAndUatMissing),
@@ -866,7 +868,7 @@ fn client_uat_and_session_cookie_combinations() {
 fn development_instances_need_the_dev_browser_token() {
     let token = cookie_token(&format!("https://{DEV_FAPI}"), NOW, NOW + 60);
     let pk = PublishableKey::parse(DEV_PK).unwrap();
-    let without_db: Vec<(&str, &str)> = vec![("__client_uat", "1759999990"), ("__session", &token)];
+    let without_db: CookiePairs = vec![("__client_uat", "1759999990"), ("__session", &token)];
     assert_eq!(
         session_token_from_request(&cookie_jar(&without_db), None, false, &pk, NOW),
         ClerkTokenSource::NeedsHandshake(HandshakeReason::DevBrowserMissing)
@@ -919,7 +921,7 @@ fn suffixed_cookies_are_chosen_as_clerk_does() {
     let uat_sfx = format!("__client_uat_{LIVE_SUFFIX}");
     use ClerkTokenSource as S;
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, ClerkTokenSource)> = vec![
+    let cases: Vec<(&str, CookiePairs, ClerkTokenSource)> = vec![
         (
             "suffixed newer than plain: suffixed",
             vec![
