@@ -1,4 +1,102 @@
-//! Who is making this request: a Clerk session, a NextAuth session, or nobody.
+//! Who is making this request: a Clerk session, a NextAuth session, or nobody — and the
+//! headers that tell the origin.
 
+pub mod assertion;
+pub mod cache;
 pub mod clerk;
+pub mod jwks;
 pub mod nextauth;
+pub mod webcrypto;
+
+/// Where the request's identity came from (`x-auth-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Clerk,
+    NextAuth,
+    Anonymous,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Clerk => "clerk",
+            Source::NextAuth => "nextauth",
+            Source::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// The one identity forwarded to the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub source: Source,
+    /// The app's stable user id (`x-auth-user-id`): the legacy id when there is one.
+    pub user_id: Option<String>,
+    pub clerk_user_id: Option<String>,
+    pub email: Option<String>,
+    pub session_id: Option<String>,
+}
+
+impl Identity {
+    pub fn anonymous() -> Identity {
+        Identity {
+            source: Source::Anonymous,
+            user_id: None,
+            clerk_user_id: None,
+            email: None,
+            session_id: None,
+        }
+    }
+
+    /// The identity headers, in a fixed order; absent facts are absent headers.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("x-auth-source", self.source.as_str().to_string())];
+        let optional = [
+            ("x-auth-user-id", &self.user_id),
+            ("x-auth-clerk-user-id", &self.clerk_user_id),
+            ("x-auth-email", &self.email),
+            ("x-auth-session-id", &self.session_id),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                out.push((name, value.clone()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_sends_only_the_source() {
+        assert_eq!(
+            Identity::anonymous().headers(),
+            vec![("x-auth-source", "anonymous".to_string())]
+        );
+    }
+
+    #[test]
+    fn known_facts_become_headers() {
+        let id = Identity {
+            source: Source::Clerk,
+            user_id: Some("legacy-1".into()),
+            clerk_user_id: Some("user_2abc".into()),
+            email: Some("a@example.com".into()),
+            session_id: Some("sess_1".into()),
+        };
+        let names: Vec<_> = id.headers().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "x-auth-source",
+                "x-auth-user-id",
+                "x-auth-clerk-user-id",
+                "x-auth-email",
+                "x-auth-session-id"
+            ]
+        );
+    }
+}
