@@ -119,7 +119,8 @@ pub struct PacerConfig {
     pub safety_margin_pct: u32,
     /// Calls one queued record may cost (find by id, find by email, create or patch).
     pub calls_per_record: u32,
-    /// How far ahead one tick plans (the cron interval).
+    /// How far ahead one tick plans. Twice the cron interval, so one skipped or late tick
+    /// leaves no gap (a tick only plans slots not planned before, so overlap costs nothing).
     pub horizon_ms: u64,
 }
 
@@ -129,7 +130,7 @@ impl Default for PacerConfig {
             limit: RateLimit::default(),
             safety_margin_pct: 20,
             calls_per_record: 3,
-            horizon_ms: 60_000,
+            horizon_ms: 120_000,
         }
     }
 }
@@ -200,13 +201,15 @@ impl Pacer {
         self.budget_per_window() / self.config.calls_per_record.max(1)
     }
 
-    /// Plans up to `backlog` records. `others` holds every non-planned call: the trickle's
-    /// (past) and reservations such as queue retries (future).
+    /// Plans up to `backlog` records. `trickle` holds the trickle's recent calls (its pace in
+    /// the last window is assumed to continue); `reserved` holds future calls already
+    /// committed outside the plan, such as queue retries, at the time they will run.
     pub fn plan(
         &self,
         state: &mut PacerState,
         now_ms: u64,
-        others: &CallCounter,
+        trickle: &CallCounter,
+        reserved: &CallCounter,
         backlog: usize,
     ) -> Plan {
         let cfg = &self.config;
@@ -235,7 +238,7 @@ impl Pacer {
         }
         // The trickle is assumed to keep its recent pace (priority: reserved before planning).
         let recent_trickle =
-            others.calls_between(now_ms.saturating_sub(cfg.limit.window_ms), now_ms);
+            trickle.calls_between(now_ms.saturating_sub(cfg.limit.window_ms), now_ms);
         let forecast = recent_trickle.div_ceil(w as u32);
         let per_slot_cap = self.records_per_window().div_ceil(w as u32).max(1);
 
@@ -245,7 +248,7 @@ impl Pacer {
         let mut load: Vec<u32> = (lo..hi)
             .map(|s| {
                 let future = if s >= now_slot { forecast } else { 0 };
-                state.planned.slot(s) + others.slot(s) + future
+                state.planned.slot(s) + trickle.slot(s) + reserved.slot(s) + future
             })
             .collect();
         let idx = |s: u64| (s - lo) as usize;
@@ -287,14 +290,20 @@ impl Pacer {
     }
 
     /// The consumer's live check before a record's calls: `Ok` if `cost` more calls keep the
-    /// last window (all sources, `recent`) within the batch budget; otherwise how long to wait.
+    /// last window (all sources, `recent`) within the limit less a quarter of the margin;
+    /// otherwise how long to wait. The plan shapes to the full margin; this is the hard guard
+    /// for when the trickle surges or records cost more than planned. Buckets are whole
+    /// seconds, so the read is rounded outwards (one extra second): conservative.
     pub fn admit(&self, now_ms: u64, recent: &CallCounter, cost: u32) -> Result<(), u64> {
-        let window = self.config.limit.window_ms;
-        let used = recent.calls_between((now_ms + SLOT_MS).saturating_sub(window), now_ms + 1);
-        if used + cost <= self.budget_per_window() {
+        let c = &self.config;
+        let window = c.limit.window_ms;
+        let hard =
+            (c.limit.calls as u64 * (400 - (c.safety_margin_pct as u64).min(100)) / 400) as u32;
+        let used = recent.calls_between(now_ms.saturating_sub(window), now_ms + 1);
+        if used + cost <= hard {
             Ok(())
         } else {
-            // Wait at least a slot; a window's worth at most.
+            // Wait at least a slot; a quarter window at most.
             Err(SLOT_MS.max(window / 4))
         }
     }
@@ -337,10 +346,10 @@ mod tests {
     fn plan_spreads_and_respects_every_window() {
         let p = Pacer::new(PacerConfig::default());
         let mut st = PacerState::default();
-        let plan = p.plan(&mut st, 0, &CallCounter::new(), 10_000);
-        // 80 calls / 10 s, 3 per record → 26 records per window → ~156 per minute.
+        let plan = p.plan(&mut st, 0, &CallCounter::new(), &CallCounter::new(), 10_000);
+        // 80 calls / 10 s, 3 per record → 26 records per window → ~312 per two minutes.
         assert!(
-            plan.records() >= 140 && plan.records() <= 160,
+            plan.records() >= 290 && plan.records() <= 315,
             "{}",
             plan.records()
         );
@@ -351,24 +360,48 @@ mod tests {
             .collect();
         assert!(max_window(&calls, 10_000) <= 80);
         assert!(plan.delays_secs.windows(2).all(|w| w[0] <= w[1]));
-        assert!(*plan.delays_secs.last().unwrap() < 60);
+        assert!(*plan.delays_secs.last().unwrap() < 120);
     }
 
     #[test]
     fn doubled_tick_adds_nothing_and_late_tick_does_not_burst() {
         let p = Pacer::new(PacerConfig::default());
         let mut st = PacerState::default();
-        let a = p.plan(&mut st, 0, &CallCounter::new(), 100_000);
-        let b = p.plan(&mut st, 0, &CallCounter::new(), 100_000);
+        let a = p.plan(
+            &mut st,
+            0,
+            &CallCounter::new(),
+            &CallCounter::new(),
+            100_000,
+        );
+        let b = p.plan(
+            &mut st,
+            0,
+            &CallCounter::new(),
+            &CallCounter::new(),
+            100_000,
+        );
         assert_eq!(b.records(), 0, "the span is already planned");
         // Two seconds later: two more seconds of budget (≤ 3 records per slot), no more.
-        let b = p.plan(&mut st, 2_000, &CallCounter::new(), 100_000);
+        let b = p.plan(
+            &mut st,
+            2_000,
+            &CallCounter::new(),
+            &CallCounter::new(),
+            100_000,
+        );
         assert!(
             b.records() <= 6 && b.delays_secs.iter().all(|d| *d >= 58),
             "{b:?}"
         );
         // Ten minutes late: plans one horizon, not eleven.
-        let c = p.plan(&mut st, 660_000, &CallCounter::new(), 100_000);
+        let c = p.plan(
+            &mut st,
+            660_000,
+            &CallCounter::new(),
+            &CallCounter::new(),
+            100_000,
+        );
         assert!(
             c.records() <= a.records() + 1,
             "{} vs {}",
@@ -377,9 +410,23 @@ mod tests {
         );
         // A tick half-way through the previous span plans only the new half.
         let mut st = PacerState::default();
-        let full = p.plan(&mut st, 0, &CallCounter::new(), 100_000).records();
+        let full = p
+            .plan(
+                &mut st,
+                0,
+                &CallCounter::new(),
+                &CallCounter::new(),
+                100_000,
+            )
+            .records();
         let half = p
-            .plan(&mut st, 30_000, &CallCounter::new(), 100_000)
+            .plan(
+                &mut st,
+                30_000,
+                &CallCounter::new(),
+                &CallCounter::new(),
+                100_000,
+            )
             .records();
         assert!(half < full * 2 / 3, "{half} vs {full}");
     }
@@ -390,7 +437,13 @@ mod tests {
         let mut st = PacerState::default();
         let mut calls = Vec::new();
         for tick in [0u64, 45_000, 61_000, 100_000, 100_500, 190_000] {
-            let plan = p.plan(&mut st, tick, &CallCounter::new(), 100_000);
+            let plan = p.plan(
+                &mut st,
+                tick,
+                &CallCounter::new(),
+                &CallCounter::new(),
+                100_000,
+            );
             calls.extend(
                 plan.delays_secs
                     .iter()
@@ -411,13 +464,20 @@ mod tests {
             &mut PacerState::default(),
             100_000,
             &CallCounter::new(),
+            &CallCounter::new(),
             100_000,
         );
         let mut trickle = CallCounter::new();
         for s in 91..100 {
             trickle.record(s * 1000, 4); // ~40 calls in the last window
         }
-        let busy = p.plan(&mut PacerState::default(), 100_000, &trickle, 100_000);
+        let busy = p.plan(
+            &mut PacerState::default(),
+            100_000,
+            &trickle,
+            &CallCounter::new(),
+            100_000,
+        );
         assert!(
             busy.records() * 2 <= idle.records() + 2,
             "{} vs {}",
@@ -426,7 +486,13 @@ mod tests {
         );
         let mut reserved = CallCounter::new();
         reserved.record(120_000, 80); // a window's budget, reserved by retries
-        let r = p.plan(&mut PacerState::default(), 100_000, &reserved, 100_000);
+        let r = p.plan(
+            &mut PacerState::default(),
+            100_000,
+            &CallCounter::new(),
+            &reserved,
+            100_000,
+        );
         assert!(
             r.delays_secs.iter().all(|d| !(11..30).contains(d)),
             "{:?}",
@@ -439,19 +505,37 @@ mod tests {
         let p = Pacer::new(PacerConfig::default());
         let mut st = PacerState::default();
         st.pause_until(30_000);
-        let plan = p.plan(&mut st, 0, &CallCounter::new(), 100_000);
+        let plan = p.plan(
+            &mut st,
+            0,
+            &CallCounter::new(),
+            &CallCounter::new(),
+            100_000,
+        );
         assert!(plan.delays_secs.iter().all(|d| *d >= 30));
         assert!(plan.records() > 0);
         st.pause();
         assert_eq!(
-            p.plan(&mut st, 60_000, &CallCounter::new(), 100_000)
-                .records(),
+            p.plan(
+                &mut st,
+                60_000,
+                &CallCounter::new(),
+                &CallCounter::new(),
+                100_000
+            )
+            .records(),
             0
         );
         st.resume();
         assert!(
-            p.plan(&mut st, 120_000, &CallCounter::new(), 100_000)
-                .records()
+            p.plan(
+                &mut st,
+                120_000,
+                &CallCounter::new(),
+                &CallCounter::new(),
+                100_000
+            )
+            .records()
                 > 0
         );
     }
@@ -460,10 +544,14 @@ mod tests {
     fn admit_checks_the_live_window() {
         let p = Pacer::new(PacerConfig::default());
         let mut c = CallCounter::new();
-        c.record(5_000, 78);
-        assert!(p.admit(9_000, &c, 3).is_err());
+        c.record(5_000, 93);
+        assert!(p.admit(9_000, &c, 3).is_err(), "hard guard is 95 of 100");
         assert!(p.admit(9_000, &c, 2).is_ok());
-        assert!(p.admit(15_000, &c, 3).is_ok(), "the calls left the window");
+        assert!(p.admit(16_000, &c, 3).is_ok(), "the calls left the window");
+        assert!(
+            p.admit(15_500, &c, 3).is_err(),
+            "second buckets are read conservatively"
+        );
     }
 
     #[test]
@@ -476,9 +564,10 @@ mod tests {
             &mut PacerState::default(),
             0,
             &CallCounter::new(),
+            &CallCounter::new(),
             1_000_000,
         );
-        // 16 calls per second → 5 records per second.
-        assert_eq!(plan.records(), 5 * 60);
+        // 16 calls per second → 5 records per second, for the two-minute horizon.
+        assert_eq!(plan.records(), 5 * 120);
     }
 }

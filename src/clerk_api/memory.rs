@@ -45,10 +45,13 @@ pub struct MemoryClerk {
     window: RefCell<VecDeque<u64>>,
     /// Every request's arrival time (accepted or not), in order.
     pub request_log: RefCell<Vec<u64>>,
+    /// Arrival times of requests that passed the rate limit.
+    pub accepted_log: RefCell<Vec<u64>>,
     pub rate_limited: Cell<u64>,
     fault_hook: RefCell<Option<FaultHook>>,
     seq: Cell<u64>,
     search_lag_ms: Cell<u64>,
+    unique_external_id: Cell<bool>,
 }
 
 impl Default for MemoryClerk {
@@ -65,10 +68,12 @@ impl MemoryClerk {
             rate_limit,
             window: RefCell::default(),
             request_log: RefCell::default(),
+            accepted_log: RefCell::default(),
             rate_limited: Cell::new(0),
             fault_hook: RefCell::new(None),
             seq: Cell::new(0),
             search_lag_ms: Cell::new(0),
+            unique_external_id: Cell::new(true),
         }
     }
 
@@ -83,6 +88,28 @@ impl MemoryClerk {
     /// its writes), while uniqueness checks do.
     pub fn set_search_lag(&self, lag_ms: u64) {
         self.search_lag_ms.set(lag_ms);
+    }
+
+    /// Whether `external_id` collisions are refused (on by default). Off, duplicates by
+    /// external id become observable, which is what a simulation wants to count.
+    pub fn set_unique_external_id(&self, on: bool) {
+        self.unique_external_id.set(on);
+    }
+
+    /// Clerk users per external id that has more than one (should be empty).
+    pub fn duplicate_external_ids(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let t = self.tables.borrow();
+        for u in &t.users {
+            if let Some(x) = &u.external_id {
+                *counts.entry(x).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect()
     }
 
     /// `hook(request number)` decides a fault per request.
@@ -126,6 +153,7 @@ impl MemoryClerk {
             }
             w.push_back(now);
         }
+        self.accepted_log.borrow_mut().push(now);
         Ok(n)
     }
 
@@ -175,7 +203,7 @@ impl MemoryClerk {
             });
         }
         if let Some(x) = &body.external_id {
-            if t.by_external_id.contains_key(x) {
+            if self.unique_external_id.get() && t.by_external_id.contains_key(x) {
                 return Err(Self::exists("external_id"));
             }
         }
@@ -319,7 +347,7 @@ impl ClerkApi for MemoryClerk {
         let mut t = self.tables.borrow_mut();
         let idx = *t.by_id.get(id).ok_or_else(Self::not_found)?;
         if let Some(x) = &body.external_id {
-            if t.by_external_id.get(x).is_some_and(|&i| i != idx) {
+            if self.unique_external_id.get() && t.by_external_id.get(x).is_some_and(|&i| i != idx) {
                 return Err(Self::exists("external_id"));
             }
         }
