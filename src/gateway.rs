@@ -4,56 +4,71 @@
 //! This is glue: it reads the environment and calls the pure modules. Nothing in it may turn an
 //! ordinary request into a 500; any failure on the way degrades to anonymity or a clear 502.
 
-use std::rc::Rc;
+use worker::{console_log, Context, Env, MessageBatch, MessageExt, Request};
 
-use worker::{console_error, console_log, Context, Env, MessageBatch, MessageExt, Request};
-
-use crate::config::Config;
-use crate::identity::Identity;
+use crate::identity::resolver::RequestFacts;
+use crate::isolate::{self, Isolate};
 use crate::{proxy, routes};
 
-thread_local! {
-    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
-}
-
-/// The isolate's configuration, read from the environment once and logged once if incomplete.
-pub fn config(env: &Env) -> Rc<Config> {
-    CONFIG.with(|cell| {
-        cell.get_or_init(|| {
-            let config = Config::from_lookup(|name| {
-                env.var(name)
-                    .ok()
-                    .map(|v| v.to_string())
-                    .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
-            });
-            for problem in &config.problems {
-                console_error!("auth-bridge config: {problem}");
-            }
-            Rc::new(config)
-        })
-        .clone()
-    })
-}
-
 pub async fn handle(req: Request, env: Env, _ctx: Context) -> web_sys::Response {
-    let config = config(&env);
-    let path = req.path();
-    if path.starts_with(routes::PREFIX) {
-        return routes::handle(&req, &env, &config).await;
+    let isolate = Isolate::get(&env);
+    let config = &isolate.config;
+    let url = req.url().ok();
+    let request_origin = url
+        .as_ref()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let origin_base = config
+        .origin_url
+        .as_ref()
+        .map(|o| o.join(""))
+        .unwrap_or(request_origin);
+    let headers = req.headers();
+    let cookie_header = headers.get("cookie").ok().flatten();
+    let authorization = headers.get("authorization").ok().flatten();
+    let dev_browser_in_query = url.as_ref().is_some_and(|u| {
+        u.query_pairs()
+            .any(|(k, _)| k == crate::identity::clerk::DEV_BROWSER_QUERY_PARAM)
+    });
+    let facts = RequestFacts {
+        cookie_header: cookie_header.as_deref(),
+        authorization: authorization.as_deref(),
+        dev_browser_in_query,
+        origin_base: &origin_base,
+    };
+    let kv = isolate::kv(&env);
+    let now = isolate::now_secs();
+    let resolution = isolate.identity.resolve(&facts, kv.as_ref(), now).await;
+
+    if req.path().starts_with(routes::PREFIX) {
+        return routes::handle(&req, &env, &isolate, &resolution).await;
     }
-    let identity = Identity::anonymous();
-    proxy::forward(req.inner(), &config, &identity).await
+
+    let mut identity_headers = resolution.identity.headers();
+    if let Some(signer) = &isolate.assertion {
+        let audience = config
+            .origin_url
+            .as_ref()
+            .map(|o| o.host().to_string())
+            .or_else(|| url.as_ref().and_then(|u| u.host_str().map(str::to_string)))
+            .unwrap_or_default();
+        identity_headers.push((
+            "x-auth-assertion",
+            signer.sign(&resolution.identity, &audience, now),
+        ));
+    }
+    proxy::forward(req.inner(), config, &identity_headers).await
 }
 
 /// Cron Trigger: the batch pacer.
 pub async fn tick(_scheduled_time: f64, env: Env) {
-    let _config = config(&env);
+    let _isolate = Isolate::get(&env);
     console_log!("auth-bridge: pacer tick");
 }
 
 /// Queue consumer for `auth-bridge-import`.
 pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
-    let _config = config(&env);
+    let _isolate = Isolate::get(&env);
     for message in batch.raw_iter() {
         message.ack();
     }

@@ -16,3 +16,4 @@ pub mod routes;
 
 mod entry;
 pub mod gateway;
+pub mod isolate;

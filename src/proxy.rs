@@ -4,7 +4,6 @@
 //! answer (status, every `Set-Cookie`, redirects, streaming bodies) comes back untouched.
 
 use crate::config::{BaseUrl, Config};
-use crate::identity::Identity;
 
 /// Prefix of every identity header; inbound copies are removed so nobody can forge them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
@@ -38,9 +37,9 @@ pub fn upstream_url(request_url: &str, origin: Option<&BaseUrl>) -> String {
 pub async fn forward(
     req: &web_sys::Request,
     config: &Config,
-    identity: &Identity,
+    identity_headers: &[(&'static str, String)],
 ) -> web_sys::Response {
-    match try_forward(req, config, identity).await {
+    match try_forward(req, config, identity_headers).await {
         Ok(response) => response,
         Err(reason) => {
             worker::console_error!("auth-bridge: origin unreachable: {reason}");
@@ -52,7 +51,7 @@ pub async fn forward(
 async fn try_forward(
     req: &web_sys::Request,
     config: &Config,
-    identity: &Identity,
+    identity_headers: &[(&'static str, String)],
 ) -> Result<web_sys::Response, String> {
     let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
     let headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
@@ -74,8 +73,8 @@ async fn try_forward(
         headers.set("x-forwarded-proto", proto).map_err(js)?;
         headers.delete("host").map_err(js)?;
     }
-    for (name, value) in identity.headers() {
-        headers.set(name, &value).map_err(js)?;
+    for (name, value) in identity_headers {
+        headers.set(name, value).map_err(js)?;
     }
 
     let init = web_sys::RequestInit::new();

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod clerk;
 pub mod jwks;
 pub mod nextauth;
+pub mod resolver;
 pub mod webcrypto;
 
 /// Where the request's identity came from (`x-auth-source`).

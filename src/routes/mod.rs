@@ -2,11 +2,17 @@
 
 use worker::{Env, Request};
 
-use crate::config::Config;
+use crate::identity::resolver::Resolution;
+use crate::isolate::Isolate;
 
 pub const PREFIX: &str = "/__auth-bridge/";
 
-pub async fn handle(req: &Request, _env: &Env, _config: &Config) -> web_sys::Response {
+pub async fn handle(
+    req: &Request,
+    _env: &Env,
+    _isolate: &Isolate,
+    _resolution: &Resolution,
+) -> web_sys::Response {
     let _ = req;
     plain(404, "Not Found")
 }

@@ -1,0 +1,79 @@
+//! Everything built once per isolate: the configuration, the identity resolver (derived NextAuth
+//! keys, parsed Clerk keys), the assertion signer. Workers reuse an isolate for many requests,
+//! so none of this is paid per request.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use worker::kv::KvStore;
+use worker::{console_error, Env};
+
+use crate::config::Config;
+use crate::identity::assertion::AssertionSigner;
+use crate::identity::resolver::IdentityResolver;
+
+/// Name of the KV binding (wrangler.toml).
+pub const KV_BINDING: &str = "AUTH_BRIDGE_KV";
+/// Name of the Queue producer binding (wrangler.toml).
+pub const QUEUE_BINDING: &str = "IMPORT_QUEUE";
+
+pub struct Isolate {
+    pub config: Config,
+    pub identity: IdentityResolver,
+    pub assertion: Option<AssertionSigner>,
+    /// Every configuration problem, for the log (once) and the admin status. Never holds values.
+    pub problems: Vec<String>,
+}
+
+thread_local! {
+    static ISOLATE: OnceCell<Rc<Isolate>> = const { OnceCell::new() };
+}
+
+impl Isolate {
+    /// The isolate's state, built on first use.
+    pub fn get(env: &Env) -> Rc<Isolate> {
+        ISOLATE.with(|cell| cell.get_or_init(|| Rc::new(Isolate::build(env))).clone())
+    }
+
+    fn build(env: &Env) -> Isolate {
+        let config = Config::from_lookup(|name| {
+            env.var(name)
+                .ok()
+                .map(|v| v.to_string())
+                .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+        });
+        let mut problems: Vec<String> = config.problems.iter().map(|p| p.to_string()).collect();
+        let kv = kv(env);
+        if kv.is_none() {
+            problems.push(format!(
+                "{KV_BINDING}: KV binding missing; migration state cannot be kept"
+            ));
+        }
+        let identity = IdentityResolver::new(&config, kv, &mut problems);
+        let assertion = config.assertion_secret.as_deref().map(AssertionSigner::new);
+        for problem in &problems {
+            console_error!("auth-bridge config: {problem}");
+        }
+        Isolate {
+            config,
+            identity,
+            assertion,
+            problems,
+        }
+    }
+}
+
+/// The KV namespace, when bound.
+pub fn kv(env: &Env) -> Option<KvStore> {
+    env.kv(KV_BINDING).ok()
+}
+
+/// Unix time in seconds, from the JS clock (`SystemTime` panics on wasm32).
+pub fn now_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}

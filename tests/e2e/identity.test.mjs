@@ -1,0 +1,202 @@
+// Identity at the edge under real workerd: cookies minted by next-auth 4 and @auth/core, Clerk
+// tokens signed by the local Clerk server's RSA key and verified through its JWKS.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { startBridge } from './harness.mjs';
+import { startOrigin } from './origin.mjs';
+import { startClerkServer } from '../clerk-server/server.mjs';
+import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
+
+const SECRET = 'nextauth-secret-for-identity-tests';
+const OLD_SECRET = 'an-older-rotated-secret';
+const ASSERTION_SECRET = 'assertion-secret-shared-with-origin';
+const FAPI = 'clerk.identity-tests.example.com';
+
+let origin, clerk, bridge;
+
+before(async () => {
+  origin = await startOrigin();
+  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_') });
+  bridge = await startBridge({
+    ORIGIN_URL: origin.url,
+    NEXTAUTH_SECRET: `${SECRET},${OLD_SECRET}`,
+    CLERK_SECRET_KEY: clerk.secretKey,
+    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
+    CLERK_API_URL: clerk.url,
+    AUTH_BRIDGE_ASSERTION_SECRET: ASSERTION_SECRET,
+  });
+});
+after(async () => {
+  await bridge?.close();
+  await clerk?.close();
+  await origin?.close();
+});
+
+/** What the origin saw of identity for a request with these headers. */
+async function seenIdentity(headers = {}) {
+  const res = await bridge.fetch('/whoami', { headers });
+  assert.equal(res.status, 200);
+  const seen = await res.json();
+  return Object.fromEntries(Object.entries(seen.headers).filter(([k]) => k.startsWith('x-auth-')));
+}
+
+function decodeJws(token) {
+  const [h, p, s] = token.split('.');
+  return { header: JSON.parse(Buffer.from(h, 'base64url')), payload: JSON.parse(Buffer.from(p, 'base64url')), h, p, s };
+}
+
+function checkAssertion(identity, expected) {
+  const { header, payload, h, p, s } = decodeJws(identity['x-auth-assertion']);
+  assert.equal(header.alg, 'HS256');
+  const mac = createHmac('sha256', ASSERTION_SECRET).update(`${h}.${p}`).digest('base64url');
+  assert.equal(s, mac, 'assertion signature');
+  assert.equal(payload.aud, new URL(origin.url).host);
+  assert.ok(payload.exp - payload.iat <= 60 && payload.exp > Date.now() / 1000);
+  for (const [k, v] of Object.entries(expected)) assert.equal(payload[k], v, k);
+}
+
+test('no cookie: anonymous, with a signed assertion saying so', async () => {
+  const id = await seenIdentity();
+  assert.equal(id['x-auth-source'], 'anonymous');
+  assert.equal(id['x-auth-user-id'], undefined);
+  checkAssertion(id, { source: 'anonymous' });
+});
+
+test('NextAuth v4 cookie minted by next-auth gives the legacy id and email', async () => {
+  const token = await nextAuthV4(SECRET, { sub: 'legacy-v4', email: 'v4@example.com', name: 'Vee Four' });
+  const id = await seenIdentity({ cookie: cookieHeader({ 'next-auth.session-token': token, other: 'x' }) });
+  assert.equal(id['x-auth-source'], 'nextauth');
+  assert.equal(id['x-auth-user-id'], 'legacy-v4');
+  assert.equal(id['x-auth-email'], 'v4@example.com');
+  assert.equal(id['x-auth-clerk-user-id'], undefined);
+  checkAssertion(id, { source: 'nextauth', user_id: 'legacy-v4', email: 'v4@example.com' });
+});
+
+test('NextAuth v4 __Secure- cookie signed with the older secret still works', async () => {
+  const token = await nextAuthV4(OLD_SECRET, { sub: 'legacy-old', email: 'old@example.com' });
+  const id = await seenIdentity({ cookie: cookieHeader({ '__Secure-next-auth.session-token': token }) });
+  assert.equal(id['x-auth-user-id'], 'legacy-old');
+});
+
+test('Auth.js v5 cookie minted by @auth/core gives the legacy id', async () => {
+  const token = await authJsV5(SECRET, { sub: 'legacy-v5', email: 'v5@example.com' });
+  const id = await seenIdentity({ cookie: cookieHeader({ 'authjs.session-token': token }) });
+  assert.equal(id['x-auth-source'], 'nextauth');
+  assert.equal(id['x-auth-user-id'], 'legacy-v5');
+  assert.equal(id['x-auth-email'], 'v5@example.com');
+});
+
+test('Auth.js v5 chunked cookie is reassembled', async () => {
+  const big = 'x'.repeat(6000);
+  const token = await authJsV5(SECRET, { sub: 'legacy-chunked', email: 'c@example.com', big });
+  const chunks = token.match(/.{1,3936}/g);
+  assert.ok(chunks.length >= 2);
+  const pairs = Object.fromEntries(chunks.map((c, i) => [`authjs.session-token.${i}`, c]).reverse());
+  const id = await seenIdentity({ cookie: cookieHeader(pairs) });
+  assert.equal(id['x-auth-user-id'], 'legacy-chunked');
+});
+
+test('expired, tampered, garbage, wrongly keyed and oversized cookies are anonymous, never errors', async () => {
+  const expired = await nextAuthV4(SECRET, { sub: 'expired' }, -60);
+  const good = await nextAuthV4(SECRET, { sub: 'tamper-me' });
+  const tampered = good.slice(0, -5) + (good.at(-5) === 'A' ? 'B' : 'A') + good.slice(-4);
+  const wrongKey = await nextAuthV4('somebody-elses-secret', { sub: 'intruder' });
+  for (const value of [expired, tampered, wrongKey, 'garbage', 'a.b.c.d.e', 'x'.repeat(12000)]) {
+    const id = await seenIdentity({ cookie: cookieHeader({ 'next-auth.session-token': value }) });
+    assert.equal(id['x-auth-source'], 'anonymous');
+    assert.equal(id['x-auth-user-id'], undefined);
+  }
+});
+
+test('forged identity headers are replaced by the real identity', async () => {
+  const token = await nextAuthV4(SECRET, { sub: 'real-user', email: 'real@example.com' });
+  const id = await seenIdentity({
+    cookie: cookieHeader({ 'next-auth.session-token': token }),
+    'x-auth-user-id': 'admin',
+    'x-auth-assertion': 'forged',
+  });
+  assert.equal(id['x-auth-user-id'], 'real-user');
+  assert.notEqual(id['x-auth-assertion'], 'forged');
+});
+
+async function clerkUser(externalId, email) {
+  const res = await fetch(`${clerk.url}/v1/users`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${clerk.secretKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ external_id: externalId ?? undefined, email_address: [email], skip_password_requirement: true }),
+  });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+function clerkCookies(token, uat = Math.floor(Date.now() / 1000) - 30) {
+  return cookieHeader({ __session: token, __client_uat: String(uat) });
+}
+
+test('a Clerk session (born in Clerk) gives the Clerk id as the app id', async () => {
+  const user = await clerkUser(null, 'born@example.com');
+  const token = clerk.mintSessionToken({ sub: user.id, sid: 'sess_born' });
+  const id = await seenIdentity({ cookie: clerkCookies(token) });
+  assert.equal(id['x-auth-source'], 'clerk');
+  assert.equal(id['x-auth-user-id'], user.id);
+  assert.equal(id['x-auth-clerk-user-id'], user.id);
+  assert.equal(id['x-auth-session-id'], 'sess_born');
+  checkAssertion(id, { source: 'clerk', clerk_user_id: user.id, session_id: 'sess_born' });
+});
+
+test('a migrated Clerk user is forwarded under the legacy id from the KV mapping', async () => {
+  const user = await clerkUser('legacy-mapped', 'mapped@example.com');
+  await (await bridge.kv()).put(`map:c2l:${user.id}`, 'legacy-mapped');
+  const token = clerk.mintSessionToken({ sub: user.id, sid: 'sess_mapped' });
+  const id = await seenIdentity({ cookie: clerkCookies(token) });
+  assert.equal(id['x-auth-source'], 'clerk');
+  assert.equal(id['x-auth-user-id'], 'legacy-mapped');
+  assert.equal(id['x-auth-clerk-user-id'], user.id);
+});
+
+test('Clerk wins over NextAuth when both are valid', async () => {
+  const user = await clerkUser(null, 'both@example.com');
+  const token = clerk.mintSessionToken({ sub: user.id });
+  const na = await nextAuthV4(SECRET, { sub: 'legacy-both' });
+  const id = await seenIdentity({ cookie: `${clerkCookies(token)}; next-auth.session-token=${na}` });
+  assert.equal(id['x-auth-source'], 'clerk');
+  assert.equal(id['x-auth-clerk-user-id'], user.id);
+});
+
+test('Authorization: Bearer Clerk tokens skip the cookie rules', async () => {
+  const token = clerk.mintSessionToken({ sub: 'user_bearer', sid: 'sess_bearer' });
+  const id = await seenIdentity({ authorization: `Bearer ${token}` });
+  assert.equal(id['x-auth-source'], 'clerk');
+  assert.equal(id['x-auth-clerk-user-id'], 'user_bearer');
+});
+
+test('bad Clerk tokens fall back to NextAuth, or to anonymous', async () => {
+  const na = await nextAuthV4(SECRET, { sub: 'fallback-user' });
+  const now = Math.floor(Date.now() / 1000);
+  const bad = [
+    clerk.mintSessionToken({ sub: 'user_x', key: 'other' }),
+    clerk.mintSessionToken({ sub: 'user_x', iss: 'https://evil.example.com' }),
+    clerk.mintSessionToken({ sub: 'user_x', header: { kid: 'unknown-kid' } }),
+    clerk.mintSessionToken({ sub: 'user_x', iat: now - 600, exp: now - 540, nbf: now - 600 }),
+    clerk.mintSessionToken({ sub: 'user_x', header: { cat: 'cl_B7d4PD222AAA' } }),
+    'not.a.jwt',
+  ];
+  for (const token of bad) {
+    const withNa = await seenIdentity({ cookie: `${clerkCookies(token, now - 900)}; next-auth.session-token=${na}` });
+    assert.equal(withNa['x-auth-source'], 'nextauth', token.slice(0, 20));
+    assert.equal(withNa['x-auth-user-id'], 'fallback-user');
+    const alone = await seenIdentity({ authorization: `Bearer ${token}` });
+    assert.equal(alone['x-auth-source'], 'anonymous');
+  }
+});
+
+test('a Clerk cookie older than __client_uat is not trusted', async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const token = clerk.mintSessionToken({ sub: 'user_stale', iat: now - 20 });
+  const id = await seenIdentity({ cookie: clerkCookies(token, now - 5) });
+  assert.equal(id['x-auth-source'], 'anonymous');
+  const signedOut = await seenIdentity({ cookie: clerkCookies(token, 0) });
+  assert.equal(signedOut['x-auth-source'], 'anonymous');
+});
