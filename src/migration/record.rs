@@ -140,7 +140,7 @@ pub fn parse_line(line: &str) -> Result<ImportRecord, String> {
             true
         }
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(x) if x == 0.0 => false,
+            Some(0.0) => false,
             Some(x) if x > 0.0 => true,
             _ => return Err("`email_verified` must not be negative".into()),
         },
