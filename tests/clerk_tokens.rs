@@ -11,7 +11,7 @@ use auth_bridge::identity::clerk::{
     ClerkRequestState, ClerkSession, ClerkTokenError, ClerkTokenSource, ClerkValidation,
     HandshakeReason, InstanceType, Jwks, KeyError, PublishableKey, PublishableKeyError,
     RsaPublicKey, SignatureVerifier, SignedOutReason, TokenPart, UntrustedClerkToken,
-    VerifiedTokenCache, JWT_CATEGORY_IGNORE, JWT_CATEGORY_JWT_TEMPLATE, JWT_CATEGORY_M2M_TOKEN,
+    JWT_CATEGORY_IGNORE, JWT_CATEGORY_JWT_TEMPLATE, JWT_CATEGORY_M2M_TOKEN,
     JWT_CATEGORY_SESSION_TOKEN, MAX_TOKEN_LEN,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -1276,30 +1276,4 @@ fn bad_pem_keys_are_refused() {
         RsaPublicKey::from_components(&n, &[1]),
         Err(KeyError::WeakOrInvalidRsaKey)
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Verified-token cache
-// ---------------------------------------------------------------------------------------------
-
-#[test]
-fn verified_token_cache_expires_and_stays_bounded() {
-    let mut cache = VerifiedTokenCache::new(2);
-    cache.insert("token-a", NOW + 60, NOW);
-    assert!(cache.contains("token-a", NOW + 59));
-    assert!(!cache.contains("token-a", NOW + 60));
-    assert!(!cache.contains("token-b", NOW));
-    // Already expired entries are not stored.
-    cache.insert("token-old", NOW, NOW);
-    assert!(!cache.contains("token-old", NOW));
-    assert_eq!(cache.len(), 1);
-    // When full, expired entries go first.
-    cache.insert("token-b", NOW + 10, NOW);
-    cache.insert("token-c", NOW + 60, NOW + 20);
-    assert!(!cache.contains("token-b", NOW + 20));
-    assert!(cache.contains("token-a", NOW + 20) && cache.contains("token-c", NOW + 20));
-    // Full of live entries: it starts over instead of growing.
-    cache.insert("token-d", NOW + 60, NOW + 20);
-    assert_eq!(cache.len(), 1);
-    assert!(cache.contains("token-d", NOW + 20));
 }

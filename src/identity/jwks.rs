@@ -16,10 +16,10 @@ use sha2::{Digest as _, Sha256};
 use worker::kv::KvStore;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
+use super::cache::VerifiedCache;
 use super::clerk::{
     ClerkRequestState, ClerkSession, ClerkTokenError, ClerkTokenSource, ClerkValidation, Jwks,
     KeyError, RsaPublicKey, SignatureVerifier, SignedOutReason, UntrustedClerkToken,
-    VerifiedTokenCache,
 };
 use super::webcrypto;
 
@@ -36,8 +36,8 @@ const VERIFIED_TOKEN_CACHE_CAPACITY: usize = 4096;
 
 thread_local! {
     static ISOLATE_JWKS: RefCell<IsolateJwks> = RefCell::new(IsolateJwks::default());
-    static VERIFIED_TOKENS: RefCell<VerifiedTokenCache> =
-        RefCell::new(VerifiedTokenCache::new(VERIFIED_TOKEN_CACHE_CAPACITY));
+    static VERIFIED_TOKENS: RefCell<VerifiedCache<()>> =
+        RefCell::new(VerifiedCache::new(VERIFIED_TOKEN_CACHE_CAPACITY));
 }
 
 #[derive(Default)]
@@ -345,7 +345,9 @@ pub async fn verify_session(
     now: u64,
 ) -> Result<ClerkSession, ClerkTokenError> {
     let untrusted = UntrustedClerkToken::parse(token)?;
-    let already_verified = VERIFIED_TOKENS.with(|cache| cache.borrow().contains(token, now));
+    let cache_key = VerifiedCache::<()>::key(&[token]);
+    let already_verified =
+        VERIFIED_TOKENS.with(|cache| cache.borrow_mut().get(&cache_key, now).is_some());
     if !already_verified {
         keys.verify_signature(
             untrusted.kid(),
@@ -361,7 +363,8 @@ pub async fn verify_session(
             .and_then(|exp| exp.as_u64())
         {
             let valid_until = exp.saturating_add(validation.leeway);
-            VERIFIED_TOKENS.with(|cache| cache.borrow_mut().insert(token, valid_until, now));
+            VERIFIED_TOKENS
+                .with(|cache| cache.borrow_mut().insert(cache_key, (), valid_until, now));
         }
     }
     untrusted.validate(validation, now)
