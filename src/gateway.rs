@@ -41,7 +41,7 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> web_sys::Response 
     let resolution = isolate.identity.resolve(&facts, kv.as_ref(), now).await;
 
     if req.path().starts_with(routes::PREFIX) {
-        return routes::handle(&req, &env, &isolate, &resolution).await;
+        return routes::handle(req, &env, &isolate, &resolution).await;
     }
 
     let mut identity_headers = resolution.identity.headers();
