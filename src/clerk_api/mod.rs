@@ -12,6 +12,8 @@ pub mod memory;
 pub mod model;
 pub mod request;
 
+pub mod fetch;
+
 pub use error::{error_from_response, parse_clerk_errors, ClerkError};
 pub use model::{
     ClerkEmailAddress, ClerkUser, CreateUser, IdentificationStatus, SecretString, SignInToken,

@@ -18,6 +18,7 @@
 //! recomputed from listings ([`ledger::tally`]); a redelivered message rewrites the same key.
 //! Records hold password digests: they are read by the consumer and the trickle, never logged.
 
+pub mod kv;
 pub mod ledger;
 pub mod migrator;
 pub mod record;
