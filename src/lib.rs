@@ -5,6 +5,7 @@
 //! plain Rust that knows nothing of the Workers runtime and is tested on the host. The modules
 //! that touch `worker::` (entry points, KV, Queue, Fetch) are thin glue around it.
 
+pub mod budget;
 pub mod clerk_api;
 pub mod config;
 pub mod cookies;
