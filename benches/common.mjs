@@ -168,18 +168,40 @@ export function referenceWorker(name, script, bindings) {
   };
 }
 
+/** A small seeded PRNG (mulberry32), so the case order is random but repeatable. */
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /**
- * Runs `rounds` rounds; each round runs every case once, in an order rotated per round so no
- * case always follows the same neighbour. `cases` is [{name, run: async (i) => ms}].
+ * Runs `rounds` rounds; each round runs every case once, in a freshly shuffled order (seeded).
+ * `cases` is [{name, run: async (round) => sample, prime?: async (round) => void}]. `prime`
+ * runs, unrecorded, right before each measured `run`: the benchmarks use it to send one request
+ * to the same worker first, because the first request after another worker ran in the same
+ * workerd pays a switching cost (~0.2 ms on a 2-core machine) that is an artefact of running
+ * two workers side by side, not of either worker.
  */
-export async function interleave(cases, rounds, onRound) {
+export async function interleave(cases, rounds, { seed = 1 } = {}) {
+  const rand = prng(seed);
   const samples = Object.fromEntries(cases.map((c) => [c.name, []]));
-  for (let i = 0; i < rounds; i++) {
-    for (let k = 0; k < cases.length; k++) {
-      const c = cases[(i + k) % cases.length];
-      samples[c.name].push(await c.run(i, k));
+  const order = cases.map((_, i) => i);
+  for (let round = 0; round < rounds; round++) {
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
     }
-    onRound?.(i);
+    for (const k of order) {
+      const c = cases[k];
+      if (c.prime) await c.prime(round);
+      samples[c.name].push(await c.run(round));
+    }
   }
   return samples;
 }

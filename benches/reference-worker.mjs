@@ -31,8 +31,11 @@ async function identity(request, env) {
   const jar = cookies(request.headers.get('cookie'));
   const clerkToken = jar.get(CLERK_COOKIE);
   if (clerkToken) {
-    const { data } = await verifyToken(clerkToken, { jwtKey: env.CLERK_JWT_KEY });
-    if (data) return { source: 'clerk', user: data.sub, session: data.sid };
+    try {
+      // @clerk/backend's exported verifyToken resolves to the claims and throws when invalid.
+      const claims = await verifyToken(clerkToken, { jwtKey: env.CLERK_JWT_KEY });
+      return { source: 'clerk', user: claims.sub, session: claims.sid };
+    } catch {}
   }
   const v5 = jar.get(V5_COOKIE);
   if (v5) {

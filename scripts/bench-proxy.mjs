@@ -11,7 +11,8 @@
 //   bridge      client -> auth-bridge (anonymous request, NextAuth + Clerk configured) -> origin
 //   bridge+asrt the same with AUTH_BRIDGE_ASSERTION_SECRET (an HS256 assertion per request)
 // Both workers run in the same workerd, each reached on its own direct socket (no Miniflare
-// entry worker in the path). Latency = wall time from sending the request to the last body byte.
+// entry worker in the path). Each round runs the cases in a seeded random order, and each
+// measured request follows an unrecorded one to the same target (see benches/common.mjs). Latency = wall time from sending the request to the last body byte.
 // Also reported: workerd CPU per request, the on-CPU time of the workerd process (all threads,
 // /proc/PID/task/TID/schedstat) read before and after each request; requests are sequential, so
 // it is that request's CPU in workerd (HTTP in and out, the worker's JS/wasm), origin excluded.
@@ -72,20 +73,21 @@ try {
   }
   const cases = Object.entries(targets).map(([name, get]) => ({
     name,
+    prime: () => get('/prime'),
     run: async () => {
       const r = await get('/bench?x=1', { accept: 'application/json', 'user-agent': 'bench' });
       if (r.status !== 200) throw new Error(`${name}: status ${r.status}`);
       return r;
     },
   }));
-  await interleave(cases, WARMUP);
-  const samples = await interleave(cases, REQUESTS);
+  await interleave(cases, WARMUP, { seed: 7 });
+  const samples = await interleave(cases, REQUESTS, { seed: 1 });
   const stats = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v.map((r) => r.ms))]));
   const cpuStats = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v.map((r) => r.cpuMs))]));
   const size = wasmSize();
   const js = stats['js-noop'];
   const result = {
-    method: 'wall time per request (send -> last body byte), sequential keep-alive, cases interleaved per round',
+    method: 'wall time per request (send -> last body byte), sequential keep-alive, cases in a seeded random order per round, each measured request preceded by an unrecorded one to the same target',
     requests_per_case: REQUESTS,
     warmup_rounds: WARMUP,
     machine: machine(),
