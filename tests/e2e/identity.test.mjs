@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { jwtVerify } from 'jose';
 import { startBridge } from './harness.mjs';
 import { startOrigin } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
@@ -56,6 +57,24 @@ function checkAssertion(identity, expected) {
   assert.ok(payload.exp - payload.iat <= 60 && payload.exp > Date.now() / 1000);
   for (const [k, v] of Object.entries(expected)) assert.equal(payload[k], v, k);
 }
+
+test('the assertion verifies exactly as the README tells origins to verify it', async () => {
+  const token = await nextAuthV4(SECRET, { sub: 'readme-user', email: 'readme@example.com' });
+  const id = await seenIdentity({ cookie: cookieHeader({ 'next-auth.session-token': token }) });
+  const key = new TextEncoder().encode(ASSERTION_SECRET);
+  const { payload } = await jwtVerify(id['x-auth-assertion'], key, {
+    algorithms: ['HS256'],
+    issuer: 'auth-bridge',
+    audience: new URL(origin.url).host,
+    maxTokenAge: '60s',
+  });
+  assert.equal(payload.user_id, 'readme-user');
+  assert.equal(payload.source, 'nextauth');
+  await assert.rejects(
+    jwtVerify(id['x-auth-assertion'], key, { algorithms: ['HS256'], audience: 'other.example.com' }),
+  );
+  await assert.rejects(jwtVerify(id['x-auth-assertion'], new TextEncoder().encode('wrong'), { algorithms: ['HS256'] }));
+});
 
 test('no cookie: anonymous, with a signed assertion saying so', async () => {
   const id = await seenIdentity();
