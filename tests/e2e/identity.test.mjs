@@ -219,3 +219,18 @@ test('a Clerk cookie older than __client_uat is not trusted', async () => {
   const signedOut = await seenIdentity({ cookie: clerkCookies(token, 0) });
   assert.equal(signedOut['x-auth-source'], 'anonymous');
 });
+
+test('an opaque database-session cookie is validated by the origin, briefly cached', async () => {
+  const asked = () => origin.received.filter((r) => r.url === '/api/auth/session').length;
+  const before = asked();
+  const id = await seenIdentity({ cookie: 'next-auth.session-token=db-session-valid; theme=dark' });
+  assert.equal(id['x-auth-source'], 'nextauth');
+  assert.equal(id['x-auth-user-id'], 'db-user-1');
+  assert.equal(id['x-auth-email'], 'db@example.com');
+  const sessionCall = origin.received.filter((r) => r.url === '/api/auth/session').at(-1);
+  assert.equal(sessionCall.headers.cookie, 'next-auth.session-token=db-session-valid', 'only that cookie is sent');
+  await seenIdentity({ cookie: 'next-auth.session-token=db-session-valid' });
+  assert.equal(asked(), before + 1, 'the second request reuses the answer');
+  const unknown = await seenIdentity({ cookie: 'authjs.session-token=db-session-revoked' });
+  assert.equal(unknown['x-auth-source'], 'anonymous');
+});

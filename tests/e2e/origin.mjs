@@ -62,6 +62,14 @@ export function startOrigin() {
         ]);
         res.end('cookies');
         return;
+      case '/api/auth/session': {
+        // NextAuth's session endpoint for database sessions: the token is opaque to the worker.
+        const cookie = req.headers.cookie ?? '';
+        const valid = /(?:^|; )(?:__Secure-)?(?:next-auth|authjs)\.session-token=db-session-valid(?:;|$)/.test(cookie);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(valid ? { user: { id: 'db-user-1', email: 'db@example.com', name: 'Dee Bee' }, expires: '2099-01-01T00:00:00.000Z' } : {}));
+        return;
+      }
       case '/status':
         res.writeHead(Number(u.searchParams.get('code') ?? 200), { 'x-origin': 'yes' });
         res.end(`status ${u.searchParams.get('code')}`);
