@@ -129,7 +129,7 @@ try {
       const c = cpuStats.bridge.median / cpuStats['js-noop'].median;
       console.log(`workerd CPU per request (on-CPU time of the workerd process around each request, /proc schedstat): auth-bridge / JS no-op ${fmt(c, 2)}x (+${fmt(cpuStats.bridge.median - cpuStats['js-noop'].median)} ms)`);
     }
-    console.log(`build/index_bg.wasm: ${size.raw} bytes raw, ${size.gzip} bytes gzipped (node zlib level 9; `gzip -9` in scripts/build differs by a few KB)`);
+    console.log(`build/index_bg.wasm: ${size.raw} bytes raw, ${size.gzip} bytes gzipped (node zlib level 9; gzip -9 in scripts/build differs by a few KB)`);
     console.log(`(${result.seconds.toFixed(1)} s)`);
   }
 } finally {
