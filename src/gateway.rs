@@ -8,9 +8,12 @@ use worker::{console_log, Context, Env, MessageBatch, MessageExt, Request};
 
 use crate::identity::resolver::RequestFacts;
 use crate::isolate::{self, Isolate};
-use crate::{proxy, routes};
+use crate::{convergence, handshake, phase, proxy, routes};
 
-pub async fn handle(req: Request, env: Env, _ctx: Context) -> web_sys::Response {
+pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
+    if let Some(refused) = proxy::refuse_loop(req.inner()) {
+        return refused;
+    }
     let isolate = Isolate::get(&env);
     let config = &isolate.config;
     let url = req.url().ok();
@@ -38,11 +41,27 @@ pub async fn handle(req: Request, env: Env, _ctx: Context) -> web_sys::Response 
     };
     let kv = isolate::kv(&env);
     let now = isolate::now_secs();
+    let bridge_route = url
+        .as_ref()
+        .is_some_and(|u| u.path().starts_with(routes::PREFIX));
+    if let (Some(u), false) = (&url, bridge_route) {
+        if let Some(response) = handshake::resolve(&req, u, &isolate, now).await {
+            return response;
+        }
+    }
     let resolution = isolate.identity.resolve(&facts, kv.as_ref(), now).await;
 
-    if req.path().starts_with(routes::PREFIX) {
+    if bridge_route {
         return routes::handle(req, &env, &isolate, &resolution).await;
     }
+    if let Some(u) = &url {
+        let redirect = phase::clerk_only_redirect(config, u)
+            .or_else(|| handshake::redirect(&req, u, &resolution, &isolate, now));
+        if let Some(response) = redirect {
+            return response;
+        }
+    }
+    convergence::record(&isolate, &resolution, facts.cookie_header, kv, &ctx, now);
 
     let mut identity_headers = resolution.identity.headers();
     if let Some(signer) = &isolate.assertion {

@@ -8,10 +8,13 @@
 pub mod budget;
 pub mod clerk_api;
 pub mod config;
+pub mod convergence;
 pub mod cookies;
+pub mod handshake;
 pub mod identity;
 pub mod migration;
 pub mod pacer;
+pub mod phase;
 pub mod proxy;
 pub mod routes;
 

@@ -1,0 +1,659 @@
+//! Convergence figures: how much traffic still rides on NextAuth, and how many users already
+//! carry a Clerk session, over the last hour and the last day.
+//!
+//! Each forwarded request is counted under one kind: `nextauth_only` (a valid NextAuth session,
+//! no Clerk session), `clerk_only`, `both` (a valid Clerk session and a valid NextAuth JWT
+//! cookie) or `anonymous`. Distinct users per kind are kept in a sparse HyperLogLog (2¹²
+//! registers, ~1.6 % error, exact-ish below a few hundred thanks to linear counting) of SHA-256
+//! of `x-auth-user-id`, so sets from many isolates merge by register maximum.
+//!
+//! Counting is per isolate and in memory, in 10-minute buckets grouped by clock hour; at most
+//! once a minute an isolate writes its whole current hour to `conv:v1:<hour>:<isolate id>`
+//! (a blind overwrite, no read-modify-write, so isolates never race). [`report`] lists those
+//! keys, merges them and sums the windows. The cost of that is one KV list and one read per
+//! isolate-hour of the last day; beyond [`MAX_KEYS_READ`] keys the report says it is partial.
+//! Lost on isolate eviction: at most the last minute of that isolate's counts.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use worker::kv::KvStore;
+
+use crate::cookies::Cookies;
+use crate::identity::nextauth::NextAuthOutcome;
+use crate::identity::resolver::Resolution;
+use crate::identity::Source;
+use crate::isolate::Isolate;
+
+pub const KV_PREFIX: &str = "conv:v1:";
+pub const BUCKET_SECS: u64 = 600;
+pub const HOUR_SECS: u64 = 3600;
+pub const DAY_SECS: u64 = 86_400;
+/// An isolate writes its counts at most this often.
+pub const FLUSH_INTERVAL_SECS: u64 = 60;
+/// Upper bound on KV reads by one report.
+pub const MAX_KEYS_READ: usize = 1000;
+
+const HLL_BITS: u32 = 12;
+const HLL_REGISTERS: usize = 1 << HLL_BITS;
+
+/// The identity sources of one forwarded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    NextAuthOnly,
+    ClerkOnly,
+    Both,
+    Anonymous,
+}
+
+/// A sparse HyperLogLog: register index → rank, only non-zero registers stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hll {
+    registers: BTreeMap<u16, u8>,
+}
+
+impl Hll {
+    pub fn hash(user_id: &str) -> u64 {
+        let digest = Sha256::digest(user_id.as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(bytes)
+    }
+
+    pub fn add(&mut self, hash: u64) {
+        let index = (hash >> (64 - HLL_BITS)) as u16;
+        let rest = hash << HLL_BITS;
+        let rank = (rest.leading_zeros().min(64 - HLL_BITS) + 1) as u8;
+        let slot = self.registers.entry(index).or_insert(0);
+        *slot = (*slot).max(rank);
+    }
+
+    pub fn merge(&mut self, other: &Hll) {
+        for (&index, &rank) in &other.registers {
+            let slot = self.registers.entry(index).or_insert(0);
+            *slot = (*slot).max(rank);
+        }
+    }
+
+    pub fn estimate(&self) -> u64 {
+        let m = HLL_REGISTERS as f64;
+        let zeros = HLL_REGISTERS - self.registers.len();
+        let sum: f64 = zeros as f64
+            + self
+                .registers
+                .values()
+                .map(|&r| 2f64.powi(-i32::from(r)))
+                .sum::<f64>();
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let raw = alpha * m * m / sum;
+        let estimate = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        };
+        estimate.round() as u64
+    }
+
+    /// Packed `index << 8 | rank`, for storage.
+    fn packed(&self) -> Vec<u32> {
+        self.registers
+            .iter()
+            .map(|(&i, &r)| (u32::from(i) << 8) | u32::from(r))
+            .collect()
+    }
+
+    fn from_packed(packed: &[u32]) -> Hll {
+        let mut hll = Hll::default();
+        for &p in packed {
+            let (index, rank) = ((p >> 8) as u16, (p & 0xff) as u8);
+            if usize::from(index) < HLL_REGISTERS && rank > 0 {
+                let slot = hll.registers.entry(index).or_insert(0);
+                *slot = (*slot).max(rank);
+            }
+        }
+        hll
+    }
+}
+
+/// Requests per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requests {
+    #[serde(default)]
+    pub nextauth_only: u64,
+    #[serde(default)]
+    pub clerk_only: u64,
+    #[serde(default)]
+    pub both: u64,
+    #[serde(default)]
+    pub anonymous: u64,
+}
+
+impl Requests {
+    fn add(&mut self, other: &Requests) {
+        self.nextauth_only += other.nextauth_only;
+        self.clerk_only += other.clerk_only;
+        self.both += other.both;
+        self.anonymous += other.anonymous;
+    }
+}
+
+/// Distinct users per signed-in kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Users {
+    pub nextauth_only: Hll,
+    pub clerk_only: Hll,
+    pub both: Hll,
+}
+
+impl Users {
+    fn merge(&mut self, other: &Users) {
+        self.nextauth_only.merge(&other.nextauth_only);
+        self.clerk_only.merge(&other.clerk_only);
+        self.both.merge(&other.both);
+    }
+}
+
+/// Ten minutes of counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub start: u64,
+    pub requests: Requests,
+    pub users: Users,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct StoredUsers {
+    #[serde(default)]
+    nextauth_only: Vec<u32>,
+    #[serde(default)]
+    clerk_only: Vec<u32>,
+    #[serde(default)]
+    both: Vec<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredBucket {
+    start: u64,
+    requests: Requests,
+    users: StoredUsers,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredHour {
+    buckets: Vec<StoredBucket>,
+}
+
+/// The KV value of one isolate-hour.
+pub fn encode_hour(buckets: &[Bucket]) -> String {
+    let stored = StoredHour {
+        buckets: buckets
+            .iter()
+            .map(|b| StoredBucket {
+                start: b.start,
+                requests: b.requests,
+                users: StoredUsers {
+                    nextauth_only: b.users.nextauth_only.packed(),
+                    clerk_only: b.users.clerk_only.packed(),
+                    both: b.users.both.packed(),
+                },
+            })
+            .collect(),
+    };
+    serde_json::to_string(&stored).unwrap_or_else(|_| r#"{"buckets":[]}"#.to_string())
+}
+
+pub fn decode_hour(value: &str) -> Vec<Bucket> {
+    let Ok(stored) = serde_json::from_str::<StoredHour>(value) else {
+        return Vec::new();
+    };
+    stored
+        .buckets
+        .into_iter()
+        .map(|b| Bucket {
+            start: b.start,
+            requests: b.requests,
+            users: Users {
+                nextauth_only: Hll::from_packed(&b.users.nextauth_only),
+                clerk_only: Hll::from_packed(&b.users.clerk_only),
+                both: Hll::from_packed(&b.users.both),
+            },
+        })
+        .collect()
+}
+
+pub fn hour_of(now: u64) -> u64 {
+    now - now % HOUR_SECS
+}
+
+pub fn kv_key(hour: u64, isolate: &str) -> String {
+    format!("{KV_PREFIX}{hour}:{isolate}")
+}
+
+/// The hour a key belongs to, from its name (no read needed to skip old keys).
+pub fn hour_of_key(key: &str) -> Option<u64> {
+    key.strip_prefix(KV_PREFIX)?.split(':').next()?.parse().ok()
+}
+
+/// One isolate's counts not yet final in KV.
+#[derive(Debug)]
+pub struct Tally {
+    isolate: String,
+    /// Hour start → its buckets, oldest first; hours before the current one are dropped once
+    /// flushed.
+    hours: BTreeMap<u64, Vec<Bucket>>,
+    dirty: bool,
+    last_flush: Option<u64>,
+}
+
+impl Tally {
+    pub fn new(isolate: impl Into<String>) -> Tally {
+        Tally {
+            isolate: isolate.into(),
+            hours: BTreeMap::new(),
+            dirty: false,
+            last_flush: None,
+        }
+    }
+
+    pub fn record(&mut self, kind: Kind, user_id: Option<&str>, now: u64) {
+        let start = now - now % BUCKET_SECS;
+        let buckets = self.hours.entry(hour_of(now)).or_default();
+        if buckets.last().is_none_or(|b| b.start != start) {
+            buckets.push(Bucket {
+                start,
+                ..Bucket::default()
+            });
+        }
+        let Some(bucket) = buckets.last_mut() else {
+            return;
+        };
+        let (count, users) = match kind {
+            Kind::NextAuthOnly => (
+                &mut bucket.requests.nextauth_only,
+                Some(&mut bucket.users.nextauth_only),
+            ),
+            Kind::ClerkOnly => (
+                &mut bucket.requests.clerk_only,
+                Some(&mut bucket.users.clerk_only),
+            ),
+            Kind::Both => (&mut bucket.requests.both, Some(&mut bucket.users.both)),
+            Kind::Anonymous => (&mut bucket.requests.anonymous, None),
+        };
+        *count += 1;
+        if let (Some(users), Some(id)) = (users, user_id.filter(|id| !id.is_empty())) {
+            users.add(Hll::hash(id));
+        }
+        self.dirty = true;
+    }
+
+    /// The KV writes due now (`(key, value, expiration_ttl)`), at most once per
+    /// [`FLUSH_INTERVAL_SECS`]; past hours are final after this and leave memory.
+    pub fn take_flush(&mut self, now: u64) -> Vec<(String, String, u64)> {
+        let due = self
+            .last_flush
+            .is_none_or(|last| now >= last + FLUSH_INTERVAL_SECS);
+        if !self.dirty || !due {
+            return Vec::new();
+        }
+        self.last_flush = Some(now);
+        self.dirty = false;
+        let writes = self
+            .hours
+            .iter()
+            .map(|(&hour, buckets)| {
+                let expires = hour + HOUR_SECS + DAY_SECS + BUCKET_SECS;
+                let ttl = expires.saturating_sub(now).max(60);
+                (kv_key(hour, &self.isolate), encode_hour(buckets), ttl)
+            })
+            .collect();
+        let current = hour_of(now);
+        self.hours.retain(|&hour, _| hour >= current);
+        writes
+    }
+}
+
+/// Merged figures of one window.
+#[derive(Debug, Default)]
+pub struct Window {
+    pub requests: Requests,
+    pub users: Users,
+}
+
+impl Window {
+    pub fn to_json(&self) -> Value {
+        let mut with_clerk = self.users.clerk_only.clone();
+        with_clerk.merge(&self.users.both);
+        let mut total = with_clerk.clone();
+        total.merge(&self.users.nextauth_only);
+        let (with_clerk, total) = (with_clerk.estimate(), total.estimate());
+        let r = &self.requests;
+        let signed_in = r.nextauth_only + r.clerk_only + r.both;
+        let share = |n: u64, of: u64| {
+            if of == 0 {
+                Value::Null
+            } else {
+                json!(((n as f64 / of as f64) * 1000.0).round() / 1000.0)
+            }
+        };
+        json!({
+            "requests": r,
+            "users": {
+                "nextauth_only": self.users.nextauth_only.estimate(),
+                "clerk_only": self.users.clerk_only.estimate(),
+                "both": self.users.both.estimate(),
+                "total": total,
+                "with_clerk": with_clerk,
+                "without_clerk": total.saturating_sub(with_clerk),
+            },
+            "clerk_request_share": share(r.clerk_only + r.both, signed_in),
+            "clerk_user_share": share(with_clerk, total),
+        })
+    }
+}
+
+/// Sums buckets into the last-hour and last-day windows at `now`. A bucket counts when any of
+/// it falls inside the window (so "hour" spans 60–70 minutes).
+pub fn summarize(buckets: &[Bucket], now: u64) -> (Window, Window) {
+    let mut hour = Window::default();
+    let mut day = Window::default();
+    for bucket in buckets {
+        let end = bucket.start + BUCKET_SECS;
+        if end > now.saturating_sub(DAY_SECS) {
+            day.requests.add(&bucket.requests);
+            day.users.merge(&bucket.users);
+        }
+        if end > now.saturating_sub(HOUR_SECS) {
+            hour.requests.add(&bucket.requests);
+            hour.users.merge(&bucket.users);
+        }
+    }
+    (hour, day)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Glue
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    static TALLY: RefCell<Option<Tally>> = const { RefCell::new(None) };
+}
+
+fn isolate_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        bytes = crate::isolate::now_ms().to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The kind of a resolved request. A Clerk session also counts as `both` when a NextAuth JWT
+/// cookie beside it is valid (checked here because the resolver stops at the Clerk session).
+pub fn kind_of(
+    isolate: &Isolate,
+    resolution: &Resolution,
+    cookie_header: Option<&str>,
+    now: u64,
+) -> Kind {
+    match resolution.identity.source {
+        Source::Anonymous => Kind::Anonymous,
+        Source::NextAuth => Kind::NextAuthOnly,
+        Source::Clerk => {
+            let nextauth_valid = isolate.identity.nextauth().is_some_and(|verifier| {
+                let cookies = Cookies::parse(cookie_header.unwrap_or(""));
+                matches!(
+                    verifier.session_from_cookies(&cookies, now),
+                    NextAuthOutcome::Session(_)
+                )
+            });
+            if nextauth_valid {
+                Kind::Both
+            } else {
+                Kind::ClerkOnly
+            }
+        }
+    }
+}
+
+/// Counts one forwarded request and, when due, writes this isolate's counts after the response
+/// (`wait_until`).
+pub fn record(
+    isolate: &Isolate,
+    resolution: &Resolution,
+    cookie_header: Option<&str>,
+    kv: Option<KvStore>,
+    ctx: &worker::Context,
+    now: u64,
+) {
+    let kind = kind_of(isolate, resolution, cookie_header, now);
+    let writes = TALLY.with(|cell| {
+        let mut tally = cell.borrow_mut();
+        let tally = tally.get_or_insert_with(|| Tally::new(isolate_id()));
+        tally.record(kind, resolution.identity.user_id.as_deref(), now);
+        if kv.is_some() {
+            tally.take_flush(now)
+        } else {
+            Vec::new()
+        }
+    });
+    let Some(kv) = kv.filter(|_| !writes.is_empty()) else {
+        return;
+    };
+    ctx.wait_until(async move {
+        for (key, value, ttl) in writes {
+            let written = match kv.put(&key, value) {
+                Ok(put) => put.expiration_ttl(ttl).execute().await.is_ok(),
+                Err(_) => false,
+            };
+            if !written {
+                worker::console_warn!("auth-bridge: convergence KV write failed ({key})");
+            }
+        }
+    });
+}
+
+/// The convergence figures for the admin status (`"convergence"`): last hour and last day,
+/// merged over every isolate that flushed.
+pub async fn report(kv: &KvStore, now: u64) -> Value {
+    let oldest_hour = hour_of(now.saturating_sub(DAY_SECS));
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut complete = true;
+    loop {
+        let mut list = kv.list().prefix(KV_PREFIX.to_string()).limit(1000);
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = match list.execute().await {
+            Ok(page) => page,
+            Err(_) => {
+                complete = false;
+                break;
+            }
+        };
+        keys.extend(
+            page.keys
+                .into_iter()
+                .map(|k| k.name)
+                .filter(|name| hour_of_key(name).is_some_and(|h| h >= oldest_hour)),
+        );
+        if page.list_complete || keys.len() >= MAX_KEYS_READ {
+            complete &= page.list_complete;
+            break;
+        }
+        match page.cursor {
+            Some(c) if !c.is_empty() => cursor = Some(c),
+            _ => break,
+        }
+    }
+    if keys.len() > MAX_KEYS_READ {
+        // Newest hours first: the last hour must be right even when the day is partial.
+        keys.sort_by_key(|k| std::cmp::Reverse(hour_of_key(k)));
+        keys.truncate(MAX_KEYS_READ);
+        complete = false;
+    }
+    let mut buckets = Vec::new();
+    let mut isolates = std::collections::BTreeSet::new();
+    for chunk in keys.chunks(50) {
+        let reads = chunk
+            .iter()
+            .map(|key| async move { (key, kv.get(key).text().await) });
+        for (key, value) in futures::future::join_all(reads).await {
+            match value {
+                Ok(Some(value)) => {
+                    if let Some(isolate) = key.rsplit(':').next() {
+                        isolates.insert(isolate.to_string());
+                    }
+                    buckets.extend(decode_hour(&value));
+                }
+                Ok(None) => {}
+                Err(_) => complete = false,
+            }
+        }
+    }
+    let (hour, day) = summarize(&buckets, now);
+    json!({
+        "last_hour": hour.to_json(),
+        "last_day": day.to_json(),
+        "isolates": isolates.len(),
+        "bucket_secs": BUCKET_SECS,
+        "flush_interval_secs": FLUSH_INTERVAL_SECS,
+        "complete": complete,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hll_is_exact_for_small_sets_and_close_for_large_ones() {
+        let mut hll = Hll::default();
+        for id in ["a", "b", "c", "a", "b"] {
+            hll.add(Hll::hash(id));
+        }
+        assert_eq!(hll.estimate(), 3);
+        let mut big = Hll::default();
+        for i in 0..50_000 {
+            big.add(Hll::hash(&format!("user-{i}")));
+        }
+        let estimate = big.estimate() as f64;
+        assert!((estimate - 50_000.0).abs() / 50_000.0 < 0.05, "{estimate}");
+    }
+
+    #[test]
+    fn hll_merge_is_a_union() {
+        let (mut a, mut b) = (Hll::default(), Hll::default());
+        for i in 0..40 {
+            a.add(Hll::hash(&format!("u{i}")));
+        }
+        for i in 20..60 {
+            b.add(Hll::hash(&format!("u{i}")));
+        }
+        let before = a.estimate();
+        a.merge(&b);
+        // 60 users in 4096 registers may share one: linear counting is then off by one.
+        assert!((59..=61).contains(&a.estimate()), "{}", a.estimate());
+        assert!(a.estimate() > before + 15);
+    }
+
+    #[test]
+    fn tally_counts_kinds_and_flushes_at_most_once_a_minute() {
+        let mut tally = Tally::new("iso");
+        let t0 = 1_700_000_000 - 1_700_000_000 % HOUR_SECS + 30;
+        tally.record(Kind::NextAuthOnly, Some("legacy-1"), t0);
+        tally.record(Kind::NextAuthOnly, Some("legacy-1"), t0 + 1);
+        tally.record(Kind::Both, Some("legacy-2"), t0 + 2);
+        tally.record(Kind::Anonymous, None, t0 + 3);
+        let first = tally.take_flush(t0 + 3);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, format!("conv:v1:{}:iso", hour_of(t0)));
+        tally.record(Kind::ClerkOnly, Some("user_3"), t0 + 10);
+        assert!(tally.take_flush(t0 + 30).is_empty(), "not a minute yet");
+        let second = tally.take_flush(t0 + 63);
+        assert_eq!(second.len(), 1);
+        let buckets = decode_hour(&second[0].1);
+        let (hour, _) = summarize(&buckets, t0 + 63);
+        assert_eq!(
+            hour.requests,
+            Requests {
+                nextauth_only: 2,
+                clerk_only: 1,
+                both: 1,
+                anonymous: 1
+            }
+        );
+        assert_eq!(hour.users.nextauth_only.estimate(), 1);
+        assert!(tally.take_flush(t0 + 200).is_empty(), "nothing new");
+    }
+
+    #[test]
+    fn hour_rollover_flushes_the_past_hour_once_more_then_forgets_it() {
+        let mut tally = Tally::new("iso");
+        let h = 1_700_000_000 - 1_700_000_000 % HOUR_SECS;
+        tally.record(Kind::NextAuthOnly, Some("a"), h + HOUR_SECS - 5);
+        assert_eq!(tally.take_flush(h + HOUR_SECS - 5).len(), 1);
+        tally.record(Kind::NextAuthOnly, Some("b"), h + HOUR_SECS - 1);
+        tally.record(Kind::ClerkOnly, Some("c"), h + HOUR_SECS + 70);
+        let writes = tally.take_flush(h + HOUR_SECS + 70);
+        let keys: Vec<&str> = writes.iter().map(|w| w.0.as_str()).collect();
+        assert_eq!(keys, vec![kv_key(h, "iso"), kv_key(h + HOUR_SECS, "iso")]);
+        tally.record(Kind::ClerkOnly, Some("d"), h + HOUR_SECS + 140);
+        let writes = tally.take_flush(h + HOUR_SECS + 140);
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].0, kv_key(h + HOUR_SECS, "iso"));
+    }
+
+    #[test]
+    fn windows_select_buckets_by_age_and_union_users() {
+        let now = 1_700_000_000;
+        let mut recent = Bucket {
+            start: now - now % BUCKET_SECS,
+            ..Bucket::default()
+        };
+        recent.requests.clerk_only = 3;
+        recent.users.clerk_only.add(Hll::hash("x"));
+        let mut old = Bucket {
+            start: now - 5 * HOUR_SECS,
+            ..Bucket::default()
+        };
+        old.requests.nextauth_only = 7;
+        old.users.nextauth_only.add(Hll::hash("x"));
+        old.users.nextauth_only.add(Hll::hash("y"));
+        let ancient = Bucket {
+            start: now - 2 * DAY_SECS,
+            requests: Requests {
+                anonymous: 100,
+                ..Requests::default()
+            },
+            ..Bucket::default()
+        };
+        let (hour, day) = summarize(&[recent, old, ancient], now);
+        assert_eq!(hour.requests.nextauth_only, 0);
+        assert_eq!(hour.requests.clerk_only, 3);
+        assert_eq!(day.requests.nextauth_only, 7);
+        assert_eq!(day.requests.anonymous, 0);
+        let json = day.to_json();
+        assert_eq!(json["users"]["total"], 2);
+        assert_eq!(json["users"]["with_clerk"], 1);
+        assert_eq!(json["users"]["without_clerk"], 1);
+        assert_eq!(json["clerk_request_share"], 0.3);
+    }
+
+    #[test]
+    fn stored_hours_round_trip_and_garbage_is_empty() {
+        let mut bucket = Bucket {
+            start: 600,
+            ..Bucket::default()
+        };
+        bucket.requests.both = 2;
+        bucket.users.both.add(Hll::hash("z"));
+        let encoded = encode_hour(std::slice::from_ref(&bucket));
+        assert_eq!(decode_hour(&encoded), vec![bucket]);
+        assert!(decode_hour("not json").is_empty());
+        assert_eq!(hour_of_key("conv:v1:3600:abc"), Some(3600));
+        assert_eq!(hour_of_key("other:3600"), None);
+    }
+}
