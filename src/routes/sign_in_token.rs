@@ -1,15 +1,863 @@
 //! `POST /__auth-bridge/sign-in-token`: signs a NextAuth user into Clerk (trickle migration).
+//!
+//! The order of the checks is the contract's: a cross-site request is refused (`403`) before
+//! anything is read; outside `migrate` nothing is written to Clerk (`409`); a Clerk session
+//! needs nothing (`204`); without a NextAuth session there is nobody to migrate (`401`).
+//! Then the user is found, linked or created by the shared [`Migrator`] and a short-lived
+//! sign-in token is minted (`200 {"token","clerk_user_id"}`).
+//!
+//! Cost per request, in Backend API calls:
+//! * a user already mapped in KV (`map:l2c:`) costs one call, the token;
+//! * a fresh user costs the migration (2–5 calls) plus the token. Concurrent requests for the
+//!   same legacy id in one isolate share one migration ([`Coalescer`]) and mint one token each
+//!   (tokens are single use), so a burst of tabs creates one user without a burst of lookups.
+//!
+//! A `429` from Clerk closes a per-isolate gate until its `Retry-After` has passed: requests in
+//! between are answered `429` with the remaining time without calling Clerk.
+//!
+//! Whether the session's email counts as verified decides whether an existing Clerk account
+//! with that address may be linked, so it is never assumed: see [`email_verified_in_claims`].
+//! The token is returned to the browser and to nobody else: never logged.
 
-use worker::{Env, Request};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
+use serde_json::{json, Map, Value};
+use worker::kv::KvStore;
+use worker::{console_log, Delay, Env, Request};
+
+use crate::clerk_api::fetch::FetchClerk;
+use crate::clerk_api::{ClerkApi, ClerkError, SignInToken};
+use crate::identity::nextauth::NextAuthSession;
 use crate::identity::resolver::Resolution;
-use crate::isolate::Isolate;
+use crate::identity::{Identity, Source};
+use crate::isolate::{self, Isolate};
+use crate::migration::kv::KvLedgerStore;
+use crate::migration::{ledger, Migrator, Mode, Outcome, Store, TrickleUser};
+
+/// Lifetime of a minted sign-in token: the browser uses it at once.
+pub const TOKEN_EXPIRES_IN_SECS: u32 = 120;
+/// Backend API deadline for the trickle: the browser is waiting.
+const CLERK_TIMEOUT_SECS: u64 = 8;
+/// `Retry-After` when Clerk failed without saying how long to wait.
+pub const DEFAULT_UNAVAILABLE_RETRY_SECS: u32 = 5;
+/// `Retry-After` when Clerk rate-limited without a usable header (its windows are 10 s).
+pub const DEFAULT_RATE_LIMIT_RETRY_SECS: u32 = 10;
+/// `Retry-After` on a misconfiguration: nothing changes until a redeploy.
+const MISCONFIGURED_RETRY_SECS: u32 = 300;
+
+/// Clerk error codes meaning the worker's own credentials were refused (an operator problem,
+/// not the user's).
+const CREDENTIAL_ERROR_CODES: &[&str] = &[
+    "clerk_key_invalid",
+    "could_not_authenticate_request",
+    "authentication_invalid",
+    "authorization_header_format_invalid",
+    "authorization_invalid",
+];
+
+/// Whether a `POST` comes from a page of this origin. Browsers send `Sec-Fetch-Site`; only
+/// `same-origin` passes (`same-site` is a sibling subdomain, which may be less trusted). Older
+/// browsers send only `Origin` on cross-origin requests, which must then be ours; a request
+/// with neither is not from a browser page (a form post from another site always has one).
+pub fn is_same_origin_request(
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    own_origin: &str,
+) -> bool {
+    if let Some(site) = sec_fetch_site {
+        return site.trim().eq_ignore_ascii_case("same-origin");
+    }
+    match origin {
+        None => true,
+        Some(origin) => {
+            let origin = origin.trim().trim_end_matches('/');
+            !own_origin.is_empty() && origin.eq_ignore_ascii_case(own_origin)
+        }
+    }
+}
+
+/// Whether the session itself proves the email address. NextAuth's JWT carries no such fact by
+/// default, so the answer is "no" unless the app put one there: a boolean `email_verified`
+/// claim (OIDC's name) set to `true`, or `emailVerified` (the NextAuth adapters' column,
+/// a date) with a value. An unverified address is still migrated — created `reserved` — but
+/// never used to take over an existing Clerk account that has it (the Migrator skips the link).
+pub fn email_verified_in_claims(claims: &Map<String, Value>) -> bool {
+    let truthy = |v: &Value| match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.trim().is_empty() && s != "false",
+        Value::Number(n) => n.as_f64().is_some_and(|x| x > 0.0),
+        _ => false,
+    };
+    claims.get("email_verified") == Some(&Value::Bool(true))
+        || claims.get("emailVerified").is_some_and(truthy)
+}
+
+/// The trickle's view of a JWT session.
+pub fn trickle_user_from_session(session: &NextAuthSession) -> TrickleUser {
+    TrickleUser {
+        legacy_id: session.sub.clone(),
+        email: session.email.clone().filter(|e| !e.trim().is_empty()),
+        email_verified: email_verified_in_claims(&session.claims),
+        name: session.name.clone().filter(|n| !n.trim().is_empty()),
+        image: session.picture.clone().filter(|p| !p.trim().is_empty()),
+    }
+}
+
+/// The trickle's view of a database session the origin vouched for: only the id and email
+/// are known, and the email's verification is not.
+pub fn trickle_user_from_identity(identity: &Identity) -> Option<TrickleUser> {
+    if identity.source != Source::NextAuth {
+        return None;
+    }
+    Some(TrickleUser {
+        legacy_id: identity.user_id.clone().filter(|id| !id.is_empty())?,
+        email: identity.email.clone(),
+        ..TrickleUser::default()
+    })
+}
+
+/// Why the gate is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateReason {
+    RateLimited,
+    Unavailable,
+}
+
+/// "Do not call Clerk before": closed by a `429` (or a `5xx` with `Retry-After`) for as long
+/// as Clerk asked. Per isolate: each isolate learns of Clerk's limit from its own calls.
+#[derive(Debug, Default)]
+pub struct CallGate {
+    until_ms: Cell<u64>,
+    reason: Cell<Option<GateReason>>,
+}
+
+impl CallGate {
+    pub const fn new() -> CallGate {
+        CallGate {
+            until_ms: Cell::new(0),
+            reason: Cell::new(None),
+        }
+    }
+
+    /// Closes the gate for `secs` from `now_ms`; a gate only ever extends.
+    pub fn hold(&self, now_ms: u64, secs: u32, reason: GateReason) {
+        let until = now_ms + u64::from(secs) * 1000;
+        if until > self.until_ms.get() {
+            self.until_ms.set(until);
+            self.reason.set(Some(reason));
+        }
+    }
+
+    /// While closed: the whole seconds left (at least 1) and why.
+    pub fn closed_for(&self, now_ms: u64) -> Option<(u32, GateReason)> {
+        let until = self.until_ms.get();
+        if now_ms >= until {
+            return None;
+        }
+        let secs = (until - now_ms).div_ceil(1000).min(u64::from(u32::MAX)) as u32;
+        Some((secs, self.reason.get().unwrap_or(GateReason::RateLimited)))
+    }
+
+    /// Closes the gate if `outcome` is Clerk asking to wait.
+    pub fn note(&self, now_ms: u64, outcome: &Outcome) {
+        if let Outcome::Retry { after_secs, code } = outcome {
+            match (code.as_str(), after_secs) {
+                ("rate_limited", after) => self.hold(
+                    now_ms,
+                    after.unwrap_or(DEFAULT_RATE_LIMIT_RETRY_SECS),
+                    GateReason::RateLimited,
+                ),
+                ("clerk_unavailable", Some(after)) => {
+                    self.hold(now_ms, *after, GateReason::Unavailable)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The result of one exchange: a token, or the outcome that prevented one.
+#[derive(Debug)]
+pub struct Exchange {
+    pub result: Result<(String, SignInToken), Outcome>,
+    /// Backend API calls made by the exchange itself (the mapping check and the token); the
+    /// migration's calls are counted by whoever ran it.
+    pub calls: u32,
+}
+
+fn outcome_of(e: &ClerkError) -> Outcome {
+    if e.is_retryable() {
+        Outcome::Retry {
+            after_secs: e.retry_after(),
+            code: e.code().to_owned(),
+        }
+    } else {
+        Outcome::Failed {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A legacy id ↔ Clerk id mapping is known: only the token is needed. A mapping whose Clerk
+/// user is gone (`404`) falls through to a full migration, which rewrites it.
+pub async fn exchange<C, S, F>(
+    clerk: &C,
+    store: &S,
+    legacy_id: &str,
+    expires_in_seconds: u32,
+    migrate: impl FnOnce() -> F,
+) -> Exchange
+where
+    C: ClerkApi,
+    S: Store,
+    F: Future<Output = Outcome>,
+{
+    let mut calls = 0;
+    let mapped = store
+        .get(&ledger::legacy_to_clerk_key(legacy_id))
+        .await
+        .ok()
+        .flatten()
+        .filter(|id| !id.is_empty());
+    if let Some(clerk_id) = mapped {
+        calls += 1;
+        match clerk
+            .create_sign_in_token(&clerk_id, expires_in_seconds)
+            .await
+        {
+            Ok(token) => {
+                return Exchange {
+                    result: Ok((clerk_id, token)),
+                    calls,
+                }
+            }
+            Err(ClerkError::Api { status: 404, .. }) => {}
+            Err(e) => {
+                return Exchange {
+                    result: Err(outcome_of(&e)),
+                    calls,
+                }
+            }
+        }
+    }
+    let outcome = migrate().await;
+    let Some(clerk_id) = outcome.clerk_id().map(str::to_owned) else {
+        return Exchange {
+            result: Err(outcome),
+            calls,
+        };
+    };
+    calls += 1;
+    let result = match clerk
+        .create_sign_in_token(&clerk_id, expires_in_seconds)
+        .await
+    {
+        Ok(token) => Ok((clerk_id, token)),
+        Err(e) => Err(outcome_of(&e)),
+    };
+    Exchange { result, calls }
+}
+
+/// What the endpoint answers, before it becomes a Response.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u32>,
+}
+
+impl Answer {
+    fn error(status: u16, body: Value, retry_after: Option<u32>) -> Answer {
+        Answer {
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    pub fn rate_limited(secs: u32) -> Answer {
+        Answer::error(
+            429,
+            json!({"error": "rate_limited", "retry_after": secs}),
+            Some(secs),
+        )
+    }
+
+    pub fn unavailable(code: &str, secs: u32) -> Answer {
+        Answer::error(
+            503,
+            json!({"error": "clerk_unavailable", "code": code, "retry_after": secs}),
+            Some(secs),
+        )
+    }
+
+    pub fn misconfigured(setting: &str) -> Answer {
+        Answer::error(
+            503,
+            json!({"error": "misconfigured", "setting": setting}),
+            Some(MISCONFIGURED_RETRY_SECS),
+        )
+    }
+}
+
+/// The answer for a failed exchange. Messages stay in the log: a `Skipped` reason names
+/// another person's Clerk account, which the browser must not learn.
+pub fn answer_for_outcome(outcome: &Outcome) -> Answer {
+    match outcome {
+        Outcome::Retry { after_secs, code } if code == "rate_limited" => {
+            Answer::rate_limited(after_secs.unwrap_or(DEFAULT_RATE_LIMIT_RETRY_SECS))
+        }
+        Outcome::Retry { after_secs, code } => {
+            Answer::unavailable(code, after_secs.unwrap_or(DEFAULT_UNAVAILABLE_RETRY_SECS))
+        }
+        Outcome::Failed { code, .. } if CREDENTIAL_ERROR_CODES.contains(&code.as_str()) => {
+            Answer::misconfigured("CLERK_SECRET_KEY")
+        }
+        Outcome::Failed { code, .. } => Answer::error(
+            422,
+            json!({"error": "migration_failed", "code": code}),
+            None,
+        ),
+        Outcome::Skipped { .. } => Answer::error(
+            422,
+            json!({"error": "migration_skipped", "code": "identifier_in_use_unverified"}),
+            None,
+        ),
+        // Not reached in `migrate`; a success without a token would be a bug, said plainly.
+        Outcome::WouldCreate | Outcome::WouldLink { .. } => {
+            Answer::error(409, json!({"error": "not_migrating"}), None)
+        }
+        Outcome::Created { .. } | Outcome::Linked { .. } | Outcome::AlreadyMigrated { .. } => {
+            Answer::unavailable("token_missing", DEFAULT_UNAVAILABLE_RETRY_SECS)
+        }
+    }
+}
+
+/// What a request should do about the migration of one legacy id in this isolate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nobody is migrating it: run the migration.
+    Lead,
+    /// Another request is: look again shortly.
+    Wait,
+    /// Another request just finished: use its outcome.
+    Use(Outcome),
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Running { since_ms: u64 },
+    Done { outcome: Outcome, at_ms: u64 },
+}
+
+/// Coalesces concurrent migrations of one legacy id within an isolate (a burst of tabs).
+///
+/// Workers forbid awaiting another request's I/O, so followers do not share the leader's
+/// future: they poll this plain table on their own timers and read the leader's outcome.
+/// A leader that vanished (its request cancelled) is replaced after [`LEAD_TIMEOUT_MS`].
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    slots: HashMap<String, Slot>,
+}
+
+/// A follower waits at most this long before migrating on its own (the Migrator is
+/// race-safe; this only bounds a stuck wait).
+pub const LEAD_TIMEOUT_MS: u64 = 15_000;
+/// How long a finished outcome is handed to late followers; after that the KV mapping answers.
+pub const DONE_TTL_MS: u64 = 3_000;
+
+impl Coalescer {
+    pub fn new() -> Coalescer {
+        Coalescer::default()
+    }
+
+    /// The next step for a request about `key` at `now_ms`; `Lead` also claims the slot.
+    pub fn step(&mut self, key: &str, now_ms: u64) -> Step {
+        self.slots.retain(|_, slot| match slot {
+            Slot::Running { since_ms } => now_ms < since_ms.saturating_add(LEAD_TIMEOUT_MS),
+            Slot::Done { at_ms, .. } => now_ms < at_ms.saturating_add(DONE_TTL_MS),
+        });
+        match self.slots.get(key) {
+            Some(Slot::Running { .. }) => Step::Wait,
+            Some(Slot::Done { outcome, .. }) => Step::Use(outcome.clone()),
+            None => {
+                self.slots
+                    .insert(key.to_owned(), Slot::Running { since_ms: now_ms });
+                Step::Lead
+            }
+        }
+    }
+
+    /// The leader's outcome, for the followers.
+    pub fn finish(&mut self, key: &str, outcome: &Outcome, now_ms: u64) {
+        self.slots.insert(
+            key.to_owned(),
+            Slot::Done {
+                outcome: outcome.clone(),
+                at_ms: now_ms,
+            },
+        );
+    }
+
+    /// A leader that stopped without an outcome frees the slot.
+    pub fn abandon(&mut self, key: &str) {
+        if matches!(self.slots.get(key), Some(Slot::Running { .. })) {
+            self.slots.remove(key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Glue.
+
+thread_local! {
+    static GATE: CallGate = const { CallGate::new() };
+    static COALESCER: RefCell<Coalescer> = RefCell::new(Coalescer::new());
+}
+
+/// Frees the slot if the leading request is dropped mid-migration.
+struct Leading(Option<String>);
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        if let Some(key) = self.0.take() {
+            COALESCER.with(|c| c.borrow_mut().abandon(&key));
+        }
+    }
+}
+
+/// The migration of `user`, or the outcome of the one another request in this isolate is
+/// running. The leader counts its calls against the trickle's budget.
+async fn coalesced_migration(clerk: FetchClerk, kv: KvStore, user: TrickleUser) -> Outcome {
+    let key = user.legacy_id.clone();
+    let mut pause_ms = 20;
+    loop {
+        match COALESCER.with(|c| c.borrow_mut().step(&key, isolate::now_ms())) {
+            Step::Lead => break,
+            Step::Use(outcome) => return outcome,
+            Step::Wait => {
+                Delay::from(Duration::from_millis(pause_ms)).await;
+                pause_ms = (pause_ms * 2).min(200);
+            }
+        }
+    }
+    let mut leading = Leading(Some(key.clone()));
+    let migrator = Migrator::new(clerk, KvLedgerStore::new(kv.clone()), Mode::Migrate);
+    let migration = migrator.migrate_trickle(&user).await;
+    crate::budget::record_trickle_calls(Some(&kv), isolate::now_ms(), migration.calls).await;
+    leading.0 = None;
+    COALESCER.with(|c| {
+        c.borrow_mut()
+            .finish(&key, &migration.outcome, isolate::now_ms())
+    });
+    migration.outcome
+}
+
+fn respond(answer: Answer) -> web_sys::Response {
+    let response = super::json(answer.status, &answer.body);
+    if let Some(secs) = answer.retry_after {
+        let _ = response.headers().set("retry-after", &secs.to_string());
+    }
+    response
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
 
 pub async fn handle(
-    _req: &Request,
-    _env: &Env,
-    _isolate: &Isolate,
-    _resolution: &Resolution,
+    req: &Request,
+    env: &Env,
+    isolate: &Isolate,
+    resolution: &Resolution,
 ) -> web_sys::Response {
-    super::plain(404, "Not Found\n")
+    let own_origin = req
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    if !is_same_origin_request(
+        header(req, "sec-fetch-site").as_deref(),
+        header(req, "origin").as_deref(),
+        &own_origin,
+    ) {
+        return super::json(403, &json!({"error": "cross_site_request"}));
+    }
+    let config = &isolate.config;
+    if !config.phase.writes_to_clerk() {
+        return super::json(
+            409,
+            &json!({"error": "not_migrating", "phase": config.phase.as_str()}),
+        );
+    }
+    if resolution.identity.source == Source::Clerk {
+        return super::empty(204);
+    }
+    let user = match &resolution.nextauth {
+        Some(session) => Some(trickle_user_from_session(session)),
+        None => trickle_user_from_identity(&resolution.identity),
+    };
+    let Some(user) = user else {
+        return super::json(401, &json!({"error": "no_nextauth_session"}));
+    };
+    let Some(secret_key) = config.clerk_secret_key.as_deref() else {
+        return respond(Answer::misconfigured("CLERK_SECRET_KEY"));
+    };
+    let Some(kv) = isolate::kv(env) else {
+        return respond(Answer::misconfigured(isolate::KV_BINDING));
+    };
+
+    let now_ms = isolate::now_ms();
+    if let Some((secs, reason)) = GATE.with(|gate| gate.closed_for(now_ms)) {
+        return respond(match reason {
+            GateReason::RateLimited => Answer::rate_limited(secs),
+            GateReason::Unavailable => Answer::unavailable("clerk_unavailable", secs),
+        });
+    }
+
+    let clerk = FetchClerk::new(&config.clerk_api_url.join(""), secret_key)
+        .with_timeout(Duration::from_secs(CLERK_TIMEOUT_SECS));
+    let store = KvLedgerStore::new(kv.clone());
+    let legacy_id = user.legacy_id.clone();
+    let migration = {
+        let (clerk, kv) = (clerk.clone(), kv.clone());
+        move || coalesced_migration(clerk, kv, user)
+    };
+    let done = exchange(&clerk, &store, &legacy_id, TOKEN_EXPIRES_IN_SECS, migration).await;
+    let finished_ms = isolate::now_ms();
+    crate::budget::record_trickle_calls(Some(&kv), finished_ms, done.calls).await;
+
+    match done.result {
+        Ok((clerk_id, token)) => super::json(
+            200,
+            &json!({"token": token.token.expose(), "clerk_user_id": clerk_id}),
+        ),
+        Err(outcome) => {
+            GATE.with(|gate| gate.note(finished_ms, &outcome));
+            match &outcome {
+                Outcome::Failed { code, message } => {
+                    console_log!(
+                        "auth-bridge: sign-in token for a NextAuth user failed: {code}: {message}"
+                    )
+                }
+                Outcome::Skipped { reason } => {
+                    console_log!("auth-bridge: sign-in token not issued: {reason}")
+                }
+                Outcome::Retry { code, .. } => {
+                    console_log!("auth-bridge: sign-in token deferred: {code}")
+                }
+                _ => {}
+            }
+            respond(answer_for_outcome(&outcome))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clerk_api::memory::MemoryClerk;
+    use crate::clerk_api::{CreateUser, IdentificationStatus};
+    use crate::migration::MemoryStore;
+    use futures::executor::block_on;
+    use std::cell::Cell;
+
+    #[test]
+    fn same_origin_rules() {
+        let own = "https://app.example.com";
+        assert!(is_same_origin_request(Some("same-origin"), None, own));
+        assert!(is_same_origin_request(
+            Some("same-origin"),
+            Some("https://evil.example"),
+            own
+        ));
+        assert!(!is_same_origin_request(Some("cross-site"), Some(own), own));
+        assert!(!is_same_origin_request(Some("same-site"), Some(own), own));
+        assert!(!is_same_origin_request(Some("none"), None, own));
+        assert!(is_same_origin_request(None, Some(own), own));
+        assert!(is_same_origin_request(
+            None,
+            Some("HTTPS://APP.example.com/"),
+            own
+        ));
+        assert!(!is_same_origin_request(
+            None,
+            Some("https://app.example.com.evil.example"),
+            own
+        ));
+        assert!(!is_same_origin_request(None, Some("null"), own));
+        assert!(!is_same_origin_request(
+            None,
+            Some("http://app.example.com"),
+            own
+        ));
+        assert!(is_same_origin_request(None, None, own));
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn email_is_verified_only_when_the_session_says_so() {
+        assert!(!email_verified_in_claims(&claims(
+            json!({"email": "a@example.com"})
+        )));
+        assert!(email_verified_in_claims(&claims(
+            json!({"email_verified": true})
+        )));
+        assert!(!email_verified_in_claims(&claims(
+            json!({"email_verified": "true"})
+        )));
+        assert!(!email_verified_in_claims(&claims(
+            json!({"email_verified": false})
+        )));
+        assert!(email_verified_in_claims(&claims(
+            json!({"emailVerified": "2024-01-02T03:04:05.000Z"})
+        )));
+        assert!(!email_verified_in_claims(&claims(
+            json!({"emailVerified": null})
+        )));
+        assert!(!email_verified_in_claims(&claims(
+            json!({"emailVerified": ""})
+        )));
+    }
+
+    #[test]
+    fn database_session_identity_is_migrated_unverified() {
+        let identity = Identity {
+            source: Source::NextAuth,
+            user_id: Some("42".into()),
+            clerk_user_id: None,
+            email: Some("db@example.com".into()),
+            session_id: None,
+        };
+        let user = trickle_user_from_identity(&identity).unwrap();
+        assert_eq!(user.legacy_id, "42");
+        assert!(!user.email_verified);
+        assert!(trickle_user_from_identity(&Identity::anonymous()).is_none());
+    }
+
+    #[test]
+    fn gate_holds_for_retry_after_and_only_extends() {
+        let gate = CallGate::new();
+        assert_eq!(gate.closed_for(0), None);
+        gate.note(
+            1_000,
+            &Outcome::Retry {
+                after_secs: Some(7),
+                code: "rate_limited".into(),
+            },
+        );
+        assert_eq!(gate.closed_for(1_000), Some((7, GateReason::RateLimited)));
+        assert_eq!(gate.closed_for(7_500), Some((1, GateReason::RateLimited)));
+        gate.hold(2_000, 1, GateReason::Unavailable);
+        assert_eq!(gate.closed_for(2_000), Some((6, GateReason::RateLimited)));
+        assert_eq!(gate.closed_for(8_000), None);
+        // A 5xx without Retry-After does not close it; other retries neither.
+        gate.note(
+            9_000,
+            &Outcome::Retry {
+                after_secs: None,
+                code: "clerk_unavailable".into(),
+            },
+        );
+        gate.note(
+            9_000,
+            &Outcome::Retry {
+                after_secs: Some(2),
+                code: "identifier_exists_not_found".into(),
+            },
+        );
+        assert_eq!(gate.closed_for(9_000), None);
+        gate.note(
+            9_000,
+            &Outcome::Retry {
+                after_secs: Some(3),
+                code: "clerk_unavailable".into(),
+            },
+        );
+        assert_eq!(gate.closed_for(9_000), Some((3, GateReason::Unavailable)));
+    }
+
+    fn user(id: &str, email: &str, verified: bool) -> TrickleUser {
+        TrickleUser {
+            legacy_id: id.into(),
+            email: Some(email.into()),
+            email_verified: verified,
+            name: Some("Ada Lovelace".into()),
+            image: None,
+        }
+    }
+
+    /// Runs one exchange with a real Migrator over the in-memory Clerk and store; returns it
+    /// with the migration's own call count.
+    fn run(clerk: &MemoryClerk, store: &MemoryStore, u: &TrickleUser) -> (Exchange, u32) {
+        let migration_calls = Cell::new(0);
+        let ex = block_on(exchange(clerk, store, &u.legacy_id, 120, || async {
+            let m = Migrator::new(clerk, store, Mode::Migrate)
+                .migrate_trickle(u)
+                .await;
+            migration_calls.set(m.calls);
+            m.outcome
+        }));
+        (ex, migration_calls.get())
+    }
+
+    #[test]
+    fn fresh_user_is_created_once_and_a_repeat_costs_one_call() {
+        let clerk = MemoryClerk::new(None);
+        let store = MemoryStore::new();
+        let u = user("legacy-1", "ada@example.com", false);
+        let (first, migration_calls) = run(&clerk, &store, &u);
+        let (clerk_id, token) = first.result.expect("token");
+        assert_eq!(token.user_id, clerk_id);
+        assert_eq!(migration_calls, 3, "find by external id, by email, create");
+        assert_eq!(first.calls, 1, "the token");
+        let created = clerk.user_by_external_id("legacy-1").unwrap();
+        assert_eq!(created.id, clerk_id);
+        assert_eq!(
+            store
+                .peek(&ledger::clerk_to_legacy_key(&clerk_id))
+                .as_deref(),
+            Some("legacy-1")
+        );
+
+        let before = clerk.request_log.borrow().len();
+        let (again, migration_calls) = run(&clerk, &store, &u);
+        assert_eq!(again.result.expect("token").0, clerk_id);
+        assert_eq!(migration_calls, 0, "the mapping skips the migration");
+        assert_eq!(again.calls, 1);
+        assert_eq!(clerk.request_log.borrow().len() - before, 1);
+        assert_eq!(clerk.user_count(), 1);
+    }
+
+    #[test]
+    fn a_stale_mapping_falls_back_to_the_migration() {
+        let clerk = MemoryClerk::new(None);
+        let store = MemoryStore::new();
+        block_on(ledger::remember_mapping(&store, "legacy-2", "user_gone")).unwrap();
+        let (ex, migration_calls) = run(&clerk, &store, &user("legacy-2", "b@example.com", true));
+        let (clerk_id, _) = ex.result.expect("token");
+        assert_ne!(clerk_id, "user_gone");
+        assert_eq!(ex.calls, 2, "the failed token and the new one");
+        assert_eq!(migration_calls, 3);
+        assert_eq!(
+            store
+                .peek(&ledger::legacy_to_clerk_key("legacy-2"))
+                .as_deref(),
+            Some(clerk_id.as_str())
+        );
+    }
+
+    #[test]
+    fn unverified_session_email_does_not_take_over_an_existing_account() {
+        let clerk = MemoryClerk::new(None);
+        let store = MemoryStore::new();
+        clerk.seed(&CreateUser {
+            email_address: vec!["owner@example.com".into()],
+            email_address_identification_status: vec![IdentificationStatus::Verified],
+            skip_password_requirement: Some(true),
+            ..CreateUser::default()
+        });
+        let (ex, _) = run(
+            &clerk,
+            &store,
+            &user("legacy-3", "owner@example.com", false),
+        );
+        let outcome = ex.result.expect_err("no token for an unverified claim");
+        let answer = answer_for_outcome(&outcome);
+        assert_eq!(answer.status, 422);
+        assert_eq!(answer.body["error"], "migration_skipped");
+        assert!(!answer.body.to_string().contains("user_"), "{answer:?}");
+        assert_eq!(clerk.user_count(), 1);
+
+        let (ex, _) = run(&clerk, &store, &user("legacy-3", "owner@example.com", true));
+        let (clerk_id, _) = ex.result.expect("a verified session email links");
+        assert_eq!(
+            clerk.user_by_external_id("legacy-3").map(|u| u.id),
+            Some(clerk_id)
+        );
+        assert_eq!(clerk.user_count(), 1);
+    }
+
+    #[test]
+    fn clerk_rate_limit_becomes_429_with_retry_after() {
+        let clerk = MemoryClerk::new(Some((2, 10_000)));
+        let store = MemoryStore::new();
+        let (ex, _) = run(&clerk, &store, &user("legacy-4", "c@example.com", true));
+        let outcome = ex.result.expect_err("third call is refused");
+        let answer = answer_for_outcome(&outcome);
+        assert_eq!(answer.status, 429);
+        let secs = answer.retry_after.expect("Retry-After");
+        assert!((1..=10).contains(&secs), "{secs}");
+        assert_eq!(answer.body["retry_after"], secs);
+    }
+
+    #[test]
+    fn coalescer_hands_the_leaders_outcome_to_followers() {
+        let mut c = Coalescer::new();
+        assert_eq!(c.step("a", 0), Step::Lead);
+        assert_eq!(c.step("a", 10), Step::Wait);
+        assert_eq!(c.step("b", 10), Step::Lead, "other users are independent");
+        let done = Outcome::Created {
+            clerk_id: "user_1".into(),
+        };
+        c.finish("a", &done, 100);
+        assert_eq!(c.step("a", 150), Step::Use(done.clone()));
+        assert_eq!(
+            c.step("a", 100 + DONE_TTL_MS),
+            Step::Lead,
+            "stale outcomes expire"
+        );
+        c.abandon("a");
+        assert_eq!(c.step("a", 100 + DONE_TTL_MS + 1), Step::Lead);
+        // A leader that never finishes is replaced.
+        assert_eq!(c.step("a", 200 + DONE_TTL_MS + LEAD_TIMEOUT_MS), Step::Lead);
+        // Finished entries do not accumulate.
+        let mut c = Coalescer::new();
+        for i in 0..100 {
+            let key = format!("k{i}");
+            assert_eq!(c.step(&key, i), Step::Lead);
+            c.finish(&key, &done, i);
+        }
+        c.step("x", 100 + DONE_TTL_MS);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn answers_for_failures() {
+        let a = answer_for_outcome(&Outcome::Retry {
+            after_secs: None,
+            code: "timeout".into(),
+        });
+        assert_eq!(
+            (a.status, a.retry_after),
+            (503, Some(DEFAULT_UNAVAILABLE_RETRY_SECS))
+        );
+        let a = answer_for_outcome(&Outcome::Failed {
+            code: "external_id_conflict".into(),
+            message: "the Clerk user user_9 …".into(),
+        });
+        assert_eq!(a.status, 422);
+        assert_eq!(a.body["code"], "external_id_conflict");
+        assert!(!a.body.to_string().contains("user_9"));
+        let a = answer_for_outcome(&Outcome::Failed {
+            code: "clerk_key_invalid".into(),
+            message: String::new(),
+        });
+        assert_eq!(a.status, 503);
+        assert_eq!(a.body["setting"], "CLERK_SECRET_KEY");
+    }
 }
