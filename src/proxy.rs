@@ -3,6 +3,8 @@
 //! The request body and the response body are handed over as streams, never read: the origin's
 //! answer (status, every `Set-Cookie`, redirects, streaming bodies) comes back untouched.
 
+use wasm_bindgen::JsCast;
+
 use crate::config::{BaseUrl, Config};
 
 /// Prefix of every identity header; inbound copies are removed so nobody can forge them.
@@ -73,6 +75,12 @@ async fn try_forward(
         headers.set("x-forwarded-proto", proto).map_err(js)?;
         headers.delete("host").map_err(js)?;
     }
+    headers
+        .set(
+            "via",
+            &via_with_bridge(headers.get("via").map_err(js)?.as_deref()),
+        )
+        .map_err(js)?;
     for (name, value) in identity_headers {
         headers.set(name, value).map_err(js)?;
     }
@@ -88,11 +96,48 @@ async fn try_forward(
         }
     }
     let upstream = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
-    let response = worker::Fetch::Request(upstream.into())
-        .send()
+    // The global fetch, and its response returned as it is: no rebuilt headers or body, and the
+    // origin's status text kept.
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let response = wasm_bindgen_futures::JsFuture::from(global.fetch_with_request(&upstream))
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(response.into())
+        .map_err(js)?;
+    Ok(response.unchecked_into())
+}
+
+/// This worker's name in the `Via` header (RFC 9110 §7.6.3), which is also its loop guard: a
+/// request that already passed through it must not be forwarded again (in route mode on a local
+/// runtime, the request's own URL leads back to the worker).
+pub const VIA_NAME: &str = "auth-bridge";
+
+/// Whether a `Via` header value lists this worker.
+pub fn via_lists_bridge(via: &str) -> bool {
+    via.split(',')
+        .any(|hop| hop.split_whitespace().nth(1) == Some(VIA_NAME))
+}
+
+/// The `Via` value to send on: the inbound one plus this hop.
+pub fn via_with_bridge(inbound: Option<&str>) -> String {
+    match inbound.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(via) => format!("{via}, 1.1 {VIA_NAME}"),
+        None => format!("1.1 {VIA_NAME}"),
+    }
+}
+
+/// A `508` for a request that already passed through this worker (see [`VIA_NAME`]); checked
+/// before anything else, since identity resolution may itself call the origin.
+pub fn refuse_loop(req: &web_sys::Request) -> Option<web_sys::Response> {
+    let via = req.headers().get("via").ok().flatten()?;
+    if !via_lists_bridge(&via) {
+        return None;
+    }
+    worker::console_error!(
+        "auth-bridge: request loop (the upstream URL leads back to this worker)"
+    );
+    Some(crate::routes::plain(
+        508,
+        "Loop Detected: the upstream URL leads back to auth-bridge\n",
+    ))
 }
 
 /// Methods whose requests carry no body; a stream must not be attached to them.
@@ -149,6 +194,16 @@ mod tests {
             upstream_url("https://app.example.com/x?y", None),
             "https://app.example.com/x?y"
         );
+    }
+
+    #[test]
+    fn via_marks_and_detects_this_hop() {
+        assert_eq!(via_with_bridge(None), "1.1 auth-bridge");
+        assert_eq!(via_with_bridge(Some("1.1 cdn")), "1.1 cdn, 1.1 auth-bridge");
+        assert!(via_lists_bridge("1.1 cdn, 1.1 auth-bridge"));
+        assert!(via_lists_bridge(&via_with_bridge(None)));
+        assert!(!via_lists_bridge("1.1 cdn"));
+        assert!(!via_lists_bridge("1.1 auth-bridge-other, 2 x"));
     }
 
     #[test]

@@ -372,6 +372,10 @@ async fn fetch_database_session(
     headers
         .set("accept", "application/json")
         .map_err(|e| e.to_string())?;
+    // Marks the hop, so a session URL that leads back to this worker is refused, not recursed.
+    headers
+        .set("via", &crate::proxy::via_with_bridge(None))
+        .map_err(|e| e.to_string())?;
     let mut init = worker::RequestInit::new();
     init.with_headers(headers)
         .with_redirect(worker::RequestRedirect::Manual);

@@ -117,6 +117,13 @@ test('client-sent identity headers never reach the origin', async () => {
   assert.deepEqual(identity, { 'x-auth-source': 'anonymous' });
 });
 
+test('the request carries a Via hop, and a request that already passed the worker is refused', async () => {
+  const res = await bridge.fetch('/via', { headers: { via: '1.1 cdn' } });
+  assert.equal((await res.json()).headers.via, '1.1 cdn, 1.1 auth-bridge');
+  const loop = await bridge.fetch('/via', { headers: { via: '1.1 auth-bridge' } });
+  assert.equal(loop.status, 508);
+});
+
 test('the origin learns the host the browser used', async () => {
   const res = await bridge.fetch('/host');
   const seen = await res.json();
