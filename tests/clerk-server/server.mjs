@@ -303,6 +303,7 @@ export async function startClerkServer(options = {}) {
     store,
     signInTokens: new Map(), // id -> record
     handshakes: new Map(), // nonce -> { directives, fetched }
+    client: null, // the browser's Clerk client for the stand-in Frontend API handshake: { sub, sid } | null
     log: [],
     logSeq: 0,
     hanging: new Set(),
@@ -363,6 +364,44 @@ export async function startClerkServer(options = {}) {
     const n = nonce || randomBase62(32);
     state.handshakes.set(n, { directives: directives || [], fetched: 0 });
     return { nonce: n };
+  }
+
+  /**
+   * Stand-in for the Frontend API's `GET /v1/client/handshake`: builds the cookie directives of
+   * the current `state.client` (signed in → `__session` + `__client_uat`; else cleared) and sends
+   * the browser back to `redirect_url` with `__clerk_handshake_nonce` (format=nonce) or a signed
+   * `__clerk_handshake` token (any other format). Development keys also get `__clerk_db_jwt`.
+   */
+  function frontendHandshake(url) {
+    const redirectUrl = url.searchParams.get('redirect_url');
+    let back;
+    try {
+      back = new URL(redirectUrl);
+    } catch {
+      return { status: 400, body: { errors: [{ code: 'redirect_url_invalid', message: 'redirect_url is invalid' }] } };
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const directives = [];
+    if (state.client) {
+      const token = mintSessionToken({ sub: state.client.sub, sid: state.client.sid, iat: now }).token;
+      directives.push(`__session=${token}; Path=/; SameSite=Lax`);
+      directives.push(`__client_uat=${now}; Path=/; SameSite=Lax; Max-Age=315360000`);
+    } else {
+      directives.push('__session=; Path=/; SameSite=Lax; Max-Age=0');
+      directives.push('__client_uat=0; Path=/; SameSite=Lax; Max-Age=315360000');
+    }
+    if (!live) {
+      const db = url.searchParams.get('__clerk_db_jwt') || `dvb_${randomBase62(24)}`;
+      directives.push(`__clerk_db_jwt=${db}; Path=/; SameSite=Lax`);
+      back.searchParams.set('__clerk_db_jwt', db);
+    }
+    if (url.searchParams.get('format') === 'nonce') {
+      back.searchParams.set('__clerk_handshake_nonce', registerHandshake({ directives }).nonce);
+    } else {
+      const header = { alg: 'RS256', kid: signing.kid, typ: 'JWT' };
+      back.searchParams.set('__clerk_handshake', signJwt(header, { handshake: directives, iat: now, exp: now + 60 }, signing.privateKey));
+    }
+    return { status: 307, location: back.toString() };
   }
 
   function consumeSignInToken(token) {
@@ -428,6 +467,7 @@ export async function startClerkServer(options = {}) {
     store.reset();
     state.signInTokens.clear();
     state.handshakes.clear();
+    state.client = null;
     state.log.length = 0;
     if (!keepConfig) {
       limiter.configure(initialRate);
@@ -552,6 +592,10 @@ export async function startClerkServer(options = {}) {
       return json(res, 200, stats({ windowMs: w ? Number(w) : undefined, since }));
     }
     if (path === '/handshake' && method === 'POST') return json(res, 200, registerHandshake(input()));
+    if (path === '/client') {
+      if (method === 'PUT' || method === 'POST') state.client = parseJsonBody(body) ?? null;
+      return json(res, 200, { client: state.client });
+    }
     if (path === '/sign-in-tokens' && method === 'GET') {
       return json(res, 200, { tokens: [...state.signInTokens.values()].map((r) => ({ ...serializeSignInToken(r), expires_at: r.expires_at, expires_in_seconds: r.expires_in_seconds })) });
     }
@@ -637,6 +681,15 @@ export async function startClerkServer(options = {}) {
         sendError(res, e);
       }
       return;
+    }
+
+    if (path === '/v1/client/handshake' && req.method === 'GET') {
+      const out = frontendHandshake(url);
+      if (out.location) {
+        res.writeHead(out.status, { location: out.location, 'cache-control': 'no-store' });
+        return res.end();
+      }
+      return json(res, out.status, out.body);
     }
 
     const isJwks = path === '/v1/jwks' && req.method === 'GET';
@@ -793,6 +846,11 @@ export async function startClerkServer(options = {}) {
     registerHandshake: (nonce, directives) =>
       typeof nonce === 'object' && nonce !== null ? registerHandshake(nonce) : registerHandshake({ nonce, directives }),
     consumeSignInToken,
+    /** The browser's client for the stand-in handshake: `{sub, sid}` (signed in) or null. */
+    setClient: (client) => {
+      state.client = client ?? null;
+      return state.client;
+    },
     signInTokens: () => [...state.signInTokens.values()].map((r) => ({ ...serializeSignInToken(r), expires_at: r.expires_at, expires_in_seconds: r.expires_in_seconds })),
     setRateLimit: (cfg) => {
       limiter.configure(cfg);
