@@ -3,6 +3,8 @@
 //!
 //! Every answer made here carries `Cache-Control: no-store`: they depend on who asks.
 
+use std::cell::RefCell;
+
 use subtle::ConstantTimeEq;
 use worker::{Env, Request};
 
@@ -11,9 +13,14 @@ use crate::isolate::Isolate;
 
 pub mod admin;
 pub mod client_js;
+pub mod guard;
 pub mod sign_in_token;
 
 pub const PREFIX: &str = "/__auth-bridge/";
+
+thread_local! {
+    static ADMIN_GUARD: RefCell<guard::FailureGuard> = RefCell::new(guard::FailureGuard::default());
+}
 
 pub async fn handle(
     req: Request,
@@ -39,6 +46,13 @@ pub async fn handle(
                     admin::handle(req, env, isolate, &admin_route["admin".len()..]).await
                 }
                 AdminAccess::Disabled => plain(404, "Not Found\n"),
+                AdminAccess::Throttled(retry_after) => {
+                    let response = json(429, &serde_json::json!({"error": "too_many_attempts"}));
+                    let _ = response
+                        .headers()
+                        .set("retry-after", &retry_after.to_string());
+                    response
+                }
                 AdminAccess::Denied => {
                     let response = json(401, &serde_json::json!({"error": "unauthorized"}));
                     let _ = response.headers().set("www-authenticate", "Bearer");
@@ -53,6 +67,8 @@ pub async fn handle(
 enum AdminAccess {
     Granted,
     Denied,
+    /// Too many wrong tokens from this address lately: refused without comparing.
+    Throttled(u64),
     /// No admin token configured: the admin API does not exist.
     Disabled,
 }
@@ -61,6 +77,16 @@ fn admin_access(req: &Request, isolate: &Isolate) -> AdminAccess {
     let Some(expected) = isolate.config.admin_token.as_deref() else {
         return AdminAccess::Disabled;
     };
+    let address = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let now = crate::isolate::now_secs();
+    if let Some(retry_after) = ADMIN_GUARD.with(|g| g.borrow().refused(&address, now)) {
+        return AdminAccess::Throttled(retry_after);
+    }
     let header = req
         .headers()
         .get("authorization")
@@ -69,8 +95,10 @@ fn admin_access(req: &Request, isolate: &Isolate) -> AdminAccess {
         .unwrap_or_default();
     let presented = header.strip_prefix("Bearer ").unwrap_or("").trim();
     if bearer_matches(presented, expected) {
+        ADMIN_GUARD.with(|g| g.borrow_mut().record_success(&address));
         AdminAccess::Granted
     } else {
+        ADMIN_GUARD.with(|g| g.borrow_mut().record_failure(&address, now));
         AdminAccess::Denied
     }
 }

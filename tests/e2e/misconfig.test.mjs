@@ -109,3 +109,22 @@ test('without AUTH_BRIDGE_ADMIN_TOKEN the admin API does not exist; with it, a w
     await open.close();
   }
 });
+
+test('repeated wrong admin tokens are slowed: 429 with Retry-After, without comparing', async () => {
+  const bridge = await startBridge(base());
+  try {
+    const attempt = (token) =>
+      bridge.fetch('/__auth-bridge/admin/status', { headers: { authorization: `Bearer ${token}`, 'cf-connecting-ip': '203.0.113.7' } });
+    for (let i = 0; i < 5; i++) assert.equal((await attempt(`guess-${i}-0123456789abcdef`)).status, 401);
+    const refused = await attempt(ADMIN);
+    assert.equal(refused.status, 429);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+    const other = await bridge.fetch('/__auth-bridge/admin/status', {
+      headers: { authorization: `Bearer ${ADMIN}`, 'cf-connecting-ip': '198.51.100.1' },
+    });
+    assert.equal(other.status, 200, 'another address is not affected');
+  } finally {
+    await bridge.close();
+  }
+});
