@@ -47,12 +47,24 @@ export function bridgeWorker(vars = {}, extra = {}) {
  * Starts the worker. `vars` become [vars]/secrets; returns its base URL, the Miniflare instance
  * and helpers. Close it with `await w.close()`.
  */
-export async function startBridge(vars = {}, { log = false, extraWorkers = [] } = {}) {
+export async function startBridge(vars = {}, { log = false, extraWorkers = [], captureLogs = false } = {}) {
+  // With captureLogs, everything the runtime prints (console.log/error of the worker included)
+  // is kept in `logs` instead of reaching the terminal.
+  const logs = [];
+  const capture = captureLogs
+    ? {
+        handleRuntimeStdio(stdout, stderr) {
+          stdout.on('data', (d) => logs.push(d.toString()));
+          stderr.on('data', (d) => logs.push(d.toString()));
+        },
+      }
+    : {};
   const mf = new Miniflare({
     workers: [bridgeWorker(vars), ...extraWorkers],
     port: 0,
     host: '127.0.0.1',
     verbose: log,
+    ...capture,
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   return {
@@ -64,6 +76,7 @@ export async function startBridge(vars = {}, { log = false, extraWorkers = [] } 
       const worker = await mf.getWorker('auth-bridge');
       return worker.scheduled({ cron: '* * * * *', scheduledTime: new Date(scheduledTime) });
     },
+    logs,
     close: () => mf.dispose(),
   };
 }
