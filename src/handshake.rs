@@ -21,8 +21,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use futures::future::{select, Either};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -30,8 +28,8 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 
 use crate::cookies::Cookies;
 use crate::identity::clerk::{
-    HandshakeReason, PublishableKey, SignatureVerifier, UntrustedClerkToken, CLIENT_UAT_COOKIE,
-    DEV_BROWSER_COOKIE, DEV_BROWSER_QUERY_PARAM, SESSION_COOKIE,
+    HandshakeReason, PublishableKey, SignatureVerifier, UntrustedClerkToken, DEV_BROWSER_COOKIE,
+    DEV_BROWSER_QUERY_PARAM, SESSION_COOKIE,
 };
 use crate::identity::jwks;
 use crate::identity::resolver::{ClerkContext, Resolution};
@@ -122,73 +120,10 @@ pub fn redirect_count_cookie(count: u32) -> String {
     )
 }
 
-/// Decodes a JWT payload WITHOUT verifying it (Clerk's `decodeJwt`), only to choose cookies.
-fn peek_claims(token: &str) -> Option<Map<String, Value>> {
-    let mut parts = token.split('.');
-    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-}
-
 /// @clerk/backend `usesSuffixedCookies`, needed for the `suffixed_cookies` parameter and the
 /// dev-browser cookie choice.
 pub fn uses_suffixed_cookies(cookies: &Cookies<'_>, pk: &PublishableKey, now: u64) -> bool {
-    let get = |name: &str| cookies.get(name).filter(|v| !v.is_empty());
-    let suffixed = |name: &str| get(&pk.suffixed_cookie_name(name));
-    let suffixed_client_uat = suffixed(CLIENT_UAT_COOKIE);
-    let client_uat = get(CLIENT_UAT_COOKIE);
-    let suffixed_session = suffixed(SESSION_COOKIE);
-    let session = get(SESSION_COOKIE);
-    let session_claims = session.and_then(peek_claims);
-    if session.is_some() {
-        let issuer = session_claims
-            .as_ref()
-            .and_then(|c| c.get("iss"))
-            .and_then(Value::as_str)
-            .filter(|iss| !iss.is_empty());
-        let Some(issuer) = issuer else {
-            return false;
-        };
-        let host = issuer
-            .strip_prefix("https://")
-            .or_else(|| issuer.strip_prefix("http://"))
-            .unwrap_or(issuer);
-        if host != pk.frontend_api() {
-            return true;
-        }
-    }
-    if suffixed_client_uat.is_none() && suffixed_session.is_none() {
-        return false;
-    }
-    let suffixed_claims = suffixed_session.and_then(peek_claims);
-    let iat = |claims: &Option<Map<String, Value>>| {
-        claims
-            .as_ref()
-            .and_then(|c| c.get("iat"))
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0)
-    };
-    let suffixed_uat_zero = suffixed_client_uat == Some("0");
-    let uat_zero = client_uat == Some("0");
-    if !suffixed_uat_zero && !uat_zero && iat(&session_claims) > iat(&suffixed_claims) {
-        return false;
-    }
-    if suffixed_uat_zero && !uat_zero {
-        return false;
-    }
-    if pk.is_development() {
-        let suffixed_expired = suffixed_claims
-            .as_ref()
-            .and_then(|c| c.get("exp"))
-            .and_then(Value::as_f64)
-            .is_some_and(|exp| exp <= now as f64);
-        if !suffixed_uat_zero && uat_zero && suffixed_expired {
-            return false;
-        }
-    }
-    !(suffixed_client_uat.is_none() && suffixed_session.is_some())
+    crate::identity::clerk::request_uses_suffixed_cookies(&|name| cookies.get(name), pk, now)
 }
 
 /// Everything the outbound redirect needs from the request.
@@ -659,6 +594,8 @@ pub fn redirect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
 
     const FAPI: &str = "clerk.example.com";
 

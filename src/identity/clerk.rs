@@ -357,6 +357,18 @@ fn parse_client_uat(value: &str) -> u64 {
     digits[..end].parse().unwrap_or(0)
 }
 
+/// Clerk's `usesSuffixedCookies` over a request's cookies (`cookie(name)` by exact name): whether
+/// this instance's session lives in the suffixed cookies.
+pub fn request_uses_suffixed_cookies<'a>(
+    cookie: &impl Fn(&str) -> Option<&'a str>,
+    pk: &PublishableKey,
+    now: u64,
+) -> bool {
+    let get = |name: &str| cookie(name).filter(|value| !value.is_empty());
+    let suffixed = |name: &str| get(&pk.suffixed_cookie_name(name));
+    uses_suffixed_cookies(&get, &suffixed, pk, now)
+}
+
 /// Clerk's `usesSuffixedCookies`: when both the plain and the suffixed cookies exist, decide
 /// which set belongs to this instance and is current.
 fn uses_suffixed_cookies<'a>(
