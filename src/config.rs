@@ -114,7 +114,7 @@ impl BaseUrl {
             .map(|r| ("https://", r))
             .or_else(|| value.strip_prefix("http://").map(|r| ("http://", r)))?;
         let (scheme, rest) = rest;
-        if rest.contains(['?', '#', ' ', '\\']) {
+        if rest.contains(|c: char| "?#\\".contains(c) || c.is_whitespace() || c.is_control()) {
             return None;
         }
         let (authority, path) = match rest.find('/') {
