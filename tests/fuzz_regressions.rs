@@ -1,0 +1,148 @@
+//! Host regression tests for the fuzz targets in `fuzz/` (run them with `scripts/fuzz`).
+//!
+//! The harness files are included as they are, so the same invariants run here on stable:
+//! every committed seed is replayed, and each finding has its own test feeding the input that
+//! failed to the same harness and asserting the parser handles it.
+
+#[path = "../fuzz/src/common.rs"]
+mod common;
+
+#[path = "../fuzz/src/clerk_errors.rs"]
+mod clerk_errors;
+#[path = "../fuzz/src/clerk_jws.rs"]
+mod clerk_jws;
+#[path = "../fuzz/src/config.rs"]
+mod config;
+#[path = "../fuzz/src/cookies.rs"]
+mod cookies;
+#[path = "../fuzz/src/import_line.rs"]
+mod import_line;
+#[path = "../fuzz/src/nextauth_claims.rs"]
+mod nextauth_claims;
+#[path = "../fuzz/src/nextauth_jwe.rs"]
+mod nextauth_jwe;
+
+use std::path::Path;
+
+use auth_bridge::config::BaseUrl;
+use auth_bridge::cookies::Cookies;
+use auth_bridge::identity::clerk::{session_token_from_request, ClerkTokenSource, PublishableKey};
+
+/// Runs `run` on every seed of `target`; returns how many there were.
+fn replay_seeds(target: &str, run: fn(&[u8])) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("seed entry").path();
+        let data = std::fs::read(&path).expect("seed");
+        let outcome = std::panic::catch_unwind(|| run(&data));
+        assert!(outcome.is_ok(), "seed {} fails", path.display());
+        count += 1;
+    }
+    assert!(count > 0, "no seeds for {target}");
+    count
+}
+
+#[test]
+fn seeds_cookies() {
+    replay_seeds("cookies", cookies::run);
+}
+
+#[test]
+fn seeds_nextauth_jwe() {
+    replay_seeds("nextauth_jwe", nextauth_jwe::run);
+}
+
+#[test]
+fn seeds_nextauth_claims() {
+    replay_seeds("nextauth_claims", nextauth_claims::run);
+}
+
+#[test]
+fn seeds_clerk_jws() {
+    replay_seeds("clerk_jws", clerk_jws::run);
+}
+
+#[test]
+fn seeds_import_line() {
+    replay_seeds("import_line", import_line::run);
+}
+
+#[test]
+fn seeds_clerk_errors() {
+    replay_seeds("clerk_errors", clerk_errors::run);
+}
+
+#[test]
+fn seeds_config() {
+    replay_seeds("config", config::run);
+}
+
+/// The seeds decode: the real fixture tokens reach the claims checks (not only the AEAD).
+#[test]
+fn nextauth_seeds_include_valid_sessions() {
+    let seed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/nextauth_jwe/token-v5"),
+    )
+    .expect("seed");
+    let v = nextauth_jwe::verifiers();
+    let session = v
+        .defaults
+        .decode("authjs.session-token", &seed, common::NEXTAUTH_NOW)
+        .expect("fixture token decodes");
+    assert_eq!(session.sub, "user_42");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Findings
+// ---------------------------------------------------------------------------------------------
+
+/// clerk_jws, crash-cdc2e427: `Authorization: " "` (a lone space, or any value starting with a
+/// space and no word after it) gave `Bearer("")`, so the request's Clerk cookies were ignored
+/// and an empty token was verified. @clerk/backend's `parseAuthorizationHeader` returns `""`
+/// there, which `authenticateRequest` treats as no header token, and reads the cookies.
+#[test]
+fn finding_clerk_empty_bearer_token() {
+    // The fuzz input: Cookie header "\u{fffd}k_lx", Authorization " ".
+    clerk_jws::run(b"\xeck_lx\n ");
+
+    let pk = PublishableKey::parse(clerk_jws::LIVE_PK).expect("key");
+    let header = "__session=a.b.c; __client_uat=1760000000";
+    let cookies = Cookies::parse(header);
+    let cookie = |name: &str| cookies.get(name);
+    for authorization in [" ", "  ", " \u{0}", "  x"] {
+        let source =
+            session_token_from_request(&cookie, Some(authorization), false, &pk, clerk_jws::NOW);
+        assert!(
+            !matches!(source, ClerkTokenSource::Bearer("")),
+            "{authorization:?} gives an empty bearer token"
+        );
+        assert!(
+            matches!(source, ClerkTokenSource::Cookie { token: "a.b.c", .. }),
+            "{authorization:?}: {source:?}"
+        );
+    }
+}
+
+/// config, crash-fe8f8758: `BaseUrl::parse` accepted control characters and whitespace other
+/// than a space inside the URL (`https://api.example.com\n.evil/`), and a value ending in
+/// whitespace before a `/` did not round-trip (the path kept the whitespace, a re-parse trimmed
+/// it). An origin or Host with a newline is never valid.
+#[test]
+fn finding_base_url_control_characters() {
+    config::run(b"\nhttps://\n\n\n\n\n\n\n\n\n4147483647/429496729h\n\n\nserve\n\n\n\n\n/\n\n\n");
+
+    for value in [
+        "https://api.example.com/v1\n/",
+        "https://api.example.com\n.evil/",
+        "https://exa\tmple.com",
+        "http://host/p\r\nX-Injected: 1",
+        "https://host/\u{3000}/",
+        "https://ho\u{0}st",
+    ] {
+        assert_eq!(BaseUrl::parse(value), None, "{value:?}");
+    }
+    assert!(BaseUrl::parse(" https://api.example.com/v1/ \n").is_some());
+}
