@@ -73,6 +73,16 @@ impl RateLimit {
     }
 }
 
+/// `CLERK_RATE_LIMIT` as the configuration parses it; the pacer works in milliseconds.
+impl From<crate::config::RateLimit> for RateLimit {
+    fn from(limit: crate::config::RateLimit) -> Self {
+        Self {
+            calls: limit.calls,
+            window_ms: u64::from(limit.window_secs) * 1000,
+        }
+    }
+}
+
 /// Calls counted in one-second buckets, past or future (future = reserved, e.g. a retry that
 /// will run then). Serialisable so the glue can keep it in KV.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,8 +242,15 @@ impl Pacer {
             from_ms: first.min(end) * SLOT_MS,
             until_ms: end * SLOT_MS,
         };
-        if first >= end || backlog == 0 {
-            state.scheduled_until_ms = state.scheduled_until_ms.max(plan.until_ms);
+        if first >= end {
+            // Nothing in reach (already planned, or paused past the horizon): no slot was
+            // considered, so none is marked planned — a resume must find them open.
+            plan.until_ms = plan.from_ms;
+            return plan;
+        }
+        if backlog == 0 {
+            // Nothing to plan: the span stays open for records that arrive before the next tick.
+            plan.until_ms = plan.from_ms;
             return plan;
         }
         // The trickle is assumed to keep its recent pace (priority: reserved before planning).
@@ -255,6 +272,9 @@ impl Pacer {
         let mut remaining = backlog;
         for s in first..end {
             if remaining == 0 {
+                // The backlog ran out: slots from here on stay open for the next tick (the
+                // `planned` counter still keeps every window within the budget).
+                plan.until_ms = s * SLOT_MS;
                 break;
             }
             let mut n = per_slot_cap.min(remaining as u32);
@@ -515,6 +535,22 @@ mod tests {
         assert!(plan.delays_secs.iter().all(|d| *d >= 30));
         assert!(plan.records() > 0);
         st.pause();
+        let before = st.scheduled_until_ms;
+        assert_eq!(
+            p.plan(
+                &mut st,
+                30_000,
+                &CallCounter::new(),
+                &CallCounter::new(),
+                100_000
+            )
+            .records(),
+            0
+        );
+        assert_eq!(
+            st.scheduled_until_ms, before,
+            "a paused tick reserves nothing"
+        );
         assert_eq!(
             p.plan(
                 &mut st,
@@ -541,6 +577,19 @@ mod tests {
     }
 
     #[test]
+    fn resume_after_an_admin_pause_plans_at_once() {
+        let p = Pacer::new(PacerConfig::default());
+        let none = CallCounter::new();
+        let mut st = PacerState::default();
+        st.pause();
+        assert_eq!(p.plan(&mut st, 0, &none, &none, 100).records(), 0);
+        st.resume();
+        let plan = p.plan(&mut st, 1_000, &none, &none, 100);
+        assert_eq!(plan.records(), 100);
+        assert!(plan.delays_secs[0] <= 1, "{:?}", &plan.delays_secs[..3]);
+    }
+
+    #[test]
     fn admit_checks_the_live_window() {
         let p = Pacer::new(PacerConfig::default());
         let mut c = CallCounter::new();
@@ -551,6 +600,47 @@ mod tests {
         assert!(
             p.admit(15_500, &c, 3).is_err(),
             "second buckets are read conservatively"
+        );
+    }
+
+    #[test]
+    fn a_short_backlog_leaves_the_rest_of_the_span_open() {
+        let p = Pacer::new(PacerConfig::default());
+        let none = CallCounter::new();
+        let mut st = PacerState::default();
+        let idle = p.plan(&mut st, 0, &none, &none, 0);
+        assert_eq!(idle.records(), 0);
+        assert_eq!(st.scheduled_until_ms, 0, "an idle tick reserves nothing");
+        let small = p.plan(&mut st, 0, &none, &none, 10);
+        assert_eq!(small.records(), 10);
+        let last = *small.delays_secs.last().unwrap() as u64;
+        assert!(st.scheduled_until_ms <= (last + 1) * 1000, "{st:?}");
+        // Records uploaded a few seconds later are planned at once, after the first ones,
+        // and every window still respects the budget.
+        let more = p.plan(&mut st, 5_000, &none, &none, 1_000);
+        assert!(more.records() > 0 && more.delays_secs[0] < 60, "{more:?}");
+        let mut calls: Vec<(u64, u32)> = small
+            .delays_secs
+            .iter()
+            .map(|d| (*d as u64 * 1000, 3))
+            .collect();
+        calls.extend(
+            more.delays_secs
+                .iter()
+                .map(|d| (5_000 + *d as u64 * 1000, 3)),
+        );
+        assert!(max_window(&calls, 10_000) <= 80);
+    }
+
+    #[test]
+    fn converts_the_configured_rate_limit() {
+        let configured = crate::config::RateLimit::parse("600/1m").unwrap();
+        assert_eq!(
+            RateLimit::from(configured),
+            RateLimit {
+                calls: 600,
+                window_ms: 60_000
+            }
         );
     }
 

@@ -43,13 +43,23 @@ pub fn new_import_id(now_ms: u64, nonce: u32) -> String {
 }
 
 /// FNV-1a: stable across isolates and releases (std's hasher is not).
-pub fn bucket_of(legacy_id: &str, buckets: u32) -> u32 {
+pub fn id_hash(legacy_id: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in legacy_id.bytes() {
         h ^= b as u32;
         h = h.wrapping_mul(0x0100_0193);
     }
-    h % buckets.max(1)
+    h
+}
+
+/// The bucket of an import that holds `legacy_id`'s record.
+pub fn bucket_of(legacy_id: &str, buckets: u32) -> u32 {
+    id_hash(legacy_id) % buckets.max(1)
+}
+
+/// Buckets for an import of `records` records.
+pub fn bucket_count(records: usize) -> u32 {
+    (records.div_ceil(RECORDS_PER_BUCKET) as u32).clamp(1, MAX_BUCKETS)
 }
 
 /// Both directions of the legacy ↔ Clerk mapping (blind idempotent writes).
@@ -90,7 +100,7 @@ pub async fn store_import<S: Store>(
     records: &[ImportRecord],
     now_ms: u64,
 ) -> Result<ImportMeta, StoreError> {
-    let buckets = (records.len().div_ceil(RECORDS_PER_BUCKET) as u32).clamp(1, MAX_BUCKETS);
+    let buckets = bucket_count(records.len());
     let mut pages = vec![String::new(); buckets as usize];
     for r in records {
         let page = &mut pages[bucket_of(&r.id, buckets) as usize];
@@ -114,14 +124,24 @@ pub async fn store_import<S: Store>(
         buckets,
         created_at_ms: now_ms,
     };
+    store_import_meta(store, &meta).await?;
+    Ok(meta)
+}
+
+/// Writes an import's meta, which makes it visible: call it after its buckets are stored. The
+/// meta is also the key's list metadata, so listing imports reads no values.
+pub async fn store_import_meta<S: Store>(store: &S, meta: &ImportMeta) -> Result<(), StoreError> {
+    let json = serde_json::to_string(meta).unwrap_or_default();
     store
         .put(
-            &format!("{IMPORT_PREFIX}{import_id}"),
-            &serde_json::to_string(&meta).unwrap_or_default(),
-            PutOptions::default(),
+            &format!("{IMPORT_PREFIX}{}", meta.import_id),
+            &json,
+            PutOptions {
+                ttl_secs: None,
+                metadata: Some(json.clone()),
+            },
         )
-        .await?;
-    Ok(meta)
+        .await
 }
 
 /// All visible imports, oldest first.
@@ -131,6 +151,14 @@ pub async fn list_imports<S: Store>(store: &S) -> Result<Vec<ImportMeta>, StoreE
     loop {
         let page = store.list(IMPORT_PREFIX, cursor.as_deref(), 1000).await?;
         for k in &page.keys {
+            if let Some(m) = k
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<ImportMeta>(m).ok())
+            {
+                out.push(m);
+                continue;
+            }
             if let Some(v) = store.get(&k.name).await? {
                 if let Ok(m) = serde_json::from_str::<ImportMeta>(&v) {
                     out.push(m);
@@ -401,4 +429,530 @@ pub async fn failures<S: Store>(store: &S, limit: usize) -> Result<Vec<StateReco
         }
     }
     Ok(out)
+}
+
+/// `rq:{time}-{nonce}` → NDJSON of [`QueueMessage`]s handed back to the backlog (paused or
+/// deferred deliveries, `retry-failed`). The cron takes these before new records.
+pub const REQUEUE_PREFIX: &str = "rq:";
+/// `dry:{import id}:{legacy id}` → [`DryRunRecord`]; list metadata = the verdict (`observe`).
+pub const DRY_RUN_PREFIX: &str = "dry:";
+/// `err:{import id}:{legacy id}` → [`LastError`]: deliveries that ended in a retry.
+pub const LAST_ERROR_PREFIX: &str = "err:";
+/// The cron's position in the backlog for `observe`'s dry run; `migrate` has its own
+/// ([`BACKLOG_CURSOR_KEY`]), so a rehearsal never counts as the real thing.
+pub const DRY_RUN_CURSOR_KEY: &str = "cursor:dryrun";
+/// How long a [`LastError`] is kept: longer than any retry schedule.
+const LAST_ERROR_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// Hands messages back to the backlog in one write.
+pub async fn requeue<S: Store>(
+    store: &S,
+    messages: &[QueueMessage],
+    now_ms: u64,
+    nonce: u32,
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut page = String::new();
+    for m in messages {
+        page.push_str(&serde_json::to_string(m).unwrap_or_default());
+        page.push('\n');
+    }
+    let key = format!("{REQUEUE_PREFIX}{}", new_import_id(now_ms, nonce));
+    store.put(&key, &page, PutOptions::default()).await
+}
+
+/// Messages taken from the requeued pages, and what must be written once they are sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequeueTake {
+    pub messages: Vec<QueueMessage>,
+    /// Pages fully taken (deleted on commit).
+    pub consumed: Vec<String>,
+    /// A page partly taken: its key and what is left of it (rewritten on commit).
+    pub remainder: Option<(String, String)>,
+}
+
+/// Takes up to `n` requeued messages, oldest page first. Nothing changes in the store until
+/// [`commit_requeued`], so a failed send loses nothing.
+pub async fn take_requeued<S: Store>(store: &S, n: usize) -> Result<RequeueTake, StoreError> {
+    let mut take = RequeueTake::default();
+    if n == 0 {
+        return Ok(take);
+    }
+    let page = store.list(REQUEUE_PREFIX, None, 1000).await?;
+    for key in &page.keys {
+        if take.messages.len() >= n {
+            break;
+        }
+        let Some(value) = store.get(&key.name).await? else {
+            continue;
+        };
+        let mut lines = value
+            .lines()
+            .filter_map(|l| serde_json::from_str::<QueueMessage>(l).ok());
+        for m in lines.by_ref() {
+            take.messages.push(m);
+            if take.messages.len() >= n {
+                break;
+            }
+        }
+        let rest: Vec<String> = lines
+            .map(|m| serde_json::to_string(&m).unwrap_or_default())
+            .collect();
+        if rest.is_empty() {
+            take.consumed.push(key.name.clone());
+        } else {
+            take.remainder = Some((key.name.clone(), rest.join("\n") + "\n"));
+        }
+    }
+    Ok(take)
+}
+
+/// Removes what [`take_requeued`] took.
+pub async fn commit_requeued<S: Store>(store: &S, take: &RequeueTake) -> Result<(), StoreError> {
+    for key in &take.consumed {
+        store.delete(key).await?;
+    }
+    if let Some((key, rest)) = &take.remainder {
+        store.put(key, rest, PutOptions::default()).await?;
+    }
+    Ok(())
+}
+
+/// Messages waiting in requeued pages (one list and one read per page).
+pub async fn requeued_count<S: Store>(store: &S) -> Result<u64, StoreError> {
+    let mut n = 0;
+    let page = store.list(REQUEUE_PREFIX, None, 1000).await?;
+    for key in &page.keys {
+        if let Some(v) = store.get(&key.name).await? {
+            n += v.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        }
+    }
+    Ok(n)
+}
+
+/// What `observe` found a record would become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DryRunVerdict {
+    WouldCreate,
+    WouldLink,
+    AlreadyMigrated,
+    WouldSkip,
+    WouldFail,
+}
+
+impl DryRunVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DryRunVerdict::WouldCreate => "would_create",
+            DryRunVerdict::WouldLink => "would_link",
+            DryRunVerdict::AlreadyMigrated => "already_migrated",
+            DryRunVerdict::WouldSkip => "would_skip",
+            DryRunVerdict::WouldFail => "would_fail",
+        }
+    }
+
+    /// The verdict of an outcome; `None` (a retry) leaves the record pending.
+    pub fn of(outcome: &Outcome) -> Option<DryRunVerdict> {
+        match outcome {
+            Outcome::WouldCreate => Some(DryRunVerdict::WouldCreate),
+            Outcome::WouldLink { .. } => Some(DryRunVerdict::WouldLink),
+            Outcome::Created { .. } | Outcome::Linked { .. } | Outcome::AlreadyMigrated { .. } => {
+                Some(DryRunVerdict::AlreadyMigrated)
+            }
+            Outcome::Skipped { .. } => Some(DryRunVerdict::WouldSkip),
+            Outcome::Failed { .. } => Some(DryRunVerdict::WouldFail),
+            Outcome::Retry { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRunRecord {
+    pub legacy_id: String,
+    pub verdict: DryRunVerdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clerk_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub updated_at_ms: u64,
+}
+
+/// Writes a dry-run verdict (`observe`). Idempotent: the same key, the latest verdict.
+pub async fn record_dry_run<S: Store>(
+    store: &S,
+    import_id: &str,
+    legacy_id: &str,
+    outcome: &Outcome,
+    now_ms: u64,
+) -> Result<Option<DryRunVerdict>, StoreError> {
+    let Some(verdict) = DryRunVerdict::of(outcome) else {
+        return Ok(None);
+    };
+    let (code, message) = match outcome {
+        Outcome::Failed { code, message } => (Some(code.clone()), Some(message.clone())),
+        Outcome::Skipped { reason } => (None, Some(reason.clone())),
+        _ => (None, None),
+    };
+    let clerk_id = match outcome {
+        Outcome::WouldLink { clerk_id } => Some(clerk_id.clone()),
+        other => other.clerk_id().map(str::to_owned),
+    };
+    let rec = DryRunRecord {
+        legacy_id: legacy_id.to_owned(),
+        verdict,
+        clerk_id,
+        code,
+        message,
+        updated_at_ms: now_ms,
+    };
+    store
+        .put(
+            &format!("{DRY_RUN_PREFIX}{import_id}:{legacy_id}"),
+            &serde_json::to_string(&rec).unwrap_or_default(),
+            PutOptions {
+                ttl_secs: None,
+                metadata: Some(verdict.as_str().to_owned()),
+            },
+        )
+        .await?;
+    Ok(Some(verdict))
+}
+
+/// Dry-run counts; `pending` = accepted records without a verdict yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DryRunTally {
+    pub would_create: u64,
+    pub would_link: u64,
+    pub already_migrated: u64,
+    pub would_skip: u64,
+    pub would_fail: u64,
+    pub pending: u64,
+}
+
+/// Counts keys under `prefix` by list metadata (no value reads).
+async fn count_by_metadata<S: Store>(
+    store: &S,
+    prefix: &str,
+    mut count: impl FnMut(Option<&str>),
+) -> Result<(), StoreError> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list(prefix, cursor.as_deref(), 1000).await?;
+        for k in &page.keys {
+            count(k.metadata.as_deref());
+        }
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Recomputes the dry-run counts from listings.
+pub async fn dry_run_tally<S: Store>(store: &S) -> Result<DryRunTally, StoreError> {
+    let mut t = DryRunTally::default();
+    let mut accepted = 0;
+    for meta in list_imports(store).await? {
+        accepted += meta.accepted;
+        let prefix = format!("{DRY_RUN_PREFIX}{}:", meta.import_id);
+        count_by_metadata(store, &prefix, |m| match m {
+            Some("would_create") => t.would_create += 1,
+            Some("would_link") => t.would_link += 1,
+            Some("already_migrated") => t.already_migrated += 1,
+            Some("would_skip") => t.would_skip += 1,
+            Some("would_fail") => t.would_fail += 1,
+            _ => {}
+        })
+        .await?;
+    }
+    let seen = t.would_create + t.would_link + t.already_migrated + t.would_skip + t.would_fail;
+    t.pending = accepted.saturating_sub(seen);
+    Ok(t)
+}
+
+/// What the deliveries of one record that ended in a retry said, so the dead-letter consumer
+/// can name the last error.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LastError {
+    pub deliveries: u32,
+    pub code: String,
+    pub message: String,
+    pub updated_at_ms: u64,
+}
+
+pub fn last_error_key(import_id: &str, legacy_id: &str) -> String {
+    format!("{LAST_ERROR_PREFIX}{import_id}:{legacy_id}")
+}
+
+pub async fn last_error<S: Store>(
+    store: &S,
+    import_id: &str,
+    legacy_id: &str,
+) -> Result<Option<LastError>, StoreError> {
+    Ok(store
+        .get(&last_error_key(import_id, legacy_id))
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// Counts one more delivery that ends in a retry, with its reason; returns the new count.
+pub async fn note_retry<S: Store>(
+    store: &S,
+    import_id: &str,
+    legacy_id: &str,
+    code: &str,
+    message: &str,
+    now_ms: u64,
+) -> Result<LastError, StoreError> {
+    let prev = last_error(store, import_id, legacy_id)
+        .await?
+        .unwrap_or_default();
+    let next = LastError {
+        deliveries: prev.deliveries + 1,
+        code: code.to_owned(),
+        message: message.to_owned(),
+        updated_at_ms: now_ms,
+    };
+    store
+        .put(
+            &last_error_key(import_id, legacy_id),
+            &serde_json::to_string(&next).unwrap_or_default(),
+            PutOptions {
+                ttl_secs: Some(LAST_ERROR_TTL_SECS),
+                metadata: None,
+            },
+        )
+        .await?;
+    Ok(next)
+}
+
+/// The outcome of one `retry-failed` pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RetryFailed {
+    pub requeued: usize,
+    /// More failed records remain beyond this pass's limit.
+    pub more: bool,
+}
+
+/// Puts up to `limit` failed records back to pending: their lines go to a requeued page
+/// (first, so nothing is lost if a later step fails), then their state and last error are
+/// deleted.
+pub async fn retry_failed<S: Store>(
+    store: &S,
+    limit: usize,
+    now_ms: u64,
+    nonce: u32,
+) -> Result<RetryFailed, StoreError> {
+    let mut found: Vec<(ImportMeta, String)> = Vec::new();
+    let mut more = false;
+    'imports: for meta in list_imports(store).await? {
+        let prefix = format!("{STATE_PREFIX}{}:", meta.import_id);
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store.list(&prefix, cursor.as_deref(), 1000).await?;
+            for k in page
+                .keys
+                .iter()
+                .filter(|k| k.metadata.as_deref() == Some("failed"))
+            {
+                if found.len() >= limit {
+                    more = true;
+                    break 'imports;
+                }
+                found.push((meta.clone(), k.name[prefix.len()..].to_owned()));
+            }
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    let mut pages: std::collections::HashMap<String, String> = Default::default();
+    let mut messages = Vec::new();
+    let mut ids = Vec::new();
+    for (meta, legacy_id) in &found {
+        let key = bucket_key(&meta.import_id, bucket_of(legacy_id, meta.buckets));
+        if !pages.contains_key(&key) {
+            let page = store.get(&key).await?.unwrap_or_default();
+            pages.insert(key.clone(), page);
+        }
+        let needle = format!("\"id\":{}", serde_json::Value::String(legacy_id.clone()));
+        let line = pages[&key]
+            .lines()
+            .find(|l| l.contains(&needle) && parse_line(l).is_ok_and(|r| &r.id == legacy_id));
+        if let Some(line) = line {
+            messages.push(QueueMessage {
+                import_id: meta.import_id.clone(),
+                record: line.to_owned(),
+            });
+            ids.push((meta.import_id.clone(), legacy_id.clone()));
+        }
+    }
+    requeue(store, &messages, now_ms, nonce).await?;
+    for (import_id, legacy_id) in &ids {
+        store.delete(&state_key(import_id, legacy_id)).await?;
+        store.delete(&last_error_key(import_id, legacy_id)).await?;
+    }
+    Ok(RetryFailed {
+        requeued: messages.len(),
+        more,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::store::MemoryStore;
+    use futures::executor::block_on;
+
+    fn msg(i: usize) -> QueueMessage {
+        QueueMessage {
+            import_id: "imp".into(),
+            record: format!(r#"{{"id":"u{i}","email":"u{i}@example.com"}}"#),
+        }
+    }
+
+    #[test]
+    fn requeued_messages_are_taken_in_order_and_only_removed_on_commit() {
+        let s = MemoryStore::new();
+        block_on(async {
+            requeue(&s, &(0..3).map(msg).collect::<Vec<_>>(), 1, 1)
+                .await
+                .unwrap();
+            requeue(&s, &(3..5).map(msg).collect::<Vec<_>>(), 2, 1)
+                .await
+                .unwrap();
+            assert_eq!(requeued_count(&s).await.unwrap(), 5);
+            let take = take_requeued(&s, 4).await.unwrap();
+            assert_eq!(take.messages, (0..4).map(msg).collect::<Vec<_>>());
+            assert_eq!(take.consumed.len(), 1);
+            // Not committed: a second take sees the same.
+            assert_eq!(take_requeued(&s, 4).await.unwrap(), take);
+            commit_requeued(&s, &take).await.unwrap();
+            let rest = take_requeued(&s, 10).await.unwrap();
+            assert_eq!(rest.messages, vec![msg(4)]);
+            commit_requeued(&s, &rest).await.unwrap();
+            assert_eq!(requeued_count(&s).await.unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn retry_failed_requeues_failed_records_and_makes_them_pending() {
+        let s = MemoryStore::new();
+        block_on(async {
+            let records: Vec<ImportRecord> = (0..6)
+                .map(|i| parse_line(&msg(i).record).unwrap())
+                .collect();
+            store_import(&s, "imp", &records, 0).await.unwrap();
+            let failed = Outcome::Failed {
+                code: "form_password_digest_invalid_code".into(),
+                message: "bad digest".into(),
+            };
+            let created = Outcome::Created {
+                clerk_id: "user_1".into(),
+            };
+            for i in 0..3 {
+                record_outcome(&s, "imp", &format!("u{i}"), &failed, 1)
+                    .await
+                    .unwrap();
+            }
+            record_outcome(&s, "imp", "u3", &created, 1).await.unwrap();
+            note_retry(&s, "imp", "u0", "clerk_unavailable", "503", 1)
+                .await
+                .unwrap();
+            let t = tally(&s).await.unwrap();
+            assert_eq!((t.failed, t.migrated, t.pending), (3, 1, 2));
+
+            let r = retry_failed(&s, 2, 5, 7).await.unwrap();
+            assert_eq!(
+                r,
+                RetryFailed {
+                    requeued: 2,
+                    more: true
+                }
+            );
+            let r = retry_failed(&s, 10, 6, 8).await.unwrap();
+            assert_eq!(
+                r,
+                RetryFailed {
+                    requeued: 1,
+                    more: false
+                }
+            );
+            let t = tally(&s).await.unwrap();
+            assert_eq!((t.failed, t.migrated, t.pending), (0, 1, 5));
+            assert_eq!(last_error(&s, "imp", "u0").await.unwrap(), None);
+            let take = take_requeued(&s, 10).await.unwrap();
+            let mut ids: Vec<String> = take
+                .messages
+                .iter()
+                .map(|m| parse_line(&m.record).unwrap().id)
+                .collect();
+            ids.sort();
+            assert_eq!(ids, vec!["u0", "u1", "u2"]);
+        });
+    }
+
+    #[test]
+    fn dry_run_verdicts_are_counted_apart_from_the_real_states() {
+        let s = MemoryStore::new();
+        block_on(async {
+            let records: Vec<ImportRecord> = (0..5)
+                .map(|i| parse_line(&msg(i).record).unwrap())
+                .collect();
+            store_import(&s, "imp", &records, 0).await.unwrap();
+            let outcomes = [
+                Outcome::WouldCreate,
+                Outcome::WouldCreate,
+                Outcome::WouldLink {
+                    clerk_id: "user_2".into(),
+                },
+                Outcome::Skipped {
+                    reason: "unverified".into(),
+                },
+            ];
+            for (i, o) in outcomes.iter().enumerate() {
+                record_dry_run(&s, "imp", &format!("u{i}"), o, 1)
+                    .await
+                    .unwrap();
+            }
+            let retry = Outcome::Retry {
+                after_secs: None,
+                code: "timeout".into(),
+            };
+            assert_eq!(
+                record_dry_run(&s, "imp", "u4", &retry, 1).await.unwrap(),
+                None
+            );
+            let d = dry_run_tally(&s).await.unwrap();
+            assert_eq!(
+                (d.would_create, d.would_link, d.would_skip, d.pending),
+                (2, 1, 1, 1)
+            );
+            let t = tally(&s).await.unwrap();
+            assert_eq!(t.pending, 5, "a rehearsal migrates nothing");
+        });
+    }
+
+    #[test]
+    fn note_retry_counts_deliveries() {
+        let s = MemoryStore::new();
+        block_on(async {
+            for n in 1..=3 {
+                let l = note_retry(&s, "imp", "u1", "timeout", "t", n)
+                    .await
+                    .unwrap();
+                assert_eq!(l.deliveries, n as u32);
+            }
+            assert_eq!(
+                last_error(&s, "imp", "u1").await.unwrap().unwrap().code,
+                "timeout"
+            );
+        });
+    }
 }
