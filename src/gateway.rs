@@ -4,7 +4,7 @@
 //! This is glue: it reads the environment and calls the pure modules. Nothing in it may turn an
 //! ordinary request into a 500; any failure on the way degrades to anonymity or a clear 502.
 
-use worker::{console_log, Context, Env, MessageBatch, MessageExt, Request};
+use worker::{Context, Env, MessageBatch, Request};
 
 use crate::identity::resolver::RequestFacts;
 use crate::isolate::{self, Isolate};
@@ -76,19 +76,21 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
             signer.sign(&resolution.identity, &audience, now),
         ));
     }
-    proxy::forward(req.inner(), config, &identity_headers).await
+    let response = proxy::forward(req.inner(), config, &identity_headers).await;
+    crate::inject::maybe_inject(
+        response,
+        config,
+        resolution.identity.source,
+        &req.inner().method(),
+    )
 }
 
 /// Cron Trigger: the batch pacer.
-pub async fn tick(_scheduled_time: f64, env: Env) {
-    let _isolate = Isolate::get(&env);
-    console_log!("auth-bridge: pacer tick");
+pub async fn tick(scheduled_time: f64, env: Env) {
+    crate::batch::tick::tick(scheduled_time, &env).await;
 }
 
-/// Queue consumer for `auth-bridge-import`.
+/// Queue consumers for `auth-bridge-import` and its dead-letter queue.
 pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
-    let _isolate = Isolate::get(&env);
-    for message in batch.raw_iter() {
-        message.ack();
-    }
+    crate::batch::consume::consume(batch, &env).await;
 }

@@ -5,6 +5,7 @@
 //! plain Rust that knows nothing of the Workers runtime and is tested on the host. The modules
 //! that touch `worker::` (entry points, KV, Queue, Fetch) are thin glue around it.
 
+pub mod batch;
 pub mod budget;
 pub mod clerk_api;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod convergence;
 pub mod cookies;
 pub mod handshake;
 pub mod identity;
+pub mod inject;
 pub mod migration;
 pub mod pacer;
 pub mod phase;

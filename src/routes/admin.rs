@@ -1,15 +1,334 @@
-//! The admin API under `/__auth-bridge/admin` (bearer token checked by the router).
+//! The admin API under `/__auth-bridge/admin` (bearer token checked by the router): the import
+//! upload, progress, failures, and the batch's controls; `GET /__auth-bridge/admin` is a small
+//! read-only HTML dashboard of the same status.
 
-use worker::{Env, Request};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use worker::kv::KvStore;
+use worker::{console_error, console_log, Env, Method, Request};
 
-use crate::isolate::Isolate;
+use super::{json, plain, typed};
+use crate::batch::status::{self, eta_secs, records_per_sec};
+use crate::batch::tick::{load_pacer_state, pacer_for, pause_state, random_u32};
+use crate::batch::upload::{UploadBuilder, UploadTooLarge, MAX_UPLOAD_BYTES};
+use crate::batch::{ADMIN_PAUSE_KEY, TALLY_CACHE_KEY};
+use crate::config::Phase;
+use crate::isolate::{self, Isolate};
+use crate::migration::kv::KvLedgerStore;
+use crate::migration::ledger::{self, ImportMeta};
+use crate::migration::{PutOptions, Store};
+
+mod dashboard;
+
+/// Pages written to KV at once while storing an upload.
+const PARALLEL_PAGE_WRITES: usize = 16;
+/// Failed records per `GET /admin/failures` answer (each costs one KV read).
+const MAX_FAILURES: usize = 500;
+/// Failed records put back per `POST /admin/retry-failed` (three KV operations each).
+const RETRY_FAILED_PER_CALL: usize = 250;
 
 /// `route` is what follows `/__auth-bridge/admin` (empty, or `/status`, `/imports`, …).
-pub async fn handle(
-    _req: Request,
-    _env: &Env,
-    _isolate: &Isolate,
-    _route: &str,
-) -> web_sys::Response {
-    super::plain(404, "Not Found\n")
+pub async fn handle(req: Request, env: &Env, isolate: &Isolate, route: &str) -> web_sys::Response {
+    let method = req.method();
+    let allowed = match route {
+        "" | "/" => "GET",
+        "/status" | "/failures" => "GET",
+        "/imports" | "/retry-failed" | "/pause" | "/resume" => "POST",
+        _ => return plain(404, "Not Found\n"),
+    };
+    let ok = match allowed {
+        "GET" => matches!(method, Method::Get | Method::Head),
+        _ => method == Method::Post,
+    };
+    if !ok {
+        let response = plain(405, "Method Not Allowed\n");
+        let _ = response.headers().set(
+            "allow",
+            if allowed == "GET" {
+                "GET, HEAD"
+            } else {
+                "POST"
+            },
+        );
+        return response;
+    }
+    let Some(kv) = isolate::kv(env) else {
+        return unavailable("the AUTH_BRIDGE_KV binding is missing");
+    };
+    match route {
+        "/imports" => imports(req, &kv, isolate).await,
+        "/status" => match status_document(&kv, isolate).await {
+            Ok(doc) => json(200, &doc),
+            Err(e) => unavailable(&e),
+        },
+        "/failures" => failures(&kv).await,
+        "/retry-failed" => retry_failed(&kv).await,
+        "/pause" => set_pause(&kv, true).await,
+        "/resume" => set_pause(&kv, false).await,
+        _ => match status_document(&kv, isolate).await {
+            Ok(doc) => typed(200, "text/html; charset=utf-8", &dashboard::render(&doc)),
+            Err(e) => unavailable(&e),
+        },
+    }
+}
+
+fn unavailable(why: &str) -> web_sys::Response {
+    let response = json(503, &json!({"error": "unavailable", "message": why}));
+    let _ = response.headers().set("retry-after", "5");
+    response
+}
+
+fn too_large(why: UploadTooLarge) -> web_sys::Response {
+    json(
+        413,
+        &json!({"error": "payload_too_large", "message": why.message()}),
+    )
+}
+
+/// `POST /admin/imports`: validate line by line while the body streams in, store the accepted
+/// records (pages, then the meta that makes them visible), then answer.
+async fn imports(mut req: Request, kv: &KvStore, isolate: &Isolate) -> web_sys::Response {
+    let started = isolate::now_ms();
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_UPLOAD_BYTES as u64) {
+        return too_large(UploadTooLarge::Bytes);
+    }
+    let mut builder = UploadBuilder::new();
+    let mut bytes = 0usize;
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    return json(
+                        400,
+                        &json!({"error": "body_unreadable", "message": e.to_string()}),
+                    )
+                }
+            };
+            bytes += chunk.len();
+            if let Err(why) = builder.push(&chunk) {
+                return too_large(why);
+            }
+        }
+    }
+    let upload = match builder.finish() {
+        Ok(u) => u,
+        Err(why) => return too_large(why),
+    };
+    let parsed_ms = isolate::now_ms();
+    let rejected = serde_json::to_value(&upload.rejected).unwrap_or(Value::Array(vec![]));
+    if upload.accepted() == 0 {
+        return json(
+            202,
+            &json!({"import_id": Value::Null, "accepted": 0, "rejected": rejected}),
+        );
+    }
+    let store = KvLedgerStore::new(kv.clone());
+    let import_id = ledger::new_import_id(started, random_u32());
+    let buckets = upload.buckets();
+    let mut bucket = 0;
+    while bucket < buckets {
+        let end = (bucket + PARALLEL_PAGE_WRITES as u32).min(buckets);
+        let pages: Vec<(u32, String)> = (bucket..end)
+            .map(|b| (b, upload.page(b)))
+            .filter(|(_, p)| !p.is_empty())
+            .collect();
+        let writes = pages.iter().map(|(b, page)| {
+            let key = ledger::bucket_key(&import_id, *b);
+            let store = &store;
+            async move { store.put(&key, page, PutOptions::default()).await }
+        });
+        for result in futures::future::join_all(writes).await {
+            if let Err(e) = result {
+                console_error!("auth-bridge: storing import {import_id} failed: {e}");
+                return unavailable("the import could not be stored; nothing was accepted");
+            }
+        }
+        bucket = end;
+    }
+    let meta = ImportMeta {
+        import_id: import_id.clone(),
+        accepted: upload.accepted() as u64,
+        buckets,
+        created_at_ms: started,
+    };
+    if let Err(e) = ledger::store_import_meta(&store, &meta).await {
+        console_error!("auth-bridge: storing import {import_id} failed: {e}");
+        return unavailable("the import could not be stored; nothing was accepted");
+    }
+    console_log!(
+        "auth-bridge: import {import_id}: {} accepted, {} rejected, {bytes} bytes, {buckets} pages; parsed in {} ms, stored in {} ms; wasm memory {} MiB ({})",
+        upload.accepted(),
+        upload.rejected.len(),
+        parsed_ms - started,
+        isolate::now_ms() - parsed_ms,
+        wasm_memory_bytes() / (1024 * 1024),
+        isolate.config.phase.as_str()
+    );
+    json(
+        202,
+        &json!({"import_id": import_id, "accepted": upload.accepted(), "rejected": rejected}),
+    )
+}
+
+/// Size of the module's linear memory: it only grows, so after an import it is that import's
+/// peak (or an earlier, larger one).
+fn wasm_memory_bytes() -> u64 {
+    use wasm_bindgen::JsCast;
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| {
+            m.buffer()
+                .unchecked_into::<js_sys::ArrayBuffer>()
+                .byte_length() as u64
+        })
+        .unwrap_or(0)
+}
+
+fn rfc3339(ms: u64) -> String {
+    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64))
+        .to_iso_string()
+        .into()
+}
+
+/// The status document (`GET /admin/status`, and the dashboard's data).
+async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, String> {
+    let now = isolate::now_ms();
+    let phase = isolate.config.phase;
+    let dry_run = phase == Phase::Observe;
+    let counted = status::tally(kv, dry_run, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let t = counted.tally;
+    let (admin_paused, rate_limited_until) = pause_state(kv).await;
+    let pacer = pacer_for(isolate);
+    let trickle_recent = crate::budget::recent_trickle_calls(Some(kv), now)
+        .await
+        .calls_between(now.saturating_sub(pacer.config.limit.window_ms), now + 1);
+    let per_sec = records_per_sec(&pacer, trickle_recent);
+    let running = phase != Phase::ClerkOnly && isolate.config.clerk_secret_key.is_some();
+    let pause_left = if admin_paused || !running {
+        None
+    } else {
+        Some(rate_limited_until.saturating_sub(now))
+    };
+    let remaining = match counted.dry_run {
+        Some(d) => d.pending,
+        None => t.pending,
+    };
+    let eta = eta_secs(remaining, per_sec, pause_left);
+    let pacer_state = load_pacer_state(kv).await;
+    let counts = json!({
+        "accepted": t.accepted,
+        "pending": t.pending,
+        "migrated": t.migrated,
+        "skipped": t.skipped,
+        "failed": t.failed,
+    });
+    let mut doc = json!({
+        "phase": phase.as_str(),
+        "counts": counts,
+        "accepted": t.accepted,
+        "pending": t.pending,
+        "migrated": t.migrated,
+        "skipped": t.skipped,
+        "failed": t.failed,
+        "rate": {
+            "limit": isolate.config.clerk_rate_limit.to_string(),
+            "budget_per_window": pacer.budget_per_window(),
+            "calls_per_record": pacer.config.calls_per_record,
+            "batch_per_minute": (per_sec * 60.0).floor() as u64,
+            "trickle_recent": trickle_recent,
+        },
+        "eta": eta,
+        "eta_at": eta.map(|s| rfc3339(now + s * 1000)),
+        "paused": admin_paused || rate_limited_until > now,
+        "pause": {
+            "admin": admin_paused,
+            "rate_limited_until": (rate_limited_until > now).then(|| rfc3339(rate_limited_until)),
+        },
+        "scheduled_until": (pacer_state.scheduled_until_ms > 0)
+            .then(|| rfc3339(pacer_state.scheduled_until_ms)),
+        "counted_at": rfc3339(counted.at_ms),
+        "problems": isolate.problems,
+    });
+    if let Some(d) = counted.dry_run {
+        doc["dry_run"] = serde_json::to_value(d).unwrap_or(Value::Null);
+    }
+    Ok(doc)
+}
+
+/// `GET /admin/failures`: one failed record per line (`id`, Clerk's `code` and `message`).
+async fn failures(kv: &KvStore) -> web_sys::Response {
+    let store = KvLedgerStore::new(kv.clone());
+    let records = match ledger::failures(&store, MAX_FAILURES + 1).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    let truncated = records.len() > MAX_FAILURES;
+    let mut body = String::new();
+    for r in records.iter().take(MAX_FAILURES) {
+        let line = json!({
+            "id": r.legacy_id,
+            "code": r.code,
+            "message": r.message,
+            "failed_at": rfc3339(r.updated_at_ms),
+        });
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    let response = typed(200, "application/x-ndjson", &body);
+    if truncated {
+        let _ = response
+            .headers()
+            .set("x-auth-bridge-truncated", &MAX_FAILURES.to_string());
+    }
+    response
+}
+
+/// `POST /admin/retry-failed`: failed records back to pending, picked up by the next tick.
+async fn retry_failed(kv: &KvStore) -> web_sys::Response {
+    let store = KvLedgerStore::new(kv.clone());
+    let now = isolate::now_ms();
+    match ledger::retry_failed(&store, RETRY_FAILED_PER_CALL, now, random_u32()).await {
+        Ok(r) => {
+            let _ = store.delete(TALLY_CACHE_KEY).await;
+            console_log!(
+                "auth-bridge: retry-failed: {} records back to pending",
+                r.requeued
+            );
+            json(200, &json!({"requeued": r.requeued, "more": r.more}))
+        }
+        Err(e) => unavailable(&e.to_string()),
+    }
+}
+
+/// `POST /admin/pause` and `/resume`. A pause also holds records already in the queue: the
+/// consumer hands them back to the backlog.
+async fn set_pause(kv: &KvStore, pause: bool) -> web_sys::Response {
+    let result = if pause {
+        let now = isolate::now_ms().to_string();
+        match kv.put(ADMIN_PAUSE_KEY, now) {
+            Ok(put) => put.execute().await,
+            Err(e) => Err(e),
+        }
+    } else {
+        kv.delete(ADMIN_PAUSE_KEY).await
+    };
+    match result {
+        Ok(()) => {
+            console_log!(
+                "auth-bridge: batch {} by the admin",
+                if pause { "paused" } else { "resumed" }
+            );
+            json(200, &json!({"paused": pause}))
+        }
+        Err(e) => unavailable(&e.to_string()),
+    }
 }

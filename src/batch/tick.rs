@@ -1,0 +1,248 @@
+//! The cron tick (glue): claim the run, load the pacer's state and the backlog position, plan
+//! with `CLERK_RATE_LIMIT` less the trickle's recent calls, take that many records (returned
+//! ones first) and send them to `IMPORT_QUEUE` with their delays, then save the state.
+//!
+//! Nothing is lost on a failure: records are taken from KV only in memory until sent; a send
+//! that fails hands the unsent records back to the backlog (`rq:`), and state is saved last
+//! (a lost save re-sends, which the consumer and Clerk make harmless).
+
+use worker::kv::KvStore;
+use worker::{console_error, console_log, BatchMessageBuilder, Env, MessageBuilder, Queue};
+
+use super::{
+    calls_per_record, ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY,
+};
+use crate::config::Phase;
+use crate::isolate::{self, Isolate, QUEUE_BINDING};
+use crate::migration::kv::KvLedgerStore;
+use crate::migration::ledger::{
+    self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
+};
+use crate::pacer::{CallCounter, Pacer, PacerConfig, PacerState};
+
+/// Time between writing the claim and reading it back: every concurrent tick in this location
+/// has written by then, so all read the same last writer.
+pub const CLAIM_SETTLE_MS: u64 = 1_000;
+/// Queues limits: 100 messages and 256 KB per `sendBatch`; stay under both.
+const SEND_BATCH_MESSAGES: usize = 100;
+const SEND_BATCH_BYTES: usize = 200 * 1024;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TickClaim {
+    nonce: u32,
+    scheduled_ms: u64,
+}
+
+pub fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return (js_sys::Math::random() * f64::from(u32::MAX)) as u32;
+    }
+    u32::from_le_bytes(bytes)
+}
+
+/// The pacer as configured: `CLERK_RATE_LIMIT`, and a record's cost in this phase.
+pub fn pacer_for(isolate: &Isolate) -> Pacer {
+    Pacer::new(PacerConfig {
+        limit: isolate.config.clerk_rate_limit.into(),
+        calls_per_record: calls_per_record(isolate.config.phase == Phase::Observe),
+        ..PacerConfig::default()
+    })
+}
+
+/// Whether the batch is paused: by the admin (until resumed) or until a 429's end (ms).
+pub async fn pause_state(kv: &KvStore) -> (bool, u64) {
+    let admin = matches!(kv.get(ADMIN_PAUSE_KEY).text().await, Ok(Some(_)));
+    let until = kv
+        .get(RATE_LIMIT_PAUSE_KEY)
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (admin, until)
+}
+
+pub async fn load_pacer_state(kv: &KvStore) -> PacerState {
+    kv.get(PACER_STATE_KEY)
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default()
+}
+
+async fn claim(kv: &KvStore, scheduled_ms: u64) -> bool {
+    let read = || async {
+        kv.get(TICK_LOCK_KEY)
+            .text()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_str::<TickClaim>(&v).ok())
+    };
+    if let Some(prev) = read().await {
+        if prev.scheduled_ms >= scheduled_ms {
+            console_log!("auth-bridge: pacer tick skipped (a tick for this minute already ran)");
+            return false;
+        }
+    }
+    let mine = TickClaim {
+        nonce: random_u32(),
+        scheduled_ms,
+    };
+    let Ok(put) = kv.put(
+        TICK_LOCK_KEY,
+        serde_json::to_string(&mine).unwrap_or_default(),
+    ) else {
+        return false;
+    };
+    if let Err(e) = put.execute().await {
+        console_error!("auth-bridge: pacer tick cannot claim its run: {e}");
+        return false;
+    }
+    worker::Delay::from(std::time::Duration::from_millis(CLAIM_SETTLE_MS)).await;
+    match read().await {
+        Some(c) if c.nonce == mine.nonce => true,
+        _ => {
+            console_log!("auth-bridge: pacer tick skipped (another tick claimed this run)");
+            false
+        }
+    }
+}
+
+/// Cron Trigger: one pacer tick.
+pub async fn tick(scheduled_time: f64, env: &Env) {
+    let isolate = Isolate::get(env);
+    let config = &isolate.config;
+    if !config.phase.accepts_nextauth() {
+        return; // clerk-only: the batch is over; records wait in KV for a rollback.
+    }
+    if config.clerk_secret_key.is_none() {
+        console_error!("auth-bridge: pacer idle: CLERK_SECRET_KEY missing");
+        return;
+    }
+    let (Some(kv), Ok(queue)) = (isolate::kv(env), env.queue(QUEUE_BINDING)) else {
+        console_error!("auth-bridge: pacer idle: KV or IMPORT_QUEUE binding missing");
+        return;
+    };
+    if !claim(&kv, scheduled_time.max(0.0) as u64).await {
+        return;
+    }
+    if let Err(e) = run(&isolate, &kv, &queue).await {
+        console_error!("auth-bridge: pacer tick failed: {e}");
+    }
+}
+
+async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), String> {
+    let store = KvLedgerStore::new(kv.clone());
+    let dry_run = isolate.config.phase == Phase::Observe;
+    let cursor_key = if dry_run {
+        DRY_RUN_CURSOR_KEY
+    } else {
+        BACKLOG_CURSOR_KEY
+    };
+    let mut state = load_pacer_state(kv).await;
+    let mut cursor: BacklogCursor = kv
+        .get(cursor_key)
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    let (admin_paused, rate_limited_until) = pause_state(kv).await;
+    // The pause is whatever the admin and Clerk say now (resume must be able to end it).
+    state.paused_until_ms = if admin_paused {
+        u64::MAX
+    } else {
+        rate_limited_until
+    };
+    let pacer = pacer_for(isolate);
+    let now = isolate::now_ms();
+    let trickle = crate::budget::recent_trickle_calls(Some(kv), now).await;
+    let none = CallCounter::new();
+
+    // How many the budget allows, then take at most that many, then plan exactly those.
+    let room = pacer
+        .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
+        .records();
+    let returned = ledger::take_requeued(&store, room)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = returned.messages.clone();
+    let fresh = ledger::take_backlog(&store, &mut cursor, room - messages.len())
+        .await
+        .map_err(|e| e.to_string())?;
+    messages.extend(fresh);
+    let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
+    let planned = plan.records();
+    let overflow = messages.split_off(planned.min(messages.len()));
+
+    let unsent = send(queue, &messages, &plan.delays_secs).await;
+    let mut back: Vec<QueueMessage> = unsent.clone();
+    back.extend(overflow);
+    if !back.is_empty() {
+        ledger::requeue(&store, &back, now, super::tick::random_u32())
+            .await
+            .map_err(|e| format!("{} records not sent and not handed back: {e}", back.len()))?;
+    }
+    ledger::commit_requeued(&store, &returned)
+        .await
+        .map_err(|e| e.to_string())?;
+    put_json(kv, cursor_key, &cursor).await?;
+    put_json(kv, PACER_STATE_KEY, &state).await?;
+    let sent = messages.len() - unsent.len();
+    if sent > 0 || !back.is_empty() {
+        console_log!(
+            "auth-bridge: pacer tick: {sent} records sent over {}s ({} returned first, {} handed back), budget {} calls/{}s",
+            plan.delays_secs.last().copied().unwrap_or(0),
+            returned.messages.len(),
+            back.len(),
+            pacer.budget_per_window(),
+            pacer.config.limit.window_ms / 1000
+        );
+    }
+    Ok(())
+}
+
+async fn put_json<T: serde::Serialize>(kv: &KvStore, key: &str, value: &T) -> Result<(), String> {
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    kv.put(key, text)
+        .map_err(|e| e.to_string())?
+        .execute()
+        .await
+        .map_err(|e| format!("saving {key}: {e}"))
+}
+
+/// Sends `messages[i]` with `delays[i]`, in batches within Queues' limits. Returns what could
+/// not be sent (from the first failed batch on).
+async fn send(queue: &Queue, messages: &[QueueMessage], delays: &[u32]) -> Vec<QueueMessage> {
+    let mut start = 0;
+    while start < messages.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < messages.len()
+            && end - start < SEND_BATCH_MESSAGES
+            && (end == start || bytes + messages[end].record.len() + 128 <= SEND_BATCH_BYTES)
+        {
+            bytes += messages[end].record.len() + 128;
+            end += 1;
+        }
+        let batch = BatchMessageBuilder::new()
+            .messages((start..end).map(|i| {
+                MessageBuilder::new(messages[i].clone())
+                    .delay_seconds(delays.get(i).copied().unwrap_or(0))
+                    .build()
+            }))
+            .build();
+        if let Err(e) = queue.send_batch(batch).await {
+            console_error!("auth-bridge: sending to IMPORT_QUEUE failed: {e}");
+            return messages[start..].to_vec();
+        }
+        start = end;
+    }
+    Vec::new()
+}
