@@ -376,15 +376,19 @@ impl Coalescer {
     }
 
     /// The next step for a request about `key` at `now_ms`; `Lead` also claims the slot.
-    pub fn step(&mut self, key: &str, now_ms: u64) -> Step {
+    /// `waiting` says whether this request was already waiting: a failure is handed only to
+    /// the requests that waited for that attempt, never to one that arrives after it.
+    pub fn step(&mut self, key: &str, now_ms: u64, waiting: bool) -> Step {
         self.slots.retain(|_, slot| match slot {
             Slot::Running { since_ms } => now_ms < since_ms.saturating_add(LEAD_TIMEOUT_MS),
             Slot::Done { at_ms, .. } => now_ms < at_ms.saturating_add(DONE_TTL_MS),
         });
         match self.slots.get(key) {
             Some(Slot::Running { .. }) => Step::Wait,
-            Some(Slot::Done { outcome, .. }) => Step::Use(outcome.clone()),
-            None => {
+            Some(Slot::Done { outcome, .. }) if waiting || outcome.clerk_id().is_some() => {
+                Step::Use(outcome.clone())
+            }
+            _ => {
                 self.slots
                     .insert(key.to_owned(), Slot::Running { since_ms: now_ms });
                 Step::Lead
@@ -443,11 +447,13 @@ impl Drop for Leading {
 async fn coalesced_migration(clerk: FetchClerk, kv: KvStore, user: TrickleUser) -> Outcome {
     let key = user.legacy_id.clone();
     let mut pause_ms = 20;
+    let mut waiting = false;
     loop {
-        match COALESCER.with(|c| c.borrow_mut().step(&key, isolate::now_ms())) {
+        match COALESCER.with(|c| c.borrow_mut().step(&key, isolate::now_ms(), waiting)) {
             Step::Lead => break,
             Step::Use(outcome) => return outcome,
             Step::Wait => {
+                waiting = true;
                 Delay::from(Duration::from_millis(pause_ms)).await;
                 pause_ms = (pause_ms * 2).min(200);
             }
@@ -808,32 +814,58 @@ mod tests {
     #[test]
     fn coalescer_hands_the_leaders_outcome_to_followers() {
         let mut c = Coalescer::new();
-        assert_eq!(c.step("a", 0), Step::Lead);
-        assert_eq!(c.step("a", 10), Step::Wait);
-        assert_eq!(c.step("b", 10), Step::Lead, "other users are independent");
+        assert_eq!(c.step("a", 0, false), Step::Lead);
+        assert_eq!(c.step("a", 10, false), Step::Wait);
+        assert_eq!(
+            c.step("b", 10, false),
+            Step::Lead,
+            "other users are independent"
+        );
         let done = Outcome::Created {
             clerk_id: "user_1".into(),
         };
         c.finish("a", &done, 100);
-        assert_eq!(c.step("a", 150), Step::Use(done.clone()));
+        assert_eq!(c.step("a", 150, true), Step::Use(done.clone()));
+        assert_eq!(c.step("a", 160, false), Step::Use(done.clone()));
         assert_eq!(
-            c.step("a", 100 + DONE_TTL_MS),
+            c.step("a", 100 + DONE_TTL_MS, false),
             Step::Lead,
             "stale outcomes expire"
         );
         c.abandon("a");
-        assert_eq!(c.step("a", 100 + DONE_TTL_MS + 1), Step::Lead);
+        assert_eq!(c.step("a", 100 + DONE_TTL_MS + 1, false), Step::Lead);
         // A leader that never finishes is replaced.
-        assert_eq!(c.step("a", 200 + DONE_TTL_MS + LEAD_TIMEOUT_MS), Step::Lead);
+        assert_eq!(
+            c.step("a", 200 + DONE_TTL_MS + LEAD_TIMEOUT_MS, true),
+            Step::Lead
+        );
         // Finished entries do not accumulate.
         let mut c = Coalescer::new();
         for i in 0..100 {
             let key = format!("k{i}");
-            assert_eq!(c.step(&key, i), Step::Lead);
+            assert_eq!(c.step(&key, i, false), Step::Lead);
             c.finish(&key, &done, i);
         }
-        c.step("x", 100 + DONE_TTL_MS);
+        c.step("x", 100 + DONE_TTL_MS, false);
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_failure_goes_to_the_waiters_not_to_later_arrivals() {
+        let mut c = Coalescer::new();
+        assert_eq!(c.step("a", 0, false), Step::Lead);
+        assert_eq!(c.step("a", 5, false), Step::Wait);
+        let throttled = Outcome::Retry {
+            after_secs: Some(2),
+            code: "rate_limited".into(),
+        };
+        c.finish("a", &throttled, 50);
+        assert_eq!(c.step("a", 60, true), Step::Use(throttled));
+        assert_eq!(
+            c.step("a", 70, false),
+            Step::Lead,
+            "a later request tries again"
+        );
     }
 
     #[test]
