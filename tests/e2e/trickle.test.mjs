@@ -199,37 +199,76 @@ test('an unverified session email never takes over an existing Clerk account', a
   assert.equal(clerk.users().users.find((u) => u.id === existing.id).external_id, null);
 });
 
-test('an import record uploaded before the first sign-in is merged into the new Clerk user', async () => {
-  const id = legacyId('imported');
-  const email = `${id}@example.com`;
-  const digest = '$2b$10$' + 'N9qo8uLOickgx2ZMRZoMye'.padEnd(22, 'a') + 'IjZAgcfl7p92ldGxad68LJZdL17lhWy';
-  const record = {
+const ADMIN = 'admin-token-for-trickle-tests-0123456789';
+const BCRYPT = '$2b$10$' + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0';
+
+function importRecord(id, email) {
+  return {
     id,
     email,
     email_verified: true,
     first_name: 'Grace',
     last_name: 'Hopper',
-    password_digest: digest,
+    password_digest: BCRYPT,
     password_hasher: 'bcrypt',
     created_at: '2019-05-06T07:08:09Z',
     public_metadata: { plan: 'pro' },
   };
-  // The ledger's layout (src/migration/mod.rs): a bucket page, then the import's meta.
-  const importId = `${String(Date.now()).padStart(13, '0')}-0000abcd`;
-  const kv = await bridge.kv();
-  await kv.put(`rec:${importId}:0000`, JSON.stringify(record) + '\n');
-  await kv.put(`imp:${importId}`, JSON.stringify({ import_id: importId, accepted: 1, buckets: 1, created_at_ms: Date.now() }));
+}
 
-  // The session knows only the id and the email, unverified: the record's facts win.
-  const res = await post(bridge, await sessionCookie({ sub: id, email, name: 'G H' }));
-  assert.equal(res.status, 200);
-  const [user] = userByExternalId(id);
+async function upload(b, records) {
+  const res = await b.fetch('/__auth-bridge/admin/imports', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}` },
+    body: records.map((r) => JSON.stringify(r)).join('\n'),
+  });
+  assert.equal(res.status, 202);
+  assert.equal((await res.json()).accepted, records.length);
+}
+
+function assertCompletedFromRecord(user) {
   assert.equal(user.first_name, 'Grace');
   assert.equal(user.last_name, 'Hopper');
   assert.equal(user.password_enabled, true);
   assert.deepEqual(user.public_metadata, { plan: 'pro' });
-  assert.equal(user.email_addresses[0].verification.status, 'verified');
   assert.equal(user.created_at, Date.parse('2019-05-06T07:08:09Z'));
+}
+
+test('an import uploaded before the first sign-in is merged into the Clerk user the trickle creates', async () => {
+  const b = await freshBridge({ AUTH_BRIDGE_ADMIN_TOKEN: ADMIN });
+  const id = legacyId('imported-before');
+  const email = `${id}@example.com`;
+  await upload(b, [importRecord(id, email)]);
+  // The session knows only the id and the email, unverified: the record's facts win.
+  const res = await post(b, await sessionCookie({ sub: id, email, name: 'G H' }));
+  assert.equal(res.status, 200);
+  const users = userByExternalId(id);
+  assert.equal(users.length, 1);
+  assertCompletedFromRecord(users[0]);
+  assert.equal(users[0].email_addresses[0].verification.status, 'verified');
+});
+
+test('an import uploaded after the trickle: the batch completes the user, without a second one', async () => {
+  const b = await freshBridge({ AUTH_BRIDGE_ADMIN_TOKEN: ADMIN, CLERK_RATE_LIMIT: '1000/10s' });
+  const id = legacyId('imported-after');
+  const email = `${id}@example.com`;
+  const res = await post(b, await sessionCookie({ sub: id, email, email_verified: true }));
+  assert.equal(res.status, 200);
+  const { clerk_user_id: clerkId } = await res.json();
+  assert.equal(userByExternalId(id)[0].password_enabled, false);
+
+  await upload(b, [importRecord(id, email)]);
+  await b.scheduled(Date.now());
+  let user;
+  for (let i = 0; i < 40; i++) {
+    [user] = userByExternalId(id);
+    // The batch completes in two writes (profile, then metadata): wait for both.
+    if (user.password_enabled && user.public_metadata?.plan) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.equal(user.id, clerkId);
+  assertCompletedFromRecord(user);
+  assert.equal(userByExternalId(id).length, 1);
 });
 
 test('the mapping is remembered both ways, and a Clerk session then carries the legacy id to the origin', async () => {
