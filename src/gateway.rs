@@ -6,7 +6,7 @@
 
 use worker::{Context, Env, MessageBatch, Request};
 
-use crate::identity::resolver::RequestFacts;
+use crate::identity::resolver::{RequestFacts, Resolution};
 use crate::isolate::{self, Isolate};
 use crate::{convergence, handshake, phase, proxy, routes};
 
@@ -49,7 +49,17 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
             return response;
         }
     }
-    let resolution = isolate.identity.resolve(&facts, kv.as_ref(), now).await;
+    // Worker endpoints other than the sign-in token need no identity (the admin API's bearer
+    // token is not a session token and must not be read as one).
+    let needs_identity = !bridge_route
+        || url
+            .as_ref()
+            .is_some_and(|u| u.path() == routes::SIGN_IN_TOKEN_PATH);
+    let resolution = if needs_identity {
+        isolate.identity.resolve(&facts, kv.as_ref(), now).await
+    } else {
+        Resolution::anonymous()
+    };
 
     if bridge_route {
         return routes::handle(req, &env, &isolate, &resolution).await;

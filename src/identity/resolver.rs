@@ -46,6 +46,15 @@ pub struct Resolution {
 }
 
 impl Resolution {
+    /// No identity looked at: for requests that do not need one.
+    pub fn anonymous() -> Resolution {
+        Resolution {
+            identity: Identity::anonymous(),
+            clerk: None,
+            nextauth: None,
+        }
+    }
+
     /// The reason this request should get Clerk's handshake redirect, if it should.
     pub fn handshake_reason(
         &self,

@@ -17,6 +17,8 @@ pub mod guard;
 pub mod sign_in_token;
 
 pub const PREFIX: &str = "/__auth-bridge/";
+/// The one worker endpoint that acts on the caller's sessions.
+pub const SIGN_IN_TOKEN_PATH: &str = "/__auth-bridge/sign-in-token";
 
 thread_local! {
     static ADMIN_GUARD: RefCell<guard::FailureGuard> = RefCell::new(guard::FailureGuard::default());
