@@ -261,6 +261,8 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     if let Some(d) = counted.dry_run {
         doc["dry_run"] = serde_json::to_value(d).unwrap_or(Value::Null);
     }
+    // Requests and users per identity source: tells when the trickle has converged.
+    doc["convergence"] = crate::convergence::report(kv, now / 1000).await;
     Ok(doc)
 }
 

@@ -213,13 +213,19 @@ test('convergence: a request with both valid sessions is counted as both, flushe
 });
 
 test('convergence: a NextAuth-only request', async () => {
-  const b = await startBridge(vars('migrate'));
+  const b = await startBridge(vars('migrate', { AUTH_BRIDGE_ADMIN_TOKEN: 'phases-admin-token-0123456789' }));
   try {
     const na = await nextAuthV4(SECRET, { sub: 'legacy-only' });
     assert.equal((await identity(b, { 'next-auth.session-token': na })).source, 'nextauth');
     const [{ value }] = await convergenceKeys(b);
     assert.equal(value.buckets[0].requests.nextauth_only, 1);
     assert.equal(value.buckets[0].users.nextauth_only.length, 1);
+    // The operator reads the same figures in the admin status.
+    const status = await b.fetch('/__auth-bridge/admin/status', { headers: { authorization: 'Bearer phases-admin-token-0123456789' } });
+    assert.equal(status.status, 200);
+    const { convergence } = await status.json();
+    assert.equal(convergence.last_hour.requests.nextauth_only, 1);
+    assert.equal(convergence.last_day.requests.nextauth_only, 1);
   } finally {
     await b.close();
   }
