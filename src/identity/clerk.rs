@@ -335,7 +335,7 @@ fn token_from_authorization_header(header: &str) -> Option<&str> {
             // JS `split(" ", 2)` keeps only the word after the first space.
             let token = rest.split(' ').next().unwrap_or("");
             if token.is_empty() {
-                Some(scheme)
+                Some(scheme).filter(|scheme| !scheme.is_empty())
             } else if scheme == "Bearer" {
                 Some(token)
             } else {
