@@ -92,7 +92,8 @@ impl Outcome {
         }
     }
 
-    fn from_error(e: &ClerkError) -> Outcome {
+    /// A Backend API error as an outcome: retryable errors retry, the rest fail with Clerk's code.
+    pub fn from_error(e: &ClerkError) -> Outcome {
         if e.is_retryable() {
             Outcome::Retry {
                 after_secs: e.retry_after(),

@@ -188,20 +188,6 @@ pub struct Exchange {
     pub calls: u32,
 }
 
-fn outcome_of(e: &ClerkError) -> Outcome {
-    if e.is_retryable() {
-        Outcome::Retry {
-            after_secs: e.retry_after(),
-            code: e.code().to_owned(),
-        }
-    } else {
-        Outcome::Failed {
-            code: e.code().to_owned(),
-            message: e.to_string(),
-        }
-    }
-}
-
 /// A legacy id ↔ Clerk id mapping is known: only the token is needed. A mapping whose Clerk
 /// user is gone (`404`) falls through to a full migration, which rewrites it.
 pub async fn exchange<C, S, F>(
@@ -238,7 +224,7 @@ where
             Err(ClerkError::Api { status: 404, .. }) => {}
             Err(e) => {
                 return Exchange {
-                    result: Err(outcome_of(&e)),
+                    result: Err(Outcome::from_error(&e)),
                     calls,
                 }
             }
@@ -257,7 +243,7 @@ where
         .await
     {
         Ok(token) => Ok((clerk_id, token)),
-        Err(e) => Err(outcome_of(&e)),
+        Err(e) => Err(Outcome::from_error(&e)),
     };
     Exchange { result, calls }
 }
