@@ -103,6 +103,7 @@ fn nextauth_seeds_include_valid_sessions() {
 /// space and no word after it) gave `Bearer("")`, so the request's Clerk cookies were ignored
 /// and an empty token was verified. @clerk/backend's `parseAuthorizationHeader` returns `""`
 /// there, which `authenticateRequest` treats as no header token, and reads the cookies.
+/// Fixed in `token_from_authorization_header` (src/identity/clerk.rs).
 #[test]
 fn finding_clerk_empty_bearer_token() {
     // The fuzz input: Cookie header "\u{fffd}k_lx", Authorization " ".
@@ -129,7 +130,7 @@ fn finding_clerk_empty_bearer_token() {
 /// config, crash-fe8f8758: `BaseUrl::parse` accepted control characters and whitespace other
 /// than a space inside the URL (`https://api.example.com\n.evil/`), and a value ending in
 /// whitespace before a `/` did not round-trip (the path kept the whitespace, a re-parse trimmed
-/// it). An origin or Host with a newline is never valid.
+/// it). An origin or Host with a newline is never valid. Fixed in `BaseUrl::parse`.
 #[test]
 fn finding_base_url_control_characters() {
     config::run(b"\nhttps://\n\n\n\n\n\n\n\n\n4147483647/429496729h\n\n\nserve\n\n\n\n\n/\n\n\n");
