@@ -39,7 +39,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
         dev_browser_in_query,
         origin_base: &origin_base,
     };
-    let kv = isolate::kv(&env);
+    let kv = isolate.kv.clone();
     let now = isolate::now_secs();
     let bridge_route = url
         .as_ref()

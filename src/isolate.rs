@@ -21,6 +21,8 @@ pub struct Isolate {
     pub config: Config,
     pub identity: IdentityResolver,
     pub assertion: Option<AssertionSigner>,
+    /// The KV namespace, looked up once (the binding lives as long as the isolate).
+    pub kv: Option<KvStore>,
     /// Every configuration problem, for the log (once) and the admin status. Never holds values.
     pub problems: Vec<String>,
 }
@@ -49,7 +51,7 @@ impl Isolate {
                 "{KV_BINDING}: KV binding missing; migration state cannot be kept"
             ));
         }
-        let identity = IdentityResolver::new(&config, kv, &mut problems);
+        let identity = IdentityResolver::new(&config, kv.clone(), &mut problems);
         let assertion = config.assertion_secret.as_deref().map(AssertionSigner::new);
         for problem in &problems {
             console_error!("auth-bridge config: {problem}");
@@ -58,6 +60,7 @@ impl Isolate {
             config,
             identity,
             assertion,
+            kv,
             problems,
         }
     }
