@@ -45,9 +45,7 @@ pub const TALLY_CACHE_KEY: &str = "tally:cache";
 pub const IMPORT_QUEUE_NAME: &str = "auth-bridge-import";
 pub const DEAD_LETTER_QUEUE_NAME: &str = "auth-bridge-import-dlq";
 
-/// Retry codes that mean "not now" rather than "it went wrong": a record that runs out of
-/// deliveries with one of these goes back to the backlog instead of being failed.
-pub const DEFERRAL_CODES: &[&str] = &["rate_limited", "admission_deferred"];
+pub use crate::migration::ledger::DEFERRAL_CODES;
 
 /// Backend API calls one record may cost, per phase (`observe` only looks up).
 pub fn calls_per_record(dry_run: bool) -> u32 {

@@ -700,7 +700,14 @@ pub async fn last_error<S: Store>(
         .and_then(|v| serde_json::from_str(&v).ok()))
 }
 
-/// Counts one more delivery that ends in a retry, with its reason; returns the new count.
+/// Retry codes that mean "not now" rather than "it went wrong" (a batch-wide 429 pause, the
+/// live budget check): they neither grow a record's backoff nor make it fail when its
+/// deliveries run out (it goes back to the backlog instead).
+pub const DEFERRAL_CODES: &[&str] = &["rate_limited", "admission_deferred"];
+
+/// Records one more delivery that ended in a retry, with its reason; returns the new state.
+/// Only real failures are counted: a record that waited out pauses must not come back to its
+/// first real error with a long backoff.
 pub async fn note_retry<S: Store>(
     store: &S,
     import_id: &str,
@@ -712,8 +719,9 @@ pub async fn note_retry<S: Store>(
     let prev = last_error(store, import_id, legacy_id)
         .await?
         .unwrap_or_default();
+    let failed = !DEFERRAL_CODES.contains(&code);
     let next = LastError {
-        deliveries: prev.deliveries + 1,
+        deliveries: prev.deliveries + u32::from(failed),
         code: code.to_owned(),
         message: message.to_owned(),
         updated_at_ms: now_ms,
@@ -952,6 +960,30 @@ mod tests {
             assert_eq!(
                 last_error(&s, "imp", "u1").await.unwrap().unwrap().code,
                 "timeout"
+            );
+        });
+    }
+
+    #[test]
+    fn deferrals_are_remembered_but_not_counted_as_failed_deliveries() {
+        let s = MemoryStore::new();
+        block_on(async {
+            for (n, code) in ["rate_limited", "admission_deferred", "rate_limited"]
+                .iter()
+                .enumerate()
+            {
+                let l = note_retry(&s, "imp", "u2", code, "waited", n as u64)
+                    .await
+                    .unwrap();
+                assert_eq!(l.deliveries, 0);
+                assert_eq!(l.code, *code);
+            }
+            let l = note_retry(&s, "imp", "u2", "clerk_unavailable", "503", 9)
+                .await
+                .unwrap();
+            assert_eq!(
+                l.deliveries, 1,
+                "the first real error starts the backoff from the bottom"
             );
         });
     }
