@@ -33,6 +33,25 @@ pub const REFRESH_INTERVAL_SECS: u64 = 60;
 /// keys rarely, and an outage of the Backend API must not sign everybody out.
 pub const MAX_STALE_SECS: u64 = 24 * 3600;
 const VERIFIED_TOKEN_CACHE_CAPACITY: usize = 4096;
+/// How long a request waits for another request's key fetch: polls of [`WAIT_POLL_MS`].
+const MAX_WAIT_POLLS: u32 = 300;
+const WAIT_POLL_MS: u64 = 10;
+
+/// Marks a key fetch in flight for the isolate; lowered when the fetch ends, however it ends.
+struct RefreshingFlag;
+
+impl RefreshingFlag {
+    fn raise() -> RefreshingFlag {
+        ISOLATE_JWKS.with(|cell| cell.borrow_mut().refreshing = true);
+        RefreshingFlag
+    }
+}
+
+impl Drop for RefreshingFlag {
+    fn drop(&mut self) {
+        ISOLATE_JWKS.with(|cell| cell.borrow_mut().refreshing = false);
+    }
+}
 
 thread_local! {
     static ISOLATE_JWKS: RefCell<IsolateJwks> = RefCell::new(IsolateJwks::default());
@@ -48,6 +67,8 @@ struct IsolateJwks {
     fetched_at: u64,
     last_refresh_attempt: Option<u64>,
     last_failure_logged: Option<u64>,
+    /// A request of this isolate is fetching the keys right now.
+    refreshing: bool,
 }
 
 /// The JWKS as stored in KV, with the time it was fetched from Clerk.
@@ -179,9 +200,10 @@ impl RemoteJwks {
     async fn key_for_kid(&self, kid: &str, now: u64) -> Result<RsaPublicKey, ClerkTokenError> {
         match self.lookup_cached(kid, now) {
             CachedLookup::Fresh(key) => return Ok(key),
-            CachedLookup::Wait => return self.stale_key(kid, now),
+            CachedLookup::Wait => return self.key_after_waiting(kid, now).await,
             CachedLookup::Refresh => {}
         }
+        let _refreshing = RefreshingFlag::raise();
 
         // Another isolate may already have fetched the current keys.
         if let Some(entry) = self.read_kv().await {
@@ -249,6 +271,37 @@ impl RemoteJwks {
                 None => Err(ClerkTokenError::KeysUnavailable),
             }
         })
+    }
+
+    /// A refresh is not allowed now. If another request of this isolate is fetching the keys
+    /// (typically the first requests of a fresh isolate, arriving together), wait for it
+    /// rather than calling a valid session signed out; with nothing cached at all, try the
+    /// keys another isolate shared in KV.
+    async fn key_after_waiting(
+        &self,
+        kid: &str,
+        now: u64,
+    ) -> Result<RsaPublicKey, ClerkTokenError> {
+        for _ in 0..MAX_WAIT_POLLS {
+            if !ISOLATE_JWKS.with(|cell| cell.borrow().refreshing) {
+                break;
+            }
+            worker::Delay::from(std::time::Duration::from_millis(WAIT_POLL_MS)).await;
+        }
+        match self.stale_key(kid, now) {
+            Err(ClerkTokenError::KeysUnavailable) => {
+                let entry = self
+                    .read_kv()
+                    .await
+                    .ok_or(ClerkTokenError::KeysUnavailable)?;
+                let jwks =
+                    Jwks::parse(&entry.jwks).map_err(|_| ClerkTokenError::KeysUnavailable)?;
+                let key = jwks.get(kid).cloned();
+                self.store_in_isolate(jwks, entry.fetched_at);
+                key.ok_or(ClerkTokenError::UnknownKeyId)
+            }
+            other => other,
+        }
     }
 
     fn store_in_isolate(&self, jwks: Jwks, fetched_at: u64) {

@@ -234,3 +234,24 @@ test('an opaque database-session cookie is validated by the origin, briefly cach
   const unknown = await seenIdentity({ cookie: 'authjs.session-token=db-session-revoked' });
   assert.equal(unknown['x-auth-source'], 'anonymous');
 });
+
+test('a fresh isolate: requests arriving during the first JWKS fetch wait for it, none is signed out', async () => {
+  clerk.addFault({ path: '/v1/jwks', sequence: [{ delay: 400 }] });
+  const fresh = await startBridge({
+    ORIGIN_URL: origin.url,
+    CLERK_SECRET_KEY: clerk.secretKey,
+    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
+    CLERK_API_URL: clerk.url,
+  });
+  try {
+    const token = clerk.mintSessionToken({ sub: 'user_concurrent', sid: 'sess_concurrent' });
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => fresh.fetch('/whoami', { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json())),
+    );
+    const sources = answers.map((a) => a.headers['x-auth-source']);
+    assert.deepEqual(sources, Array(10).fill('clerk'));
+  } finally {
+    clerk.clearFaults();
+    await fresh.close();
+  }
+});
