@@ -766,29 +766,3 @@ fn fractional_exp_is_kept_in_whole_seconds() {
     );
     assert!(f.verifier().decode(V5, &t.token, boundary - 1).is_ok());
 }
-
-/// `cargo test --release --test nextauth_tokens -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn decode_speed() {
-    let f = fixture();
-    let verifier = f.verifier();
-    for label in ["v4", "v5", "v5-gcm-no-kid"] {
-        let t = f.token(label);
-        let rounds = 20_000;
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            assert!(verifier.decode(&t.cookie_name, &t.token, f.now).is_ok());
-        }
-        println!(
-            "{label}: {:.2} µs per decode",
-            start.elapsed().as_secs_f64() * 1e6 / rounds as f64
-        );
-    }
-    let start = std::time::Instant::now();
-    let _ = NextAuthVerifier::new(&f.secrets, None);
-    println!(
-        "verifier setup (2 secrets): {:.1} µs",
-        start.elapsed().as_secs_f64() * 1e6
-    );
-}
