@@ -37,15 +37,16 @@ pub fn run(data: &[u8]) {
         // The first occurrence wins.
         assert!(cookies.get(name).is_some());
     }
-    // Debug shows names only.
-    let debug = format!("{cookies:?}");
-    for (_, value) in cookies.iter() {
-        // Values made of characters Debug's punctuation never uses, so a match means a leak.
-        let plain = !value.contains(['"', ',', ' ', '[', ']', '{', '}', ':', '\\']);
-        if plain && value.len() >= 16 && !cookies.iter().any(|(n, _)| n.contains(value)) {
-            assert!(!debug.contains(value), "Debug shows a cookie value");
-        }
-    }
+    // Debug shows names only: exactly the names and the truncation flag, never a value.
+    let names: Vec<&str> = cookies.iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        format!("{cookies:?}"),
+        format!(
+            "Cookies {{ names: {names:?}, truncated: {} }}",
+            cookies.is_truncated()
+        ),
+        "Debug shows more than the cookie names"
+    );
 
     for base in BASES {
         match cookies.session_value(base) {
