@@ -334,11 +334,7 @@ pub async fn record_outcome<S: Store>(
             }
         }
     }
-    let (code, message) = match outcome {
-        Outcome::Failed { code, message } => (Some(code.clone()), Some(message.clone())),
-        Outcome::Skipped { reason } => (None, Some(reason.clone())),
-        _ => (None, None),
-    };
+    let (code, message) = code_and_message(outcome);
     let rec = StateRecord {
         legacy_id: legacy_id.to_owned(),
         state,
@@ -347,17 +343,37 @@ pub async fn record_outcome<S: Store>(
         message,
         updated_at_ms: now_ms,
     };
+    put_listed(store, &key, &rec, state.as_str()).await?;
+    Ok(Some(state))
+}
+
+/// Clerk's code and message of a failure, or the reason of a skip, for the ledger.
+fn code_and_message(outcome: &Outcome) -> (Option<String>, Option<String>) {
+    match outcome {
+        Outcome::Failed { code, message } => (Some(code.clone()), Some(message.clone())),
+        Outcome::Skipped { reason } => (None, Some(reason.clone())),
+        _ => (None, None),
+    }
+}
+
+/// Writes a ledger record with its state as KV list metadata, so counts come from listings alone.
+async fn put_listed<S: Store, T: Serialize>(
+    store: &S,
+    key: &str,
+    record: &T,
+    label: &str,
+) -> Result<(), StoreError> {
+    let opts = PutOptions {
+        ttl_secs: None,
+        metadata: Some(label.to_owned()),
+    };
     store
         .put(
-            &key,
-            &serde_json::to_string(&rec).unwrap_or_default(),
-            PutOptions {
-                ttl_secs: None,
-                metadata: Some(state.as_str().to_owned()),
-            },
+            key,
+            &serde_json::to_string(record).unwrap_or_default(),
+            opts,
         )
-        .await?;
-    Ok(Some(state))
+        .await
 }
 
 /// Progress counts. `pending` is derived, so `accepted = migrated + skipped + failed +
@@ -593,11 +609,7 @@ pub async fn record_dry_run<S: Store>(
     let Some(verdict) = DryRunVerdict::of(outcome) else {
         return Ok(None);
     };
-    let (code, message) = match outcome {
-        Outcome::Failed { code, message } => (Some(code.clone()), Some(message.clone())),
-        Outcome::Skipped { reason } => (None, Some(reason.clone())),
-        _ => (None, None),
-    };
+    let (code, message) = code_and_message(outcome);
     let clerk_id = match outcome {
         Outcome::WouldLink { clerk_id } => Some(clerk_id.clone()),
         other => other.clerk_id().map(str::to_owned),
@@ -610,16 +622,8 @@ pub async fn record_dry_run<S: Store>(
         message,
         updated_at_ms: now_ms,
     };
-    store
-        .put(
-            &format!("{DRY_RUN_PREFIX}{import_id}:{legacy_id}"),
-            &serde_json::to_string(&rec).unwrap_or_default(),
-            PutOptions {
-                ttl_secs: None,
-                metadata: Some(verdict.as_str().to_owned()),
-            },
-        )
-        .await?;
+    let key = format!("{DRY_RUN_PREFIX}{import_id}:{legacy_id}");
+    put_listed(store, &key, &rec, verdict.as_str()).await?;
     Ok(Some(verdict))
 }
 
