@@ -25,12 +25,13 @@ impl<V: Clone> VerifiedCache<V> {
     }
 
     /// The hash under which a token (or several cookie values joined) is remembered.
-    pub fn key(parts: &[&str]) -> [u8; 32] {
+    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> [u8; 32] {
         let mut hasher = Sha256::new();
         for part in parts {
+            let part = part.as_ref();
             // Length-prefixed so ("ab","c") and ("a","bc") differ.
             hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
+            hasher.update(part);
         }
         hasher.finalize().into()
     }

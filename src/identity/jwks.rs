@@ -19,7 +19,7 @@ use worker::{Fetch, Headers, Method, Request, RequestInit};
 use super::cache::VerifiedCache;
 use super::clerk::{
     ClerkRequestState, ClerkSession, ClerkTokenError, ClerkTokenSource, ClerkValidation, Jwks,
-    KeyError, RsaPublicKey, SignatureVerifier, SignedOutReason, UntrustedClerkToken,
+    KeyError, RsaPublicKey, SignatureVerifier, SignedOutReason,
 };
 use super::webcrypto;
 
@@ -33,6 +33,8 @@ pub const REFRESH_INTERVAL_SECS: u64 = 60;
 /// keys rarely, and an outage of the Backend API must not sign everybody out.
 pub const MAX_STALE_SECS: u64 = 24 * 3600;
 const VERIFIED_TOKEN_CACHE_CAPACITY: usize = 4096;
+/// How long a verified signature is remembered: a Clerk session token's 60 s life plus skew.
+const SIGNATURE_MEMORY_SECS: u64 = 65;
 /// How long a request waits for another request's key fetch: polls of [`WAIT_POLL_MS`].
 const MAX_WAIT_POLLS: u32 = 300;
 const WAIT_POLL_MS: u64 = 10;
@@ -178,8 +180,17 @@ impl SignatureVerifier for KeySource {
         signature: &[u8],
         now: u64,
     ) -> Result<(), ClerkTokenError> {
+        // A session token is sent again with every request of its short life: a signature that
+        // held is remembered (by hash of what it signs and the signature itself; the kid is in
+        // the signed header). Claims, `exp` included, are still checked on every use.
+        let cache_key = VerifiedCache::<()>::key(&[signing_input, signature]);
+        if VERIFIED_TOKENS.with(|cache| cache.borrow_mut().get(&cache_key, now).is_some()) {
+            return Ok(());
+        }
         let key = self.key_for_kid(kid, now).await?;
         if webcrypto::verify_rs256(&key, signing_input, signature).await {
+            let until = now + SIGNATURE_MEMORY_SECS;
+            VERIFIED_TOKENS.with(|cache| cache.borrow_mut().insert(cache_key, (), until, now));
             Ok(())
         } else {
             Err(ClerkTokenError::InvalidSignature)
@@ -389,38 +400,15 @@ impl RemoteJwks {
     }
 }
 
-/// Verifies a Clerk session token: header rules, signature (skipped when this isolate already
-/// verified the very same token), then claims at `now`.
+/// Verifies a Clerk session token: header rules, signature (remembered per isolate, see
+/// [`SIGNATURE_MEMORY_SECS`]), then claims at `now` — the same pipeline the host tests run.
 pub async fn verify_session(
     token: &str,
     keys: &KeySource,
     validation: &ClerkValidation,
     now: u64,
 ) -> Result<ClerkSession, ClerkTokenError> {
-    let untrusted = UntrustedClerkToken::parse(token)?;
-    let cache_key = VerifiedCache::<()>::key(&[token]);
-    let already_verified =
-        VERIFIED_TOKENS.with(|cache| cache.borrow_mut().get(&cache_key, now).is_some());
-    if !already_verified {
-        keys.verify_signature(
-            untrusted.kid(),
-            untrusted.signing_input(),
-            untrusted.signature(),
-            now,
-        )
-        .await?;
-        // The signature holds, so `exp` is authentic; past it the claims check fails anyway.
-        if let Some(exp) = untrusted
-            .unverified_claims()
-            .get("exp")
-            .and_then(|exp| exp.as_u64())
-        {
-            let valid_until = exp.saturating_add(validation.leeway);
-            VERIFIED_TOKENS
-                .with(|cache| cache.borrow_mut().insert(cache_key, (), valid_until, now));
-        }
-    }
-    untrusted.validate(validation, now)
+    super::clerk::verify_session_token(token, keys, validation, now).await
 }
 
 /// Clerk authentication of one request, given the token source from
