@@ -8,7 +8,7 @@ import zlib from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { COMPATIBILITY_DATE } from '../tests/e2e/harness.mjs';
+import { COMPATIBILITY_DATE, listen } from '../tests/e2e/harness.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -32,9 +32,9 @@ export function option(args, name, envName, fallback) {
  * origin's own cost is as small and as constant as possible.
  */
 export function startSmallOrigin() {
-  return new Promise((resolve) => {
-    const body = Buffer.from('{"ok":true}\n');
-    const server = http.createServer((req, res) => {
+  const body = Buffer.from('{"ok":true}\n');
+  return listen(
+    (req, res) => {
       req.resume();
       req.on('end', () => {
         // Tells the client which identity arrived, so every sample can be checked.
@@ -46,25 +46,9 @@ export function startSmallOrigin() {
         });
         res.end(body);
       });
-    });
-    server.keepAliveTimeout = 60_000;
-    const sockets = new Set();
-    server.on('connection', (s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        close: () =>
-          new Promise((r) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => r());
-          }),
-      });
-    });
-  });
+    },
+    { keepAliveTimeout: 60_000 },
+  );
 }
 
 /**

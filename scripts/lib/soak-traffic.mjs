@@ -1,7 +1,7 @@
 // Ordinary traffic for the soak: a small echo origin, and a seeded mix of request kinds
 // (anonymous, NextAuth v4 / Auth.js v5, Clerk cookie and bearer, expired, garbage, oversized),
 // each with the identity the origin must see.
-import http from 'node:http';
+import { listen } from '../../tests/e2e/harness.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from '../../tests/e2e/tokens.mjs';
 
 /** Deterministic PRNG (mulberry32). */
@@ -21,50 +21,32 @@ export function rng(seed) {
  * and `{}` for NextAuth's session endpoint (database-session tokens). Its header limit is raised
  * so oversized requests reach it; what the worker does with them is what is measured.
  */
-export function startSoakOrigin() {
+export async function startSoakOrigin() {
   const stats = { requests: 0, session_checks: 0 };
-  return new Promise((resolve) => {
-    const sockets = new Set();
-    const server = http.createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
-      stats.requests++;
-      const done = () => {
-        if (req.url.startsWith('/api/auth/session')) {
-          stats.session_checks++;
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end('{}');
-          return;
-        }
-        const h = req.headers;
-        const body = JSON.stringify({
-          source: h['x-auth-source'] ?? null,
-          user_id: h['x-auth-user-id'] ?? null,
-          clerk_user_id: h['x-auth-clerk-user-id'] ?? null,
-        });
-        res.writeHead(200, { 'content-type': 'application/json', 'x-origin': 'soak' });
-        res.end(body);
-      };
-      req.on('data', () => {});
-      req.on('end', done);
-      req.on('error', () => {});
-    });
-    server.keepAliveTimeout = 30_000;
-    server.on('connection', (s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        stats,
-        close: () =>
-          new Promise((r) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => r());
-          }),
+  const handler = (req, res) => {
+    stats.requests++;
+    const done = () => {
+      if (req.url.startsWith('/api/auth/session')) {
+        stats.session_checks++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+        return;
+      }
+      const h = req.headers;
+      const body = JSON.stringify({
+        source: h['x-auth-source'] ?? null,
+        user_id: h['x-auth-user-id'] ?? null,
+        clerk_user_id: h['x-auth-clerk-user-id'] ?? null,
       });
-    });
-  });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-origin': 'soak' });
+      res.end(body);
+    };
+    req.on('data', () => {});
+    req.on('end', done);
+    req.on('error', () => {});
+  };
+  const server = await listen(handler, { maxHeaderSize: 256 * 1024, keepAliveTimeout: 30_000 });
+  return { url: server.url, stats, close: server.close };
 }
 
 const PAD_20K = 'p'.repeat(20 * 1024);

@@ -81,10 +81,14 @@ export async function startBridge(vars = {}, { log = false, extraWorkers = [], c
   };
 }
 
-/** Starts a Node HTTP server on 127.0.0.1 with the given handler; resolves to {url, close}. */
-export function listen(handler) {
+/**
+ * Starts a Node HTTP server on 127.0.0.1 with the given handler; resolves to {url, port, server,
+ * close}. `options` go to `http.createServer` (e.g. `maxHeaderSize`), plus `keepAliveTimeout`.
+ */
+export function listen(handler, { keepAliveTimeout, ...options } = {}) {
   return new Promise((resolve) => {
-    const server = http.createServer(handler);
+    const server = http.createServer(options, handler);
+    if (keepAliveTimeout !== undefined) server.keepAliveTimeout = keepAliveTimeout;
     const sockets = new Set();
     server.on('connection', (s) => {
       sockets.add(s);
