@@ -1,4 +1,4 @@
-// Shared pieces of scripts/bench-proxy.mjs and scripts/bench-identity.mjs: a keep-alive HTTP
+// Shared pieces of the benchmarks (benches/hotpath.mjs, benches/profile.mjs): a keep-alive HTTP
 // client timed with hrtime, a minimal Node origin, the JS reference worker bundled for workerd,
 // interleaved sampling and percentile statistics.
 import http from 'node:http';

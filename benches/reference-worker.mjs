@@ -1,4 +1,4 @@
-// JS reference worker for scripts/bench-proxy.mjs and scripts/bench-identity.mjs, bundled for
+// JS reference worker for benches/hotpath.mjs, bundled for
 // workerd with esbuild at benchmark time.
 //
 // REFERENCE_MODE = "noop": forwards every request to ORIGIN_URL unchanged (the cheapest possible
