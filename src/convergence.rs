@@ -373,6 +373,39 @@ pub fn summarize(buckets: &[Bucket], now: u64) -> (Window, Window) {
     (hour, day)
 }
 
+/// Hours in [`hourly`]'s series: the last day.
+pub const SERIES_HOURS: u64 = 24;
+
+/// The last day hour by hour, oldest first, for the dashboard's chart: each clock hour's start
+/// (unix seconds), its signed-in requests, and the shares of requests and of users that carried a
+/// Clerk session (`null` for an hour without signed-in traffic). The current hour is the last.
+pub fn hourly(buckets: &[Bucket], now: u64) -> Vec<Value> {
+    let first = hour_of(now).saturating_sub((SERIES_HOURS - 1) * HOUR_SECS);
+    let mut hours: Vec<Window> = (0..SERIES_HOURS).map(|_| Window::default()).collect();
+    for bucket in buckets
+        .iter()
+        .filter(|b| b.start >= first && b.start <= now)
+    {
+        let slot = &mut hours[((bucket.start - first) / HOUR_SECS) as usize];
+        slot.requests.add(&bucket.requests);
+        slot.users.merge(&bucket.users);
+    }
+    hours
+        .iter()
+        .enumerate()
+        .map(|(i, window)| {
+            let figures = window.to_json();
+            let r = &window.requests;
+            json!({
+                "hour": first + i as u64 * HOUR_SECS,
+                "signed_in_requests": r.nextauth_only + r.clerk_only + r.both,
+                "clerk_request_share": figures["clerk_request_share"],
+                "clerk_user_share": figures["clerk_user_share"],
+            })
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Glue
 // ---------------------------------------------------------------------------------------------
@@ -517,6 +550,7 @@ pub async fn report(kv: &KvStore, now: u64) -> Value {
     json!({
         "last_hour": hour.to_json(),
         "last_day": day.to_json(),
+        "last_day_hourly": hourly(&buckets, now),
         "isolates": isolates.len(),
         "bucket_secs": BUCKET_SECS,
         "flush_interval_secs": FLUSH_INTERVAL_SECS,
@@ -587,6 +621,36 @@ mod tests {
         );
         assert_eq!(hour.users.nextauth_only.estimate(), 1);
         assert!(tally.take_flush(t0 + 200).is_empty(), "nothing new");
+    }
+
+    #[test]
+    fn hourly_series_places_buckets_in_their_clock_hour() {
+        let now = 1_700_000_000 - 1_700_000_000 % HOUR_SECS + 1_234;
+        let bucket = |start: u64, kind: Kind, user: &str| {
+            let mut tally = Tally::new("iso");
+            tally.record(kind, Some(user), start);
+            let hour = tally.hours.values().next().cloned().unwrap_or_default();
+            hour[0].clone()
+        };
+        let buckets = vec![
+            bucket(now - 10, Kind::ClerkOnly, "a"),
+            bucket(now - 20, Kind::NextAuthOnly, "b"),
+            bucket(now - 5 * HOUR_SECS, Kind::NextAuthOnly, "c"),
+            bucket(now - 2 * DAY_SECS, Kind::ClerkOnly, "too-old"),
+        ];
+        let series = hourly(&buckets, now);
+        assert_eq!(series.len(), SERIES_HOURS as usize);
+        assert_eq!(series[23]["hour"], json!(hour_of(now)));
+        assert_eq!(series[0]["hour"], json!(hour_of(now) - 23 * HOUR_SECS));
+        assert_eq!(series[23]["signed_in_requests"], json!(2));
+        assert_eq!(series[23]["clerk_user_share"], json!(0.5));
+        assert_eq!(series[18]["clerk_user_share"], json!(0.0));
+        assert_eq!(series[17]["clerk_user_share"], Value::Null, "no traffic");
+        let total: u64 = series
+            .iter()
+            .map(|h| h["signed_in_requests"].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(total, 3, "the bucket older than a day is left out");
     }
 
     #[test]

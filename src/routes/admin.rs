@@ -66,7 +66,7 @@ pub async fn handle(req: Request, env: &Env, isolate: &Isolate, route: &str) -> 
         "/pause" => set_pause(&kv, true).await,
         "/resume" => set_pause(&kv, false).await,
         _ => match status_document(&kv, isolate).await {
-            Ok(doc) => typed(200, "text/html; charset=utf-8", &dashboard::render(&doc)),
+            Ok(doc) => dashboard_page(&kv, &doc).await,
             Err(e) => unavailable(&e),
         },
     }
@@ -266,6 +266,43 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     Ok(doc)
 }
 
+/// Failed records the dashboard lists (each costs one KV read).
+const DASHBOARD_FAILURES: usize = 50;
+
+/// `GET /admin`: the status and the latest failures as a page (see `dashboard`).
+async fn dashboard_page(kv: &KvStore, doc: &Value) -> web_sys::Response {
+    let store = KvLedgerStore::new(kv.clone());
+    let mut latest = ledger::failures(&store, DASHBOARD_FAILURES + 1)
+        .await
+        .unwrap_or_default();
+    let truncated = latest.len() > DASHBOARD_FAILURES;
+    latest.truncate(DASHBOARD_FAILURES);
+    let lines: Vec<Value> = latest.iter().map(failure_line).collect();
+    let response = typed(
+        200,
+        "text/html; charset=utf-8",
+        &dashboard::render(doc, &lines, truncated),
+    );
+    let headers = response.headers();
+    let _ = headers.set(
+        "content-security-policy",
+        dashboard::CONTENT_SECURITY_POLICY,
+    );
+    let _ = headers.set("x-frame-options", "DENY");
+    let _ = headers.set("referrer-policy", "no-referrer");
+    response
+}
+
+/// One line of `GET /admin/failures`.
+fn failure_line(r: &ledger::StateRecord) -> Value {
+    json!({
+        "id": r.legacy_id,
+        "code": r.code,
+        "message": r.message,
+        "failed_at": rfc3339(r.updated_at_ms),
+    })
+}
+
 /// `GET /admin/failures`: one failed record per line (`id`, Clerk's `code` and `message`).
 async fn failures(kv: &KvStore) -> web_sys::Response {
     let store = KvLedgerStore::new(kv.clone());
@@ -276,13 +313,7 @@ async fn failures(kv: &KvStore) -> web_sys::Response {
     let truncated = records.len() > MAX_FAILURES;
     let mut body = String::new();
     for r in records.iter().take(MAX_FAILURES) {
-        let line = json!({
-            "id": r.legacy_id,
-            "code": r.code,
-            "message": r.message,
-            "failed_at": rfc3339(r.updated_at_ms),
-        });
-        body.push_str(&line.to_string());
+        body.push_str(&failure_line(r).to_string());
         body.push('\n');
     }
     let response = typed(200, "application/x-ndjson", &body);

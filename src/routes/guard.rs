@@ -1,10 +1,17 @@
-//! Slows admin-token guessing: after a few wrong tokens from one client address within a minute,
-//! that address gets `429` with `Retry-After` without its token even being compared.
+//! Admin credentials: which `Authorization` headers present the admin token, and a guard that
+//! slows token guessing: after a few wrong tokens from one client address within a minute, that
+//! address gets `429` with `Retry-After` without its token even being compared.
 //!
-//! Per isolate and bounded: a guesser spread over many isolates or addresses is still held back by
-//! the token's length (at least 16 characters, compared in constant time); this stops the cheap,
-//! fast loop from one place.
+//! `Bearer <token>` works on every admin route. HTTP Basic (any user name, the token as the
+//! password) works only on the read-only dashboard, so that a browser can open it: a browser
+//! re-sends Basic credentials on its own, also on requests another site makes it send, and a
+//! form posted from elsewhere must never pause, resume or feed the batch.
+//!
+//! The guard is per isolate and bounded: a guesser spread over many isolates or addresses is
+//! still held back by the token's length (at least 16 characters, compared in constant time);
+//! this stops the cheap, fast loop from one place.
 
+use base64::Engine as _;
 use std::collections::HashMap;
 
 /// Wrong tokens allowed per address per window before it is refused.
@@ -13,6 +20,28 @@ pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW_SECS: u64 = 60;
 /// Addresses remembered at once; the oldest windows are forgotten first.
 const MAX_ADDRESSES: usize = 4096;
+
+/// The `WWW-Authenticate` challenge of the dashboard: makes a browser ask for credentials.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"auth-bridge\"";
+
+/// The admin token an `Authorization` header presents, if any: `Bearer <token>`, or, where
+/// `basic_allowed`, `Basic base64(<any user>:<token>)`. Schemes are case-insensitive (RFC 9110).
+pub fn presented_token(authorization: &str, basic_allowed: bool) -> Option<String> {
+    let (scheme, credentials) = authorization.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.to_owned());
+    }
+    if !basic_allowed || !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .ok()?;
+    let user_pass = String::from_utf8(decoded).ok()?;
+    let (_user, password) = user_pass.split_once(':')?;
+    Some(password.to_owned())
+}
 
 #[derive(Default)]
 pub struct FailureGuard {
@@ -83,6 +112,45 @@ mod tests {
             None,
             "a new window starts from zero"
         );
+    }
+
+    fn basic(user_pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_pass)
+        )
+    }
+
+    #[test]
+    fn bearer_works_everywhere_basic_only_where_allowed() {
+        let token = "0123456789abcdef-token";
+        for allowed in [true, false] {
+            assert_eq!(
+                presented_token(&format!("Bearer {token}"), allowed).as_deref(),
+                Some(token)
+            );
+        }
+        assert_eq!(
+            presented_token(&format!("bearer  {token} "), false).as_deref(),
+            Some(token)
+        );
+        let header = basic(&format!("anyone:{token}"));
+        assert_eq!(presented_token(&header, true).as_deref(), Some(token));
+        assert_eq!(presented_token(&header, false), None, "not on API routes");
+        // The user name is free; the password is everything after the first colon.
+        assert_eq!(
+            presented_token(&basic(":a:b"), true).as_deref(),
+            Some("a:b")
+        );
+        assert_eq!(
+            presented_token(&basic(token), true),
+            None,
+            "no colon: no password"
+        );
+        assert_eq!(presented_token("Basic !!!not-base64", true), None);
+        assert_eq!(presented_token("Digest abc", true), None);
+        assert_eq!(presented_token(token, true), None, "no scheme");
+        assert_eq!(presented_token("", true), None);
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub async fn handle(
             _ => method_not_allowed("GET, HEAD"),
         },
         admin_route if admin_route == "admin" || admin_route.starts_with("admin/") => {
-            match admin_access(&req, isolate) {
+            // The read-only dashboard also takes HTTP Basic, so a browser can open it.
+            let dashboard = matches!(admin_route, "admin" | "admin/")
+                && matches!(method.as_str(), "GET" | "HEAD");
+            match admin_access(&req, isolate, dashboard) {
                 AdminAccess::Granted => {
                     admin::handle(req, env, isolate, &admin_route["admin".len()..]).await
                 }
@@ -57,7 +60,12 @@ pub async fn handle(
                 }
                 AdminAccess::Denied => {
                     let response = json(401, &serde_json::json!({"error": "unauthorized"}));
-                    let _ = response.headers().set("www-authenticate", "Bearer");
+                    let challenge = if dashboard {
+                        guard::BASIC_CHALLENGE
+                    } else {
+                        "Bearer"
+                    };
+                    let _ = response.headers().set("www-authenticate", challenge);
                     response
                 }
             }
@@ -75,7 +83,7 @@ enum AdminAccess {
     Disabled,
 }
 
-fn admin_access(req: &Request, isolate: &Isolate) -> AdminAccess {
+fn admin_access(req: &Request, isolate: &Isolate, basic_allowed: bool) -> AdminAccess {
     let Some(expected) = isolate.config.admin_token.as_deref() else {
         return AdminAccess::Disabled;
     };
@@ -95,8 +103,8 @@ fn admin_access(req: &Request, isolate: &Isolate) -> AdminAccess {
         .ok()
         .flatten()
         .unwrap_or_default();
-    let presented = header.strip_prefix("Bearer ").unwrap_or("").trim();
-    if bearer_matches(presented, expected) {
+    let presented = guard::presented_token(&header, basic_allowed).unwrap_or_default();
+    if bearer_matches(&presented, expected) {
         ADMIN_GUARD.with(|g| g.borrow_mut().record_success(&address));
         AdminAccess::Granted
     } else {
