@@ -97,6 +97,29 @@ impl fmt::Display for RateLimit {
     }
 }
 
+/// Which opaque (database-session) NextAuth cookie values the origin is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseSessions {
+    /// `next-auth` (default): only values shaped like the tokens next-auth generates (a UUID,
+    /// or 64 hex characters).
+    NextAuthShaped,
+    /// `any`: every value (an app with its own `generateSessionToken`).
+    Any,
+    /// `off`: never (JWT sessions only).
+    Off,
+}
+
+impl DatabaseSessions {
+    pub fn parse(value: &str) -> Option<DatabaseSessions> {
+        match value.trim() {
+            "next-auth" => Some(DatabaseSessions::NextAuthShaped),
+            "any" => Some(DatabaseSessions::Any),
+            "off" => Some(DatabaseSessions::Off),
+            _ => None,
+        }
+    }
+}
+
 /// An absolute `http(s)` URL split into the parts the worker needs, without a URL crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
@@ -187,6 +210,12 @@ pub struct Config {
     pub clerk_rate_limit: RateLimit,
     /// Name of a session-token claim carrying the legacy user id, when the app added one.
     pub clerk_legacy_id_claim: Option<String>,
+    /// `CLERK_TREAT_PENDING_AS_SIGNED_OUT` (default true): a pending Clerk session (`sts`)
+    /// gives no identity, as in Clerk's SDKs.
+    pub clerk_treat_pending_as_signed_out: bool,
+    /// Which opaque NextAuth cookie values are asked about at the origin
+    /// (`NEXTAUTH_DATABASE_SESSIONS`).
+    pub database_sessions: DatabaseSessions,
     pub admin_token: Option<String>,
     pub assertion_secret: Option<String>,
     pub inject_client_script: bool,
@@ -365,6 +394,30 @@ impl Config {
             }),
         };
 
+        let clerk_treat_pending_as_signed_out =
+            match get("CLERK_TREAT_PENDING_AS_SIGNED_OUT").as_deref() {
+                None | Some("true") | Some("1") => true,
+                Some("false") | Some("0") => false,
+                Some(_) => {
+                    problem(
+                        "CLERK_TREAT_PENDING_AS_SIGNED_OUT",
+                        "expected true or false; pending sessions are signed out",
+                    );
+                    true
+                }
+            };
+
+        let database_sessions = match get("NEXTAUTH_DATABASE_SESSIONS") {
+            None => DatabaseSessions::NextAuthShaped,
+            Some(v) => DatabaseSessions::parse(&v).unwrap_or_else(|| {
+                problem(
+                    "NEXTAUTH_DATABASE_SESSIONS",
+                    "expected next-auth, any or off; asking only about next-auth-shaped values",
+                );
+                DatabaseSessions::NextAuthShaped
+            }),
+        };
+
         let admin_token = get("AUTH_BRIDGE_ADMIN_TOKEN").and_then(|t| {
             if t.len() < MIN_ADMIN_TOKEN_LEN {
                 problem(
@@ -417,6 +470,8 @@ impl Config {
             clerk_sign_in_url,
             clerk_rate_limit,
             clerk_legacy_id_claim: get("CLERK_LEGACY_ID_CLAIM"),
+            clerk_treat_pending_as_signed_out,
+            database_sessions,
             admin_token,
             assertion_secret: get("AUTH_BRIDGE_ASSERTION_SECRET"),
             inject_client_script,

@@ -33,11 +33,16 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
         u.query_pairs()
             .any(|(k, _)| k == crate::identity::clerk::DEV_BROWSER_QUERY_PARAM)
     });
+    // Only look-ups about cookies are capped per address: no cookie, nothing to read.
+    let client_address = cookie_header
+        .as_ref()
+        .and_then(|_| headers.get("cf-connecting-ip").ok().flatten());
     let facts = RequestFacts {
         cookie_header: cookie_header.as_deref(),
         authorization: authorization.as_deref(),
         dev_browser_in_query,
         origin_base: &origin_base,
+        client_address: client_address.as_deref(),
     };
     let kv = isolate.kv.clone();
     let now = isolate::now_secs();

@@ -53,6 +53,15 @@ const PAYLOAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounds on what a handshake may set: Clerk sends a handful of cookies.
 const MAX_DIRECTIVES: usize = 32;
 const MAX_DIRECTIVE_LEN: usize = 8 * 1024;
+/// Minimum time between two log lines about unresolved handshakes.
+const FAILURE_LOG_INTERVAL_SECS: u64 = 10;
+
+thread_local! {
+    static LAST_FAILURE_LOG: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Largest handshake payload body read: every directive at its largest, with room for JSON.
+const MAX_PAYLOAD_BODY: usize = 2 * MAX_DIRECTIVES * MAX_DIRECTIVE_LEN;
 
 // ---------------------------------------------------------------------------------------------
 // Pure: reading the request
@@ -102,6 +111,20 @@ pub fn returning_handshake(url: &Url, cookies: &Cookies<'_>) -> Option<Returning
         carrier: Carrier::Token(token),
         in_query,
     })
+}
+
+/// Longest handshake nonce worth a Backend API call.
+pub const MAX_NONCE_LEN: usize = 256;
+
+/// Whether `nonce` could be a handshake nonce at all. @clerk/backend treats the nonce as opaque
+/// and the Frontend API issues it as a URL-safe random identifier; a value with anything else
+/// (spaces, `%`, quotes, control characters) or of an absurd length cannot be one, and is not
+/// worth spending the Backend API budget on.
+pub fn is_plausible_nonce(nonce: &str) -> bool {
+    (1..=MAX_NONCE_LEN).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
 /// `Number(cookie) || 0`.
@@ -439,7 +462,8 @@ pub async fn resolve(
     if !returning.in_query && count >= MAX_HANDSHAKE_REDIRECTS {
         return None;
     }
-    match directives_for(&returning, ctx, isolate, now).await {
+    let client_address = header(req, "cf-connecting-ip").unwrap_or_default();
+    match directives_for(&returning, ctx, isolate, &client_address, now).await {
         Ok(directives) => {
             let db = query_param(url, DEV_BROWSER_QUERY_PARAM);
             let mut set_cookies = directives.clone();
@@ -455,7 +479,19 @@ pub async fn resolve(
             Some(redirect_response(&clean_url(url), &set_cookies, true))
         }
         Err(error) => {
-            worker::console_warn!("auth-bridge: handshake not resolved: {error}");
+            // Anyone can send a made-up nonce: one line per interval, not one per request.
+            let due = LAST_FAILURE_LOG.with(|last| {
+                let due = now >= last.get() + FAILURE_LOG_INTERVAL_SECS;
+                if due {
+                    last.set(now);
+                }
+                due
+            });
+            if due {
+                worker::console_warn!(
+                    "auth-bridge: handshake not resolved: {error} (further failures muted for {FAILURE_LOG_INTERVAL_SECS} s)"
+                );
+            }
             None
         }
     }
@@ -466,6 +502,7 @@ async fn directives_for(
     returning: &Returning,
     ctx: &ClerkContext,
     isolate: &Isolate,
+    client_address: &str,
     now: u64,
 ) -> Result<Vec<String>, HandshakeError> {
     let keys = ctx.keys.as_ref().ok_or(HandshakeError::NotConfigured)?;
@@ -476,7 +513,31 @@ async fn directives_for(
                 .clerk_secret_key
                 .as_deref()
                 .ok_or(HandshakeError::NotConfigured)?;
-            fetch_payload(&isolate.config.clerk_api_url.join(""), secret, nonce).await?
+            if !is_plausible_nonce(nonce) {
+                return Err(HandshakeError::Payload("not a nonce".into()));
+            }
+            // Anyone can send a nonce: what one address can make us ask Clerk is capped, and
+            // the call comes out of the shared budget.
+            let now_ms = crate::isolate::now_ms();
+            crate::budget::client_may_call(client_address, now_ms).map_err(|secs| {
+                HandshakeError::Payload(format!("client address over its cap for {secs} s"))
+            })?;
+            let kv = isolate.kv.as_ref();
+            crate::budget::admit(
+                kv,
+                isolate.config.clerk_rate_limit,
+                crate::budget::Priority::Interactive,
+                now_ms,
+                1,
+            )
+            .await
+            .map_err(|secs| {
+                HandshakeError::Payload(format!("Backend API budget spent for {secs} s"))
+            })?;
+            let payload =
+                fetch_payload(&isolate.config.clerk_api_url.join(""), secret, nonce).await;
+            crate::budget::record_calls(kv, crate::isolate::now_ms(), 1).await;
+            payload?
         }
         Carrier::Token(token) => {
             let untrusted = UntrustedClerkToken::parse(token)
@@ -531,13 +592,15 @@ async fn fetch_payload(
     let send = Box::pin(async move {
         let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
         let status = response.status_code();
-        let bytes = response.bytes().await?;
+        // Capped while it streams: a payload is a handful of cookies.
+        let bytes = crate::capped_body::read_capped(&mut response, MAX_PAYLOAD_BODY).await;
         Ok::<_, worker::Error>((status, bytes))
     });
     match select(send, Box::pin(Delay::from(PAYLOAD_TIMEOUT))).await {
-        Either::Left((Ok((200, body)), _)) => {
+        Either::Left((Ok((200, Ok(body))), _)) => {
             parse_payload(&body).ok_or_else(|| HandshakeError::Payload("malformed body".into()))
         }
+        Either::Left((Ok((200, Err(e))), _)) => Err(HandshakeError::Payload(e.to_string())),
         Either::Left((Ok((status, _)), _)) => Err(HandshakeError::Payload(format!(
             "Backend API answered {status}"
         ))),
@@ -758,6 +821,24 @@ mod tests {
         );
         let plain = Url::parse("https://a.example/?__clerk_handshake=").unwrap();
         assert_eq!(returning_handshake(&plain, &Cookies::parse("")), None);
+    }
+
+    #[test]
+    fn only_nonce_shaped_values_are_worth_a_call() {
+        assert!(is_plausible_nonce("3kT9xQ2mZb7LwV4pN8rC1yH6dF5sJ0aE"));
+        assert!(is_plausible_nonce("nonce_2abc-DEF.1~x"));
+        for bad in [
+            "",
+            "a b",
+            "a%20b",
+            "\"quoted\"",
+            "semi;colon",
+            "line\nbreak",
+            "ünïcode",
+            &"x".repeat(MAX_NONCE_LEN + 1),
+        ] {
+            assert!(!is_plausible_nonce(bad), "{bad:?}");
+        }
     }
 
     #[test]

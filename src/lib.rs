@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod budget;
+pub mod capped_body;
 pub mod clerk_api;
 pub mod config;
 pub mod convergence;
@@ -19,6 +20,7 @@ pub mod pacer;
 pub mod phase;
 pub mod proxy;
 pub mod routes;
+pub mod via;
 
 mod entry;
 pub mod gateway;

@@ -105,24 +105,7 @@ async fn try_forward(
     Ok(response.unchecked_into())
 }
 
-/// This worker's name in the `Via` header (RFC 9110 §7.6.3), which is also its loop guard: a
-/// request that already passed through it must not be forwarded again (in route mode on a local
-/// runtime, the request's own URL leads back to the worker).
-pub const VIA_NAME: &str = "auth-bridge";
-
-/// Whether a `Via` header value lists this worker.
-pub fn via_lists_bridge(via: &str) -> bool {
-    via.split(',')
-        .any(|hop| hop.split_whitespace().nth(1) == Some(VIA_NAME))
-}
-
-/// The `Via` value to send on: the inbound one plus this hop.
-pub fn via_with_bridge(inbound: Option<&str>) -> String {
-    match inbound.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(via) => format!("{via}, 1.1 {VIA_NAME}"),
-        None => format!("1.1 {VIA_NAME}"),
-    }
-}
+pub use crate::via::{via_lists_bridge, via_with_bridge, VIA_NAME};
 
 /// A `508` for a request that already passed through this worker (see [`VIA_NAME`]); checked
 /// before anything else, since identity resolution may itself call the origin.
@@ -194,16 +177,6 @@ mod tests {
             upstream_url("https://app.example.com/x?y", None),
             "https://app.example.com/x?y"
         );
-    }
-
-    #[test]
-    fn via_marks_and_detects_this_hop() {
-        assert_eq!(via_with_bridge(None), "1.1 auth-bridge");
-        assert_eq!(via_with_bridge(Some("1.1 cdn")), "1.1 cdn, 1.1 auth-bridge");
-        assert!(via_lists_bridge("1.1 cdn, 1.1 auth-bridge"));
-        assert!(via_lists_bridge(&via_with_bridge(None)));
-        assert!(!via_lists_bridge("1.1 cdn"));
-        assert!(!via_lists_bridge("1.1 auth-bridge-other, 2 x"));
     }
 
     #[test]

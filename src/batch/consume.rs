@@ -122,7 +122,7 @@ async fn imports(isolate: &Isolate, kv: &KvStore, messages: &[Message<Value>]) {
             message.ack();
             continue;
         }
-        let mut recent = crate::budget::recent_trickle_calls(Some(kv), now).await;
+        let mut recent = crate::budget::recent_priority_calls(Some(kv), now).await;
         BATCH_CALLS.with(|c| recent.merge(&c.borrow()));
         if let Err(wait_ms) = pacer.admit(now, &recent, pacer.config.calls_per_record) {
             let wait = wait_ms.div_ceil(1000) as u32;

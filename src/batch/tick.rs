@@ -162,7 +162,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     };
     let pacer = pacer_for(isolate);
     let now = isolate::now_ms();
-    let trickle = crate::budget::recent_trickle_calls(Some(kv), now).await;
+    let trickle = crate::budget::recent_priority_calls(Some(kv), now).await;
     let none = CallCounter::new();
 
     // How many the budget allows, then take at most that many, then plan exactly those.

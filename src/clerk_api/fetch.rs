@@ -1,6 +1,7 @@
 //! [`ClerkApi`] over the Workers Fetch API (glue): `Authorization: Bearer <secret key>`, the
 //! pinned `Clerk-API-Version`, a timeout on every call, and every non-2xx answer turned into a
-//! typed [`ClerkError`] (with `Retry-After` surfaced).
+//! typed [`ClerkError`] (with `Retry-After` surfaced). Bodies are read with a cap while they
+//! stream (`MAX_RESPONSE_BODY`).
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 
 use super::error::{error_from_response, ClerkError};
 use super::model::{ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata, UserQuery};
-use super::request::{self, API_VERSION};
+use super::request::{self, API_VERSION, MAX_RESPONSE_BODY};
 use super::ClerkApi;
+use crate::capped_body::read_capped;
 
 /// Longest wait for one Backend API answer; Clerk normally answers in well under a second.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,16 +86,22 @@ impl FetchClerk {
             let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
             let status = response.status_code();
             let retry_after = response.headers().get("retry-after").ok().flatten();
-            let bytes = response.bytes().await?;
+            // Capped while it streams: a huge answer is cut off, never buffered whole.
+            let bytes = read_capped(&mut response, MAX_RESPONSE_BODY).await;
             Ok::<_, worker::Error>((status, retry_after, bytes))
         });
         let timeout = Box::pin(Delay::from(self.timeout));
         match select(send, timeout).await {
             Either::Left((Ok((status, retry_after, bytes)), _)) => {
-                if (200..300).contains(&status) {
-                    Ok(bytes)
-                } else {
-                    Err(error_from_response(status, retry_after.as_deref(), &bytes))
+                match (bytes, (200..300).contains(&status)) {
+                    (Ok(bytes), true) => Ok(bytes),
+                    (Err(e), true) => Err(ClerkError::Network(e.to_string())),
+                    // An error whose body cannot be read is still that status.
+                    (bytes, false) => Err(error_from_response(
+                        status,
+                        retry_after.as_deref(),
+                        &bytes.unwrap_or_default(),
+                    )),
                 }
             }
             Either::Left((Err(error), _)) => Err(ClerkError::Network(error.to_string())),
@@ -102,6 +110,16 @@ impl FetchClerk {
                 Err(ClerkError::Timeout)
             }
         }
+    }
+}
+
+impl FetchClerk {
+    /// `GET /v1/users/{id}`: one user, as Clerk holds it (the identity layer reads its
+    /// `external_id`).
+    pub async fn get_user(&self, id: &str) -> Result<ClerkUser, ClerkError> {
+        let url = request::user_url(&self.base_url, id);
+        let body = self.call(Method::Get, &url, None).await?;
+        request::parse_user(&body)
     }
 }
 

@@ -88,6 +88,7 @@ mod tests {
             clerk_user_id: None,
             email: Some("ada@example.com".into()),
             session_id: None,
+            session_status: None,
         }
     }
 

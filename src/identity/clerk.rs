@@ -690,6 +690,38 @@ pub struct ClerkSession {
     pub claims: Map<String, Value>,
 }
 
+/// Clerk's status of an active session (`sts`).
+pub const SESSION_STATUS_ACTIVE: &str = "active";
+/// A session with an unfinished task (choose an organization, set up MFA…).
+pub const SESSION_STATUS_PENDING: &str = "pending";
+
+impl ClerkSession {
+    /// Clerk's `sts` claim (session tokens v2). A token without it (v1) is an active session:
+    /// pending sessions came with v2. A value that is not a short token word is reported as
+    /// `invalid` (and counts as not active), so nothing odd reaches a header.
+    pub fn status(&self) -> &str {
+        match self.claims.get("sts") {
+            None => SESSION_STATUS_ACTIVE,
+            Some(Value::String(sts))
+                if !sts.is_empty()
+                    && sts.len() <= 32
+                    && sts
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                sts
+            }
+            Some(_) => "invalid",
+        }
+    }
+
+    /// Whether the session is fully signed in; a pending (or unknown) status is not, and
+    /// Clerk's SDKs sign it out by default (`treatPendingAsSignedOut`).
+    pub fn is_active(&self) -> bool {
+        self.status() == SESSION_STATUS_ACTIVE
+    }
+}
+
 /// A compact JWS whose header passed the static checks (size, shape, `alg`, `kid`, `typ`,
 /// `cat`, `crit`) but whose signature and claims are not checked yet.
 #[derive(Debug, Clone)]

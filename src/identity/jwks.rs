@@ -89,7 +89,12 @@ pub enum JwksFetchError {
     Status(u16),
     /// The body was not a usable JWKS.
     InvalidBody(KeyError),
+    /// The body was larger than [`MAX_JWKS_BODY`] (reading stopped there).
+    TooLarge,
 }
+
+/// Largest JWKS body read from the Backend API (Clerk's holds a few RSA keys).
+pub const MAX_JWKS_BODY: usize = 256 * 1024;
 
 impl fmt::Display for JwksFetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,6 +102,7 @@ impl fmt::Display for JwksFetchError {
             Self::Network => f.write_str("Clerk JWKS request failed (network)"),
             Self::Status(status) => write!(f, "Clerk JWKS request answered HTTP {status}"),
             Self::InvalidBody(error) => write!(f, "Clerk JWKS response unusable: {error}"),
+            Self::TooLarge => write!(f, "Clerk JWKS response larger than {MAX_JWKS_BODY} bytes"),
         }
     }
 }
@@ -377,7 +383,14 @@ impl RemoteJwks {
         if status != 200 {
             return Err(JwksFetchError::Status(status));
         }
-        let body = response.text().await.map_err(|_| JwksFetchError::Network)?;
+        // Capped while it streams: Clerk's key set is a few kilobytes.
+        let body = crate::capped_body::read_capped(&mut response, MAX_JWKS_BODY)
+            .await
+            .map_err(|e| match e {
+                crate::capped_body::BodyError::TooLarge { .. } => JwksFetchError::TooLarge,
+                crate::capped_body::BodyError::Read(_) => JwksFetchError::Network,
+            })?;
+        let body = String::from_utf8(body).map_err(|_| JwksFetchError::Network)?;
         let jwks = Jwks::parse(&body).map_err(JwksFetchError::InvalidBody)?;
         Ok((jwks, body))
     }

@@ -5,6 +5,7 @@ pub mod assertion;
 pub mod cache;
 pub mod clerk;
 pub mod jwks;
+pub mod legacy_id;
 pub mod nextauth;
 pub mod resolver;
 pub mod webcrypto;
@@ -36,6 +37,8 @@ pub struct Identity {
     pub clerk_user_id: Option<String>,
     pub email: Option<String>,
     pub session_id: Option<String>,
+    /// Clerk's session status (`sts`: `active`, or `pending` when forwarded), for Clerk sessions.
+    pub session_status: Option<String>,
 }
 
 impl Identity {
@@ -46,6 +49,7 @@ impl Identity {
             clerk_user_id: None,
             email: None,
             session_id: None,
+            session_status: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl Identity {
             ("x-auth-clerk-user-id", &self.clerk_user_id),
             ("x-auth-email", &self.email),
             ("x-auth-session-id", &self.session_id),
+            ("x-auth-session-status", &self.session_status),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -87,6 +92,7 @@ mod tests {
             clerk_user_id: Some("user_2abc".into()),
             email: Some("a@example.com".into()),
             session_id: Some("sess_1".into()),
+            session_status: Some("active".into()),
         };
         let names: Vec<_> = id.headers().into_iter().map(|(n, _)| n).collect();
         assert_eq!(
@@ -96,7 +102,8 @@ mod tests {
                 "x-auth-user-id",
                 "x-auth-clerk-user-id",
                 "x-auth-email",
-                "x-auth-session-id"
+                "x-auth-session-id",
+                "x-auth-session-status"
             ]
         );
     }

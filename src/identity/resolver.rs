@@ -16,16 +16,24 @@ use super::clerk::{
     ClerkValidation, HandshakeReason, PublishableKey,
 };
 use super::jwks::{self, KeySource};
+use super::legacy_id::{self, Cached, Known, LegacyIds};
 use super::nextauth::{NextAuthOutcome, NextAuthSession, NextAuthVerifier};
 use super::{Identity, Source};
-use crate::config::{Config, Phase};
+use crate::budget::{self, Priority};
+use crate::clerk_api::fetch::FetchClerk;
+use crate::config::{Config, DatabaseSessions, Phase, RateLimit};
 use crate::cookies::Cookies;
 use crate::migration::ledger::clerk_to_legacy_key;
 
-/// How long a Clerk id → legacy id answer from KV is reused in the isolate.
-const LEGACY_ID_TTL_SECS: u64 = 300;
 /// How long the origin's answer about a database session is reused.
 const DATABASE_SESSION_TTL_SECS: u64 = 30;
+/// How long "no such session" (or an origin that could not answer) is reused: long enough
+/// that repeating a made-up value costs the origin nothing, short enough to forget a mistake.
+const DATABASE_SESSION_NEGATIVE_TTL_SECS: u64 = 10;
+/// Largest `GET /api/auth/session` answer read (next-auth's is a few hundred bytes).
+const DATABASE_SESSION_MAX_BODY: usize = 64 * 1024;
+/// Backend API deadline for a user look-up: a page load is waiting on it.
+const USER_LOOKUP_TIMEOUT_SECS: u64 = 3;
 /// Minimum time between two log lines about rejected cookies (an attack must not flood logs).
 const REJECTION_LOG_INTERVAL_SECS: u64 = 60;
 
@@ -85,9 +93,15 @@ pub struct IdentityResolver {
     nextauth: Option<NextAuthVerifier>,
     clerk: Option<ClerkContext>,
     legacy_id_claim: Option<String>,
-    legacy_ids: RefCell<VerifiedCache<Option<String>>>,
+    treat_pending_as_signed_out: bool,
+    /// The Backend API, for user look-ups (`None` without `CLERK_SECRET_KEY`).
+    clerk_api: Option<FetchClerk>,
+    rate_limit: RateLimit,
+    legacy_ids: RefCell<LegacyIds>,
+    database_session_values: DatabaseSessions,
     database_sessions: RefCell<VerifiedCache<Option<DatabaseSessionFacts>>>,
     last_rejection_log: Cell<u64>,
+    last_lookup_log: Cell<u64>,
 }
 
 /// The parts of the request the resolver reads.
@@ -97,6 +111,8 @@ pub struct RequestFacts<'a> {
     pub dev_browser_in_query: bool,
     /// Where `GET /api/auth/session` is asked about database sessions (the origin's base URL).
     pub origin_base: &'a str,
+    /// `CF-Connecting-IP`: what one address can make the worker ask is capped.
+    pub client_address: Option<&'a str>,
 }
 
 impl IdentityResolver {
@@ -143,14 +159,30 @@ impl IdentityResolver {
                 None
             }
         });
+        let clerk_api = config.clerk_secret_key.as_deref().map(|secret| {
+            FetchClerk::new(&config.clerk_api_url.join(""), secret)
+                .with_timeout(std::time::Duration::from_secs(USER_LOOKUP_TIMEOUT_SECS))
+        });
+        if clerk.is_some() && config.clerk_legacy_id_claim.is_none() && clerk_api.is_none() {
+            problems.push(
+                "CLERK_LEGACY_ID_CLAIM: unset and no CLERK_SECRET_KEY to look users up; Clerk users \
+                 without a KV mapping are forwarded under their Clerk id"
+                    .into(),
+            );
+        }
         IdentityResolver {
             phase: config.phase,
             nextauth,
             clerk,
             legacy_id_claim: config.clerk_legacy_id_claim.clone(),
-            legacy_ids: RefCell::new(VerifiedCache::new(4096)),
+            treat_pending_as_signed_out: config.clerk_treat_pending_as_signed_out,
+            clerk_api,
+            rate_limit: config.clerk_rate_limit,
+            legacy_ids: RefCell::new(LegacyIds::new(4096)),
+            database_session_values: config.database_sessions,
             database_sessions: RefCell::new(VerifiedCache::new(1024)),
             last_rejection_log: Cell::new(0),
+            last_lookup_log: Cell::new(0),
         }
     }
 
@@ -203,12 +235,15 @@ impl IdentityResolver {
                     clerk_user_id: None,
                     email: session.email.clone(),
                     session_id: None,
+                    session_status: None,
                 };
                 resolution.nextauth = Some(session);
             }
-            NextAuthOutcome::DatabaseSession { cookie_name, token } => {
+            NextAuthOutcome::DatabaseSession { cookie_name, token }
+                if is_database_session_candidate(self.database_session_values, &token) =>
+            {
                 if let Some(facts) = self
-                    .database_session(&cookie_name, &token, request.origin_base, now)
+                    .database_session(&cookie_name, &token, request, now)
                     .await
                 {
                     resolution.identity = Identity {
@@ -217,9 +252,12 @@ impl IdentityResolver {
                         clerk_user_id: None,
                         email: facts.email,
                         session_id: None,
+                        session_status: None,
                     };
                 }
             }
+            // A value next-auth could not have generated: nobody to ask about.
+            NextAuthOutcome::DatabaseSession { .. } => {}
             NextAuthOutcome::Rejected(error) => {
                 self.log_rejection("nextauth", &error.to_string(), now)
             }
@@ -250,24 +288,29 @@ impl IdentityResolver {
         }
     }
 
-    /// The identity of a Clerk session: the legacy id from the configured claim, else from the
-    /// migration's KV mapping, else the Clerk id itself (users born in Clerk).
+    /// The identity of a Clerk session: no identity for a pending session (unless
+    /// `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`); otherwise forwarded under Clerk's
+    /// `external_id` when it has one, else its Clerk id (see `legacy_id`). When neither the
+    /// claim, the caches, KV nor Clerk can say which, no identity (never a guess).
     async fn clerk_identity(
         &self,
         session: &ClerkSession,
         kv: Option<&KvStore>,
         now: u64,
     ) -> Identity {
+        if !session_gives_identity(session, self.treat_pending_as_signed_out) {
+            return Identity::anonymous();
+        }
         let from_claim = self
             .legacy_id_claim
             .as_deref()
-            .and_then(|claim| session.claims.get(claim))
-            .and_then(|v| v.as_str())
-            .filter(|v| !v.is_empty() && *v != session.user_id)
-            .map(str::to_string);
-        let legacy = match from_claim {
-            Some(id) => Some(id),
-            None => self.legacy_id_for(&session.user_id, kv, now).await,
+            .and_then(|claim| legacy_id::id_from_claim(&session.claims, claim));
+        let user_id = match from_claim {
+            Some(id) => id,
+            None => match self.forwarded_id(session, kv, now).await {
+                Some(id) => id,
+                None => return Identity::anonymous(),
+            },
         };
         let email = ["email", "primary_email", "primaryEmail"]
             .iter()
@@ -275,41 +318,104 @@ impl IdentityResolver {
             .map(str::to_string);
         Identity {
             source: Source::Clerk,
-            user_id: Some(legacy.unwrap_or_else(|| session.user_id.clone())),
+            user_id: Some(user_id),
             clerk_user_id: Some(session.user_id.clone()),
             email,
             session_id: session.session_id.clone(),
+            session_status: Some(session.status().to_string()),
         }
     }
 
-    async fn legacy_id_for(
+    /// The id to forward for a session without the claim: the isolate's cache, then KV's
+    /// mapping, then Clerk (within the budget). `None` when nothing can tell.
+    async fn forwarded_id(
         &self,
-        clerk_id: &str,
+        session: &ClerkSession,
         kv: Option<&KvStore>,
         now: u64,
     ) -> Option<String> {
-        let key = VerifiedCache::<Option<String>>::key(&[clerk_id]);
-        if let Some(known) = self.legacy_ids.borrow_mut().get(&key, now) {
-            return known;
+        let clerk_id = session.user_id.as_str();
+        let sid = session.session_id.as_deref().unwrap_or("");
+        match self.legacy_ids.borrow_mut().cached(clerk_id, sid, now) {
+            Cached::Known(Known::Legacy(id)) => return Some(id),
+            Cached::Known(Known::ClerkBorn) => return Some(clerk_id.to_string()),
+            Cached::Unavailable => return None,
+            Cached::Ask => {}
         }
-        let kv = kv?;
-        match kv.get(&clerk_to_legacy_key(clerk_id)).text().await {
-            Ok(value) => {
-                let value = value.filter(|v| !v.is_empty());
-                self.legacy_ids.borrow_mut().insert(
-                    key,
-                    value.clone(),
-                    now + LEGACY_ID_TTL_SECS,
-                    now,
-                );
-                value
+        if let Some(kv) = kv {
+            match kv.get(&clerk_to_legacy_key(clerk_id)).text().await {
+                Ok(Some(id)) if legacy_id::is_forwardable_id(&id) => {
+                    let known = Known::Legacy(id.clone());
+                    self.legacy_ids
+                        .borrow_mut()
+                        .remember(clerk_id, sid, &known, now);
+                    return Some(id);
+                }
+                Ok(_) => {}
+                Err(error) => self.log_lookup(&format!("KV read failed: {error}"), now),
             }
-            Err(error) => {
-                worker::console_error!(
-                    "auth-bridge: KV read of the legacy id mapping failed: {error}"
+        }
+        let Some(api) = &self.clerk_api else {
+            // Nobody to ask (reported as a configuration problem at start).
+            return Some(clerk_id.to_string());
+        };
+        let now_ms = now * 1000;
+        if let Err(secs) =
+            budget::admit(kv, self.rate_limit, Priority::Interactive, now_ms, 1).await
+        {
+            self.legacy_ids
+                .borrow_mut()
+                .remember_unavailable(clerk_id, now);
+            self.log_lookup(
+                &format!(
+                    "Backend API budget spent for {secs} s; session forwarded without identity"
+                ),
+                now,
+            );
+            return None;
+        }
+        let answer = api.get_user(clerk_id).await;
+        budget::record_calls(kv, now_ms, 1).await;
+        let known = legacy_id::answer_from_lookup(clerk_id, answer);
+        match known {
+            Ok(known) => {
+                if let (Known::Legacy(legacy), Some(kv)) = (&known, kv) {
+                    // Written only from Clerk's re-checked answer.
+                    let put = kv.put(&clerk_to_legacy_key(clerk_id), legacy.as_str());
+                    if let Err(error) = match put {
+                        Ok(put) => put.execute().await,
+                        Err(error) => Err(error),
+                    } {
+                        self.log_lookup(&format!("KV write failed: {error}"), now);
+                    }
+                }
+                self.legacy_ids
+                    .borrow_mut()
+                    .remember(clerk_id, sid, &known, now);
+                Some(match known {
+                    Known::Legacy(legacy) => legacy,
+                    Known::ClerkBorn => clerk_id.to_string(),
+                })
+            }
+            Err(reason) => {
+                self.legacy_ids
+                    .borrow_mut()
+                    .remember_unavailable(clerk_id, now);
+                self.log_lookup(
+                    &format!("user look-up failed ({reason}); session forwarded without identity"),
+                    now,
                 );
                 None
             }
+        }
+    }
+
+    fn log_lookup(&self, message: &str, now: u64) {
+        if now >= self.last_lookup_log.get() + REJECTION_LOG_INTERVAL_SECS {
+            self.last_lookup_log.set(now);
+            worker::console_error!(
+                "auth-bridge: Clerk external_id: {message} (further messages muted for 60 s)"
+            );
         }
     }
 
@@ -319,30 +425,36 @@ impl IdentityResolver {
         &self,
         cookie_name: &str,
         token: &str,
-        origin_base: &str,
+        request: &RequestFacts<'_>,
         now: u64,
     ) -> Option<DatabaseSessionFacts> {
         let key = VerifiedCache::<()>::key(&[cookie_name, token]);
         if let Some(known) = self.database_sessions.borrow_mut().get(&key, now) {
             return known;
         }
-        let facts = fetch_database_session(cookie_name, token, origin_base).await;
-        match facts {
-            Ok(facts) => {
-                self.database_sessions.borrow_mut().insert(
-                    key,
-                    facts.clone(),
-                    now + DATABASE_SESSION_TTL_SECS,
-                    now,
-                );
-                facts
-            }
-            Err(reason) => {
-                // Not cached: the next request asks again.
-                self.log_rejection("nextauth database session", &reason, now);
-                None
-            }
+        // Made-up values cost the origin a request each: capped per client address.
+        let address = request.client_address.unwrap_or("");
+        if budget::client_may_call(address, now * 1000).is_err() {
+            self.log_rejection(
+                "nextauth database session",
+                "client address over its look-up cap",
+                now,
+            );
+            return None;
         }
+        let facts = fetch_database_session(cookie_name, token, request.origin_base).await;
+        let (facts, ttl) = match facts {
+            Ok(Some(facts)) => (Some(facts), DATABASE_SESSION_TTL_SECS),
+            Ok(None) => (None, DATABASE_SESSION_NEGATIVE_TTL_SECS),
+            Err(reason) => {
+                self.log_rejection("nextauth database session", &reason, now);
+                (None, DATABASE_SESSION_NEGATIVE_TTL_SECS / 2)
+            }
+        };
+        self.database_sessions
+            .borrow_mut()
+            .insert(key, facts.clone(), now + ttl, now);
+        facts
     }
 
     fn log_rejection(&self, kind: &str, reason: &str, now: u64) {
@@ -383,7 +495,7 @@ async fn fetch_database_session(
         .map_err(|e| e.to_string())?;
     // Marks the hop, so a session URL that leads back to this worker is refused, not recursed.
     headers
-        .set("via", &crate::proxy::via_with_bridge(None))
+        .set("via", &crate::via::via_with_bridge(None))
         .map_err(|e| e.to_string())?;
     let mut init = worker::RequestInit::new();
     init.with_headers(headers)
@@ -397,13 +509,12 @@ async fn fetch_database_session(
     if response.status_code() != 200 {
         return Err(format!("origin answered {}", response.status_code()));
     }
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    if text.len() > 64 * 1024 {
-        return Err("session answer too large".into());
-    }
+    let body = crate::capped_body::read_capped(&mut response, DATABASE_SESSION_MAX_BODY)
+        .await
+        .map_err(|e| format!("session answer: {e}"))?;
     // next-auth answers `{}` (or `null`) when there is no session.
     let answer: Option<SessionAnswer> =
-        serde_json::from_str(&text).map_err(|_| "session answer is not JSON".to_string())?;
+        serde_json::from_slice(&body).map_err(|_| "session answer is not JSON".to_string())?;
     Ok(answer
         .and_then(|a| a.user)
         .map(|user| DatabaseSessionFacts {
@@ -414,4 +525,101 @@ async fn fetch_database_session(
             }),
             email: user.email,
         }))
+}
+
+/// Whether a Clerk session gives an identity: an active one always; a pending one (a task
+/// such as choosing an organization is unfinished) only with
+/// `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`. A pending session is still a Clerk session: it
+/// never leads to a handshake (no loop) nor to a NextAuth identity.
+pub fn session_gives_identity(session: &ClerkSession, treat_pending_as_signed_out: bool) -> bool {
+    session.is_active() || !treat_pending_as_signed_out
+}
+
+/// Whether an opaque NextAuth cookie value is worth asking the origin about. next-auth
+/// generates database-session tokens with `randomUUID()` (or, without it, 32 random bytes in
+/// hex); anything else is not one of its tokens unless `NEXTAUTH_DATABASE_SESSIONS=any`.
+pub fn is_database_session_candidate(mode: DatabaseSessions, value: &str) -> bool {
+    match mode {
+        DatabaseSessions::Off => false,
+        DatabaseSessions::Any => !value.is_empty() && value.len() <= 4096,
+        DatabaseSessions::NextAuthShaped => is_uuid(value) || is_hex_token(value),
+    }
+}
+
+fn is_uuid(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+fn is_hex_token(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    fn session(claims: Value) -> ClerkSession {
+        let claims: Map<String, Value> = serde_json::from_value(claims).unwrap();
+        ClerkSession {
+            user_id: "user_1".into(),
+            session_id: Some("sess_1".into()),
+            exp: 0,
+            iat: 0,
+            claims,
+        }
+    }
+
+    #[test]
+    fn pending_sessions_are_signed_out_by_default() {
+        let pending = session(json!({"sts": "pending"}));
+        assert_eq!(pending.status(), "pending");
+        assert!(!session_gives_identity(&pending, true));
+        assert!(session_gives_identity(&pending, false));
+        let active = session(json!({"sts": "active"}));
+        assert!(session_gives_identity(&active, true));
+        // Version-1 tokens carry no status: active.
+        let v1 = session(json!({}));
+        assert_eq!(v1.status(), "active");
+        assert!(session_gives_identity(&v1, true));
+        // A status that is not a plain word is not active and never reaches a header as is.
+        let odd = session(json!({"sts": "act ive\r\n"}));
+        assert_eq!(odd.status(), "invalid");
+        assert!(!session_gives_identity(&odd, true));
+        assert!(!session_gives_identity(&session(json!({"sts": 1})), true));
+    }
+
+    #[test]
+    fn only_next_auth_shaped_values_go_to_the_origin() {
+        let mode = DatabaseSessions::NextAuthShaped;
+        assert!(is_database_session_candidate(
+            mode,
+            "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+        ));
+        assert!(is_database_session_candidate(mode, &"a1".repeat(32)));
+        for bad in [
+            "",
+            "made-up",
+            "3f2504e0-4f89-11d3-9a0c-0305e82c330",
+            "3f2504e0x4f89-11d3-9a0c-0305e82c3301",
+            "g3f2504e-4f89-11d3-9a0c-0305e82c3301",
+            &"a1".repeat(31),
+            &"zz".repeat(32),
+        ] {
+            assert!(!is_database_session_candidate(mode, bad), "{bad}");
+        }
+        assert!(is_database_session_candidate(
+            DatabaseSessions::Any,
+            "made-up"
+        ));
+        assert!(!is_database_session_candidate(
+            DatabaseSessions::Off,
+            "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+        ));
+    }
 }

@@ -208,7 +208,7 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     let t = counted.tally;
     let (admin_paused, rate_limited_until) = pause_state(kv).await;
     let pacer = pacer_for(isolate);
-    let trickle_recent = crate::budget::recent_trickle_calls(Some(kv), now)
+    let trickle_recent = crate::budget::recent_priority_calls(Some(kv), now)
         .await
         .calls_between(now.saturating_sub(pacer.config.limit.window_ms), now + 1);
     let per_sec = records_per_sec(&pacer, trickle_recent);

@@ -13,7 +13,10 @@
 //!   (tokens are single use), so a burst of tabs creates one user without a burst of lookups.
 //!
 //! A `429` from Clerk closes a per-isolate gate until its `Retry-After` has passed: requests in
-//! between are answered `429` with the remaining time without calling Clerk.
+//! between are answered `429` with the remaining time without calling Clerk. So does the
+//! shared budget (`CLERK_RATE_LIMIT`, see `budget`): the token is an interactive call, the
+//! migration a trickle call. One user gets at most `SIGN_IN_TOKENS_PER_MINUTE` tokens a minute
+//! in an isolate; beyond that the answer is `429` with the time until the next one.
 //!
 //! Whether the session's email counts as verified decides whether an existing Clerk account
 //! with that address may be linked, so it is never assumed: see [`email_verified_in_claims`].
@@ -28,8 +31,11 @@ use serde_json::{json, Map, Value};
 use worker::kv::KvStore;
 use worker::{console_log, Delay, Env, Request};
 
+use crate::budget::Priority;
 use crate::clerk_api::fetch::FetchClerk;
 use crate::clerk_api::{ClerkApi, ClerkError, SignInToken};
+use crate::config::RateLimit;
+use crate::identity::clerk::ClerkRequestState;
 use crate::identity::nextauth::NextAuthSession;
 use crate::identity::resolver::Resolution;
 use crate::identity::{Identity, Source};
@@ -45,6 +51,8 @@ const CLERK_TIMEOUT_SECS: u64 = 8;
 pub const DEFAULT_UNAVAILABLE_RETRY_SECS: u32 = 5;
 /// `Retry-After` when Clerk rate-limited without a usable header (its windows are 10 s).
 pub const DEFAULT_RATE_LIMIT_RETRY_SECS: u32 = 10;
+/// Backend API calls a trickle migration may cost (find by id, find by email, create or link).
+const TRICKLE_MIGRATION_COST: u32 = 3;
 /// `Retry-After` on a misconfiguration: nothing changes until a redeploy.
 const MISCONFIGURED_RETRY_SECS: u32 = 300;
 
@@ -429,8 +437,13 @@ impl Drop for Leading {
 }
 
 /// The migration of `user`, or the outcome of the one another request in this isolate is
-/// running. The leader counts its calls against the trickle's budget.
-async fn coalesced_migration(clerk: FetchClerk, kv: KvStore, user: TrickleUser) -> Outcome {
+/// running. The leader asks the budget first and counts its calls against it.
+async fn coalesced_migration(
+    clerk: FetchClerk,
+    kv: KvStore,
+    limit: RateLimit,
+    user: TrickleUser,
+) -> Outcome {
     let key = user.legacy_id.clone();
     let mut pause_ms = 20;
     let mut waiting = false;
@@ -446,9 +459,24 @@ async fn coalesced_migration(clerk: FetchClerk, kv: KvStore, user: TrickleUser) 
         }
     }
     let mut leading = Leading(Some(key.clone()));
+    // The trickle leaves a share of the budget to calls people wait on (handshakes, tokens).
+    if let Err(secs) = crate::budget::admit(
+        Some(&kv),
+        limit,
+        Priority::Trickle,
+        isolate::now_ms(),
+        TRICKLE_MIGRATION_COST,
+    )
+    .await
+    {
+        return Outcome::Retry {
+            after_secs: Some(secs),
+            code: "rate_limited".into(),
+        };
+    }
     let migrator = Migrator::new(clerk, KvLedgerStore::new(kv.clone()), Mode::Migrate);
     let migration = migrator.migrate_trickle(&user).await;
-    crate::budget::record_trickle_calls(Some(&kv), isolate::now_ms(), migration.calls).await;
+    crate::budget::record_calls(Some(&kv), isolate::now_ms(), migration.calls).await;
     leading.0 = None;
     COALESCER.with(|c| {
         c.borrow_mut()
@@ -493,7 +521,11 @@ pub async fn handle(
             &json!({"error": "not_migrating", "phase": config.phase.as_str()}),
         );
     }
-    if resolution.identity.source == Source::Clerk {
+    // Any verified Clerk session needs no token: a pending one (its task unfinished) or one
+    // whose identity could not be established right now included.
+    if resolution.identity.source == Source::Clerk
+        || matches!(resolution.clerk, Some(ClerkRequestState::SignedIn(_)))
+    {
         return super::empty(204);
     }
     let user = match &resolution.nextauth {
@@ -517,6 +549,16 @@ pub async fn handle(
             GateReason::Unavailable => Answer::unavailable("clerk_unavailable", secs),
         });
     }
+    // A few tokens a minute per person (tabs, retries); a script asking in a loop waits.
+    if let Err(secs) = crate::budget::user_may_mint(&user.legacy_id, now_ms) {
+        return respond(Answer::rate_limited(secs));
+    }
+    let limit = config.clerk_rate_limit;
+    if let Err(secs) =
+        crate::budget::admit(Some(&kv), limit, Priority::Interactive, now_ms, 1).await
+    {
+        return respond(Answer::rate_limited(secs));
+    }
 
     let clerk = FetchClerk::new(&config.clerk_api_url.join(""), secret_key)
         .with_timeout(Duration::from_secs(CLERK_TIMEOUT_SECS));
@@ -524,11 +566,11 @@ pub async fn handle(
     let legacy_id = user.legacy_id.clone();
     let migration = {
         let (clerk, kv) = (clerk.clone(), kv.clone());
-        move || coalesced_migration(clerk, kv, user)
+        move || coalesced_migration(clerk, kv, limit, user)
     };
     let done = exchange(&clerk, &store, &legacy_id, TOKEN_EXPIRES_IN_SECS, migration).await;
     let finished_ms = isolate::now_ms();
-    crate::budget::record_trickle_calls(Some(&kv), finished_ms, done.calls).await;
+    crate::budget::record_calls(Some(&kv), finished_ms, done.calls).await;
 
     match done.result {
         Ok((clerk_id, token)) => super::json(
@@ -634,6 +676,7 @@ mod tests {
             clerk_user_id: None,
             email: Some("db@example.com".into()),
             session_id: None,
+            session_status: None,
         };
         let user = trickle_user_from_identity(&identity).unwrap();
         assert_eq!(user.legacy_id, "42");

@@ -2,7 +2,8 @@
 // NextAuth cookie; the pages carry a recording stand-in for window.Clerk (tests/e2e/browser/).
 // The worker mints real tokens from the local Clerk server.
 //
-// Needs Chromium at /usr/bin/chromium (Debian: apt-get install -y chromium); skipped without it.
+// Needs Chromium at /usr/bin/chromium (Debian: apt-get install -y chromium) or CHROMIUM_PATH;
+// skipped without it, except in CI (CI=true), where a missing browser fails the run.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,8 +17,15 @@ import { nextAuthV4 } from './tokens.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HAVE_BROWSER = fs.existsSync(CHROMIUM);
-const skip = HAVE_BROWSER ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
-if (!HAVE_BROWSER) console.log(`# browser tests skipped: ${skip}`);
+// In CI (CI=true) a missing browser is a failure, never a silent skip; elsewhere the tests are
+// skipped with the reason printed.
+const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
+const skip = HAVE_BROWSER || IN_CI ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
+if (skip) console.log(`# browser tests skipped: ${skip}`);
+
+test('a browser is available (required when CI=true)', { skip: IN_CI ? false : skip }, () => {
+  assert.ok(HAVE_BROWSER, `no browser at ${CHROMIUM}: install Chromium or set CHROMIUM_PATH (CI requires it)`);
+});
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'browser');
 const SECRET = 'nextauth-secret-for-browser-tests';

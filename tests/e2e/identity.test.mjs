@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { startBridge } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
+import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
@@ -223,15 +223,15 @@ test('a Clerk cookie older than __client_uat is not trusted', async () => {
 test('an opaque database-session cookie is validated by the origin, briefly cached', async () => {
   const asked = () => origin.received.filter((r) => r.url === '/api/auth/session').length;
   const before = asked();
-  const id = await seenIdentity({ cookie: 'next-auth.session-token=db-session-valid; theme=dark' });
+  const id = await seenIdentity({ cookie: `next-auth.session-token=${DB_SESSION_VALID}; theme=dark` });
   assert.equal(id['x-auth-source'], 'nextauth');
   assert.equal(id['x-auth-user-id'], 'db-user-1');
   assert.equal(id['x-auth-email'], 'db@example.com');
   const sessionCall = origin.received.filter((r) => r.url === '/api/auth/session').at(-1);
-  assert.equal(sessionCall.headers.cookie, 'next-auth.session-token=db-session-valid', 'only that cookie is sent');
-  await seenIdentity({ cookie: 'next-auth.session-token=db-session-valid' });
+  assert.equal(sessionCall.headers.cookie, `next-auth.session-token=${DB_SESSION_VALID}`, 'only that cookie is sent');
+  await seenIdentity({ cookie: `next-auth.session-token=${DB_SESSION_VALID}` });
   assert.equal(asked(), before + 1, 'the second request reuses the answer');
-  const unknown = await seenIdentity({ cookie: 'authjs.session-token=db-session-revoked' });
+  const unknown = await seenIdentity({ cookie: 'authjs.session-token=6ba7b810-9dad-11d1-80b4-00c04fd430c8' });
   assert.equal(unknown['x-auth-source'], 'anonymous');
 });
 

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { listen } from './harness.mjs';
 
 export const BIG_SIZE = 5 * 1024 * 1024;
+/** The one database-session token the origin's `/api/auth/session` knows (a UUID, as next-auth makes them). */
+export const DB_SESSION_VALID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
 /** Deterministic bytes, so the receiver can check every byte of a large body. */
 export function pattern(offset, length) {
@@ -65,7 +67,7 @@ export function startOrigin() {
       case '/api/auth/session': {
         // NextAuth's session endpoint for database sessions: the token is opaque to the worker.
         const cookie = req.headers.cookie ?? '';
-        const valid = /(?:^|; )(?:__Secure-)?(?:next-auth|authjs)\.session-token=db-session-valid(?:;|$)/.test(cookie);
+        const valid = new RegExp(`(?:^|; )(?:__Secure-)?(?:next-auth|authjs)\\.session-token=${DB_SESSION_VALID}(?:;|$)`).test(cookie);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(valid ? { user: { id: 'db-user-1', email: 'db@example.com', name: 'Dee Bee' }, expires: '2099-01-01T00:00:00.000Z' } : {}));
         return;

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startBridge, deadPort } from './harness.mjs';
 import { startOrigin, pattern, BIG_SIZE } from './origin.mjs';
+import { startClerkServer } from '../clerk-server/server.mjs';
 
 let origin, bridge;
 
@@ -174,7 +175,58 @@ test('misconfiguration never stops pass-through', async () => {
   }
 });
 
-test('the cron and queue handlers run without failing', async () => {
-  const result = await bridge.scheduled();
-  assert.equal(result.outcome, 'ok');
+test('the cron handler claims its run, plans and sends the backlog; the queue handler migrates it', async () => {
+  const clerk = await startClerkServer({ port: 0, rateLimit: false, quiet: true });
+  const admin = 'admin-token-for-the-handler-test';
+  const b = await startBridge(
+    {
+      ORIGIN_URL: origin.url,
+      CLERK_SECRET_KEY: clerk.secretKey,
+      CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
+      CLERK_API_URL: clerk.url,
+      AUTH_BRIDGE_ADMIN_TOKEN: admin,
+    },
+    { captureLogs: true },
+  );
+  try {
+    const id = `handler-${process.pid}`;
+    const upload = await b.fetch('/__auth-bridge/admin/imports', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ id, email: `${id}@example.com`, email_verified: true }),
+    });
+    assert.equal(upload.status, 202);
+    const kv = await b.kv();
+    const scheduledTime = Date.now();
+    const result = await b.scheduled(scheduledTime);
+    assert.equal(result.outcome, 'ok');
+    // The tick claimed this very run and saved the pacer's state with the record planned.
+    assert.equal(JSON.parse(await kv.get('lock:tick')).scheduled_ms, scheduledTime);
+    const state = JSON.parse(await kv.get('pacer:state'));
+    assert.ok(state.scheduled_until_ms >= scheduledTime, 'the pacer planned ahead');
+    assert.ok(!b.logs.join('').includes('pacer tick failed'), 'the tick reported no failure');
+    // The queue handler (run by the runtime for the sent message) created the Clerk user.
+    let created;
+    for (let i = 0; i < 60 && !created; i++) {
+      created = clerk.users().users?.find((u) => u.external_id === id);
+      if (!created) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(created, 'the queued record reached Clerk through the queue handler');
+    // The dead-letter handler, called directly: it acks the message and lists the record as failed.
+    const worker = await b.mf.getWorker('auth-bridge');
+    const dead = await worker.queue('auth-bridge-import-dlq', [
+      {
+        id: 'dead-1',
+        timestamp: new Date(),
+        attempts: 1,
+        body: { import_id: 'imp-dead', record: JSON.stringify({ id: `${id}-dead`, email: `${id}-dead@example.com` }) },
+      },
+    ]);
+    assert.equal(dead.outcome, 'ok');
+    assert.deepEqual(dead.explicitAcks, ['dead-1']);
+    assert.deepEqual(dead.retryMessages, []);
+  } finally {
+    await b.close();
+    await clerk.close();
+  }
 });

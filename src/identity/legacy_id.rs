@@ -1,0 +1,295 @@
+//! Which id a Clerk user is forwarded under (`x-auth-user-id`), decided on Clerk's facts only
+//! (pure; the glue is in `resolver.rs`).
+//!
+//! Clerk is the truth: a user whose `external_id` is set (by the migration, another import
+//! tool or the dashboard) is forwarded under it, and a user without one under its Clerk id.
+//! The facts come, in this order, from
+//!
+//! 1. the session claim named by `CLERK_LEGACY_ID_CLAIM` (signed by Clerk, so networkless and
+//!    the same on every isolate: the recommended setting, a claim `{{user.external_id ||
+//!    user.id}}` in the session token template);
+//! 2. this isolate's cache of earlier answers ([`LegacyIds`]);
+//! 3. the KV mapping `map:c2l:`, written only from Clerk answers that were re-checked;
+//! 4. `GET /v1/users/{id}`, re-checked by [`answer_from_user`] (within the budget).
+//!
+//! When none of them can answer (Clerk down, the budget spent), the session gets **no**
+//! identity rather than a guess: forwarding the Clerk id of a migrated user would hand the
+//! origin a second id for one person, which it might then store.
+//!
+//! A "no `external_id`" answer is cached per session (`sid`), not per user: a migration always
+//! ends in a new session (the sign-in token), so a freshly migrated user is looked up again at
+//! once and never forwarded under its Clerk id because of an answer older than its migration.
+
+use serde_json::{Map, Value};
+
+use super::cache::VerifiedCache;
+use crate::clerk_api::{ClerkError, ClerkUser};
+
+/// How long a user's `external_id` is reused in the isolate. Clerk keeps it; the worker never
+/// changes it once set.
+pub const KNOWN_TTL_SECS: u64 = 3600;
+/// How long "this session's user has no `external_id`" is reused: a session of a user born in
+/// Clerk asks again this often.
+pub const CLERK_BORN_TTL_SECS: u64 = 600;
+/// After a failed look-up, how long the user's sessions get no identity before asking again
+/// (so an outage or a spent budget is not answered by a burst of calls).
+pub const UNAVAILABLE_TTL_SECS: u64 = 5;
+/// Longest id accepted from a claim or from Clerk (Clerk's `external_id` is far shorter).
+pub const MAX_ID_LEN: usize = 512;
+
+/// A Clerk fact about one user's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// Clerk holds this `external_id`: forward it.
+    Legacy(String),
+    /// Clerk holds no `external_id`: the user was born in Clerk, forward its Clerk id.
+    ClerkBorn,
+}
+
+/// What the isolate's cache says about a session's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    Known(Known),
+    /// A look-up just failed: no identity for a few seconds.
+    Unavailable,
+    /// Nothing usable: read KV, then ask Clerk.
+    Ask,
+}
+
+/// Whether `id` can go into a header: non-empty, bounded, visible ASCII or spaces inside.
+pub fn is_forwardable_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.trim() == id
+        && id.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
+
+/// The id carried by the configured claim, when the token has one that can be forwarded.
+/// `{{user.external_id || user.id}}` gives the Clerk id for users born in Clerk: forwarded
+/// as it is.
+pub fn id_from_claim(claims: &Map<String, Value>, claim: &str) -> Option<String> {
+    match claims.get(claim) {
+        Some(Value::String(id)) if is_forwardable_id(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// Re-checks Clerk's answer to `GET /v1/users/{requested}`: it must be that very user; its
+/// `external_id`, when set, must be forwardable.
+pub fn answer_from_user(requested: &str, user: &ClerkUser) -> Result<Known, &'static str> {
+    if user.id != requested {
+        return Err("Clerk answered with another user");
+    }
+    match user.external_id.as_deref() {
+        None | Some("") => Ok(Known::ClerkBorn),
+        Some(id) if is_forwardable_id(id) => Ok(Known::Legacy(id.to_owned())),
+        Some(_) => Err("external_id cannot be forwarded"),
+    }
+}
+
+/// Clerk's whole answer to `GET /v1/users/{requested}`: the user re-checked, or `404` — Clerk
+/// has no such user (deleted while a session token of it lives on, at most a minute), so it
+/// holds no `external_id` either. Anything else says nothing.
+pub fn answer_from_lookup(
+    requested: &str,
+    answer: Result<ClerkUser, ClerkError>,
+) -> Result<Known, String> {
+    match answer {
+        Ok(user) => answer_from_user(requested, &user).map_err(str::to_string),
+        Err(ClerkError::Api { status: 404, .. }) => Ok(Known::ClerkBorn),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The isolate's answers, each with its own lifetime (see the constants).
+pub struct LegacyIds {
+    legacy: VerifiedCache<String>,
+    clerk_born: VerifiedCache<()>,
+    unavailable: VerifiedCache<()>,
+}
+
+impl LegacyIds {
+    pub fn new(capacity: usize) -> LegacyIds {
+        LegacyIds {
+            legacy: VerifiedCache::new(capacity),
+            clerk_born: VerifiedCache::new(capacity),
+            unavailable: VerifiedCache::new(capacity / 4 + 1),
+        }
+    }
+
+    fn user_key(clerk_id: &str) -> [u8; 32] {
+        VerifiedCache::<()>::key(&["user", clerk_id])
+    }
+
+    fn session_key(clerk_id: &str, session_id: &str) -> [u8; 32] {
+        VerifiedCache::<()>::key(&["session", clerk_id, session_id])
+    }
+
+    pub fn cached(&mut self, clerk_id: &str, session_id: &str, now: u64) -> Cached {
+        let user = Self::user_key(clerk_id);
+        if let Some(legacy) = self.legacy.get(&user, now) {
+            return Cached::Known(Known::Legacy(legacy));
+        }
+        if self
+            .clerk_born
+            .get(&Self::session_key(clerk_id, session_id), now)
+            .is_some()
+        {
+            return Cached::Known(Known::ClerkBorn);
+        }
+        if self.unavailable.get(&user, now).is_some() {
+            return Cached::Unavailable;
+        }
+        Cached::Ask
+    }
+
+    pub fn remember(&mut self, clerk_id: &str, session_id: &str, known: &Known, now: u64) {
+        match known {
+            Known::Legacy(legacy) => self.legacy.insert(
+                Self::user_key(clerk_id),
+                legacy.clone(),
+                now + KNOWN_TTL_SECS,
+                now,
+            ),
+            Known::ClerkBorn => self.clerk_born.insert(
+                Self::session_key(clerk_id, session_id),
+                (),
+                now + CLERK_BORN_TTL_SECS,
+                now,
+            ),
+        }
+    }
+
+    pub fn remember_unavailable(&mut self, clerk_id: &str, now: u64) {
+        self.unavailable.insert(
+            Self::user_key(clerk_id),
+            (),
+            now + UNAVAILABLE_TTL_SECS,
+            now,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, external_id: Option<&str>) -> ClerkUser {
+        serde_json::from_value(serde_json::json!({"id": id, "external_id": external_id})).unwrap()
+    }
+
+    fn claims(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_claim_is_used_as_it_is_even_when_it_is_the_clerk_id() {
+        let c = claims(r#"{"sub":"user_1","legacy_id":"user_1","ext":"42","n":5,"e":""}"#);
+        assert_eq!(id_from_claim(&c, "legacy_id").as_deref(), Some("user_1"));
+        assert_eq!(id_from_claim(&c, "ext").as_deref(), Some("42"));
+        assert_eq!(id_from_claim(&c, "n"), None);
+        assert_eq!(id_from_claim(&c, "e"), None);
+        assert_eq!(id_from_claim(&c, "missing"), None);
+        let bad = claims(r#"{"x":"a\r\nb"}"#);
+        assert_eq!(id_from_claim(&bad, "x"), None);
+    }
+
+    #[test]
+    fn clerk_answers_are_rechecked() {
+        assert_eq!(
+            answer_from_user("user_1", &user("user_1", Some("legacy-9"))),
+            Ok(Known::Legacy("legacy-9".into()))
+        );
+        assert_eq!(
+            answer_from_user("user_1", &user("user_1", None)),
+            Ok(Known::ClerkBorn)
+        );
+        assert_eq!(
+            answer_from_user("user_1", &user("user_1", Some(""))),
+            Ok(Known::ClerkBorn)
+        );
+        assert!(answer_from_user("user_1", &user("user_2", Some("legacy-9"))).is_err());
+        assert!(answer_from_user("user_1", &user("user_1", Some("a\nb"))).is_err());
+    }
+
+    #[test]
+    fn a_user_clerk_does_not_have_holds_no_external_id_and_failures_say_nothing() {
+        let gone = ClerkError::Api {
+            status: 404,
+            code: "resource_not_found".into(),
+            message: "not found".into(),
+            long_message: None,
+            param: None,
+        };
+        assert_eq!(
+            answer_from_lookup("user_1", Err(gone)),
+            Ok(Known::ClerkBorn)
+        );
+        assert!(answer_from_lookup("user_1", Err(ClerkError::Timeout)).is_err());
+        assert!(answer_from_lookup(
+            "user_1",
+            Err(ClerkError::Unavailable {
+                status: 503,
+                retry_after_secs: None
+            })
+        )
+        .is_err());
+        assert!(answer_from_lookup(
+            "user_1",
+            Err(ClerkError::RateLimited {
+                retry_after_secs: 1
+            })
+        )
+        .is_err());
+        assert_eq!(
+            answer_from_lookup("user_1", Ok(user("user_1", Some("L")))),
+            Ok(Known::Legacy("L".into()))
+        );
+    }
+
+    #[test]
+    fn an_external_id_is_kept_per_user_for_every_session() {
+        let mut ids = LegacyIds::new(16);
+        assert_eq!(ids.cached("user_1", "sess_a", 0), Cached::Ask);
+        ids.remember("user_1", "sess_a", &Known::Legacy("legacy-9".into()), 0);
+        assert_eq!(
+            ids.cached("user_1", "sess_b", 10),
+            Cached::Known(Known::Legacy("legacy-9".into()))
+        );
+        assert_eq!(ids.cached("user_1", "sess_b", KNOWN_TTL_SECS), Cached::Ask);
+    }
+
+    #[test]
+    fn no_external_id_is_remembered_only_for_that_session() {
+        // A user born in Clerk, later migrated (linked): the new session (from the sign-in
+        // token) is asked about again, so it is never forwarded under the Clerk id.
+        let mut ids = LegacyIds::new(16);
+        ids.remember("user_1", "sess_old", &Known::ClerkBorn, 0);
+        assert_eq!(
+            ids.cached("user_1", "sess_old", 1),
+            Cached::Known(Known::ClerkBorn)
+        );
+        assert_eq!(ids.cached("user_1", "sess_new", 1), Cached::Ask);
+        assert_eq!(
+            ids.cached("user_1", "sess_old", CLERK_BORN_TTL_SECS),
+            Cached::Ask
+        );
+    }
+
+    #[test]
+    fn a_failure_holds_the_user_briefly_and_a_known_id_wins_over_it() {
+        let mut ids = LegacyIds::new(16);
+        ids.remember_unavailable("user_1", 100);
+        assert_eq!(ids.cached("user_1", "s", 101), Cached::Unavailable);
+        assert_eq!(
+            ids.cached("user_1", "s", 100 + UNAVAILABLE_TTL_SECS),
+            Cached::Ask
+        );
+        ids.remember_unavailable("user_1", 200);
+        ids.remember("user_1", "s", &Known::Legacy("L".into()), 200);
+        assert_eq!(
+            ids.cached("user_1", "s", 201),
+            Cached::Known(Known::Legacy("L".into()))
+        );
+    }
+}
