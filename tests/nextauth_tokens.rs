@@ -107,6 +107,11 @@ fn every_fixture_token_gets_the_upstream_verdict() {
     let verifier = f.verifier();
     // Where we are deliberately stricter than next-auth / @auth/core.
     let stricter = ["v5-no-sub", "v5-numeric-sub", "v5-empty-sub", "v5-zip"];
+    assert_eq!(
+        f.tokens.len(),
+        33,
+        "SECURITY.md (Token forgery) counts 33 library tokens"
+    );
     for t in &f.tokens {
         let ours = verifier.decode(&t.cookie_name, &t.token, f.now);
         let upstream_ok = t.upstream == "ok";
@@ -515,7 +520,11 @@ fn attack_table() {
             Err(NoMatchingKey),
         ),
     ];
-    assert!(cases.len() >= 25);
+    assert_eq!(
+        cases.len(),
+        50,
+        "SECURITY.md (Token forgery) counts 50 cases"
+    );
     for (name, cookie, token, at, expected) in &cases {
         let got = verifier.decode(cookie, token, *at);
         match expected {
