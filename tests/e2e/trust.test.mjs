@@ -4,7 +4,7 @@
 // database-session cookies) nor one user (sign-in tokens in a loop) can spend the budget.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBridge } from './harness.mjs';
+import { startBridge, listen } from './harness.mjs';
 import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
@@ -261,4 +261,59 @@ test('database-session look-ups only for values next-auth could have made, with 
   assert.equal(asked(), before + 1, 'a "no session" answer is remembered briefly');
   const valid = await seen(b, { cookie: `next-auth.session-token=${DB_SESSION_VALID}` });
   assert.equal(valid['x-auth-user-id'], 'db-user-1');
+});
+
+// --- Bodies are capped while they stream ------------------------------------------------------
+
+/** Answers with a JSON prefix and then an endless body, counting what it managed to send. */
+function endless(res, meter) {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.write('{"user":{"id":"');
+  const chunk = Buffer.alloc(64 * 1024, 'a');
+  res.on('close', () => {
+    meter.closed = true;
+  });
+  const pump = () => {
+    while (!res.destroyed) {
+      if (meter.sent >= 256 * 1024 * 1024) return res.end('"}}');
+      meter.sent += chunk.length;
+      if (!res.write(chunk)) return res.once('drain', pump);
+    }
+  };
+  pump();
+}
+
+test('an endless answer from the origin or from Clerk is cut off at the cap, not buffered', async () => {
+  const meters = { origin: { sent: 0 }, clerk: { sent: 0 } };
+  const app = await listen((req, res) => {
+    if (req.url === '/api/auth/session') return endless(res, meters.origin);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ headers: req.headers }));
+  });
+  const api = await listen((req, res) => endless(res, meters.clerk));
+  try {
+    const b = await bridgeWith({
+      ORIGIN_URL: app.url,
+      CLERK_API_URL: api.url,
+      // Networkless key: only the user look-up goes to the endless Backend API.
+      CLERK_JWT_KEY: clerk.publicKeyPem,
+    });
+    const started = Date.now();
+    const db = await seen(b, { cookie: 'next-auth.session-token=9b2d6f0e-3c1a-4e8b-9f7d-2a6c5e4b3d21' });
+    assert.equal(db['x-auth-source'], 'anonymous');
+    const token = clerk.mintSessionToken({ sub: 'user_endless', sid: unique('sess') });
+    const id = await seen(b, { authorization: `Bearer ${token}` });
+    assert.equal(id['x-auth-source'], 'anonymous', 'no identity when Clerk\'s answer cannot be read');
+    const elapsed = Date.now() - started;
+    await new Promise((r) => setTimeout(r, 300));
+    // Reading stopped at the cap (64 KiB and 4 MiB): what was sent is bounded by socket buffers,
+    // far from the 256 MiB an unbounded read would have taken.
+    assert.ok(meters.origin.sent < 32 * 1024 * 1024, `origin sent ${meters.origin.sent} bytes`);
+    assert.ok(meters.clerk.sent < 48 * 1024 * 1024, `Clerk sent ${meters.clerk.sent} bytes`);
+    assert.ok(elapsed < 5000, `${elapsed} ms`);
+    console.log(`# endless bodies: origin sent ${meters.origin.sent} B, Clerk ${meters.clerk.sent} B before the worker stopped reading (${elapsed} ms)`);
+  } finally {
+    await app.close();
+    await api.close();
+  }
 });
