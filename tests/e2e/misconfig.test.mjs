@@ -44,6 +44,9 @@ const MATRIX = [
   ['CLERK_SIGN_IN_URL malformed', { CLERK_SIGN_IN_URL: '/sign-in' }, 'CLERK_SIGN_IN_URL'],
   ['CLERK_RATE_LIMIT malformed', { CLERK_RATE_LIMIT: 'as fast as possible' }, 'CLERK_RATE_LIMIT'],
   ['INJECT_CLIENT_SCRIPT malformed', { INJECT_CLIENT_SCRIPT: 'yes please' }, 'INJECT_CLIENT_SCRIPT'],
+  ['CLERK_TREAT_PENDING_AS_SIGNED_OUT malformed', { CLERK_TREAT_PENDING_AS_SIGNED_OUT: 'maybe' }, 'CLERK_TREAT_PENDING_AS_SIGNED_OUT'],
+  ['NEXTAUTH_DATABASE_SESSIONS unknown', { NEXTAUTH_DATABASE_SESSIONS: 'sometimes' }, 'NEXTAUTH_DATABASE_SESSIONS'],
+  ['CLERK_LEGACY_ID_CLAIM unset without a secret key', { CLERK_SECRET_KEY: undefined }, 'CLERK_LEGACY_ID_CLAIM'],
 ];
 
 for (const [name, change, setting] of MATRIX) {
