@@ -218,6 +218,14 @@ pub struct Config {
     pub database_sessions: DatabaseSessions,
     pub admin_token: Option<String>,
     pub assertion_secret: Option<String>,
+    /// PKCS#8 PEM of the P-256 key that signs ES256 assertions (wins over the HS256 secret).
+    pub assertion_key: Option<String>,
+    /// The previous key (PKCS#8 or SPKI PEM), still listed in the JWKS during a rotation.
+    pub assertion_key_previous: Option<String>,
+    /// `NEXTAUTH_SESSIONS_NOT_BEFORE` in unix seconds: NextAuth sessions issued earlier are void.
+    pub nextauth_sessions_not_before: Option<u64>,
+    /// `READINESS_MIN_CLERK_SHARE`: share of the last day's users who must have a Clerk identity.
+    pub readiness_min_clerk_share: f64,
     pub inject_client_script: bool,
     /// Paths of the NextAuth sign-in routes that `clerk-only` redirects to Clerk.
     pub nextauth_sign_in_paths: Vec<String>,
@@ -239,6 +247,12 @@ impl fmt::Debug for Config {
             .field("clerk_rate_limit", &self.clerk_rate_limit)
             .field("admin_token", &set(&self.admin_token))
             .field("assertion_secret", &set(&self.assertion_secret))
+            .field("assertion_key", &set(&self.assertion_key))
+            .field("assertion_key_previous", &set(&self.assertion_key_previous))
+            .field(
+                "nextauth_sessions_not_before",
+                &self.nextauth_sessions_not_before,
+            )
             .field("problems", &self.problems)
             .finish_non_exhaustive()
     }
@@ -246,6 +260,8 @@ impl fmt::Debug for Config {
 
 pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
 pub const DEFAULT_SIGN_IN_PATHS: &[&str] = &["/api/auth/signin"];
+/// Default `READINESS_MIN_CLERK_SHARE`.
+pub const DEFAULT_READINESS_MIN_CLERK_SHARE: f64 = 0.99;
 
 /// Shortest admin token accepted: a guessable token would hand out the whole user table.
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -457,6 +473,40 @@ impl Config {
                     .collect()
             });
 
+        let nextauth_sessions_not_before = get("NEXTAUTH_SESSIONS_NOT_BEFORE").and_then(|v| {
+            crate::identity::revocation::parse_not_before(&v)
+                .map_err(|why| {
+                    problem(
+                        "NEXTAUTH_SESSIONS_NOT_BEFORE",
+                        &format!("{why}; no cut-off applied"),
+                    )
+                })
+                .ok()
+        });
+
+        let readiness_min_clerk_share = match get("READINESS_MIN_CLERK_SHARE") {
+            None => DEFAULT_READINESS_MIN_CLERK_SHARE,
+            Some(v) => match v.parse::<f64>() {
+                Ok(share) if (0.0..=1.0).contains(&share) => share,
+                _ => {
+                    problem(
+                        "READINESS_MIN_CLERK_SHARE",
+                        "expected a number between 0 and 1 (e.g. 0.99); using 0.99",
+                    );
+                    DEFAULT_READINESS_MIN_CLERK_SHARE
+                }
+            },
+        };
+
+        let assertion_key = get("AUTH_BRIDGE_ASSERTION_KEY");
+        let assertion_key_previous = get("AUTH_BRIDGE_ASSERTION_KEY_PREVIOUS");
+        if assertion_key_previous.is_some() && assertion_key.is_none() {
+            problem(
+                "AUTH_BRIDGE_ASSERTION_KEY_PREVIOUS",
+                "set without AUTH_BRIDGE_ASSERTION_KEY; not served",
+            );
+        }
+
         Config {
             phase,
             origin_url,
@@ -474,6 +524,10 @@ impl Config {
             database_sessions,
             admin_token,
             assertion_secret: get("AUTH_BRIDGE_ASSERTION_SECRET"),
+            assertion_key,
+            assertion_key_previous,
+            nextauth_sessions_not_before,
+            readiness_min_clerk_share,
             inject_client_script,
             nextauth_sign_in_paths,
             problems,
@@ -663,6 +717,43 @@ mod tests {
         ] {
             assert_eq!(BaseUrl::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cutover_settings_parse_or_are_reported() {
+        let mut pairs = complete();
+        pairs.extend([
+            ("NEXTAUTH_SESSIONS_NOT_BEFORE", "2026-01-01T00:00:00Z"),
+            ("READINESS_MIN_CLERK_SHARE", "0.95"),
+        ]);
+        let c = config(&pairs);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.nextauth_sessions_not_before, Some(1_767_225_600));
+        assert_eq!(c.readiness_min_clerk_share, 0.95);
+        assert_eq!(config(&complete()).readiness_min_clerk_share, 0.99);
+
+        let mut pairs = complete();
+        pairs.extend([
+            ("NEXTAUTH_SESSIONS_NOT_BEFORE", "last tuesday"),
+            ("READINESS_MIN_CLERK_SHARE", "99"),
+            (
+                "AUTH_BRIDGE_ASSERTION_KEY_PREVIOUS",
+                "-----BEGIN PUBLIC KEY-----",
+            ),
+        ]);
+        let c = config(&pairs);
+        assert_eq!(c.nextauth_sessions_not_before, None);
+        assert_eq!(c.readiness_min_clerk_share, 0.99);
+        let named: Vec<_> = c.problems.iter().map(|p| p.setting).collect();
+        assert_eq!(
+            named,
+            [
+                "NEXTAUTH_SESSIONS_NOT_BEFORE",
+                "READINESS_MIN_CLERK_SHARE",
+                "AUTH_BRIDGE_ASSERTION_KEY_PREVIOUS"
+            ]
+        );
+        assert!(!format!("{:?}", c.problems).contains("last tuesday"));
     }
 
     #[test]

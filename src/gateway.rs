@@ -79,6 +79,11 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
     convergence::record(&isolate, &resolution, facts.cookie_header, kv, &ctx, now);
 
     let mut identity_headers = resolution.identity.headers();
+    if let (Some(killed), Some(cookies)) = (&resolution.killed_nextauth_cookie, &cookie_header) {
+        // A revoked session must not reach the origin either: its NextAuth would renew it.
+        let kept = crate::cookies::without_session_cookies(cookies, &[killed.as_str()]);
+        identity_headers.push(("cookie", kept));
+    }
     if let Some(signer) = &isolate.assertion {
         let audience = config
             .origin_url
@@ -86,10 +91,10 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
             .map(|o| o.host().to_string())
             .or_else(|| url.as_ref().and_then(|u| u.host_str().map(str::to_string)))
             .unwrap_or_default();
-        identity_headers.push((
-            "x-auth-assertion",
-            signer.sign(&resolution.identity, &audience, now),
-        ));
+        let assertion = signer.sign(&resolution.identity, &audience, config.phase, now);
+        if let Some(assertion) = assertion.await {
+            identity_headers.push(("x-auth-assertion", assertion));
+        }
     }
     let response = proxy::forward(req.inner(), config, &identity_headers).await;
     crate::inject::maybe_inject(

@@ -52,7 +52,7 @@ impl Isolate {
             ));
         }
         let identity = IdentityResolver::new(&config, kv.clone(), &mut problems);
-        let assertion = config.assertion_secret.as_deref().map(AssertionSigner::new);
+        let assertion = AssertionSigner::from_config(&config, &mut problems);
         for problem in &problems {
             console_error!("auth-bridge config: {problem}");
         }

@@ -19,6 +19,7 @@ pub mod migration;
 pub mod pacer;
 pub mod phase;
 pub mod proxy;
+pub mod readiness;
 pub mod routes;
 pub mod via;
 

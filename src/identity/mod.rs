@@ -8,6 +8,7 @@ pub mod jwks;
 pub mod legacy_id;
 pub mod nextauth;
 pub mod resolver;
+pub mod revocation;
 pub mod webcrypto;
 
 /// Where the request's identity came from (`x-auth-source`).

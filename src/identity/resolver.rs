@@ -18,6 +18,7 @@ use super::clerk::{
 use super::jwks::{self, KeySource};
 use super::legacy_id::{self, Cached, Known, LegacyIds};
 use super::nextauth::{NextAuthOutcome, NextAuthSession, NextAuthVerifier};
+use super::revocation;
 use super::{Identity, Source};
 use crate::budget::{self, Priority};
 use crate::clerk_api::fetch::FetchClerk;
@@ -51,6 +52,9 @@ pub struct Resolution {
     pub clerk: Option<ClerkRequestState>,
     /// The NextAuth session, when one was valid (the trickle migrates it).
     pub nextauth: Option<NextAuthSession>,
+    /// The base name of a NextAuth session cookie refused by a kill switch (revoked, or older
+    /// than `NEXTAUTH_SESSIONS_NOT_BEFORE`): it is not forwarded, so the origin cannot renew it.
+    pub killed_nextauth_cookie: Option<String>,
 }
 
 impl Resolution {
@@ -60,6 +64,7 @@ impl Resolution {
             identity: Identity::anonymous(),
             clerk: None,
             nextauth: None,
+            killed_nextauth_cookie: None,
         }
     }
 
@@ -99,6 +104,7 @@ pub struct IdentityResolver {
     rate_limit: RateLimit,
     legacy_ids: RefCell<LegacyIds>,
     database_session_values: DatabaseSessions,
+    sessions_not_before: Option<u64>,
     database_sessions: RefCell<VerifiedCache<Option<DatabaseSessionFacts>>>,
     last_rejection_log: Cell<u64>,
     last_lookup_log: Cell<u64>,
@@ -180,6 +186,7 @@ impl IdentityResolver {
             rate_limit: config.clerk_rate_limit,
             legacy_ids: RefCell::new(LegacyIds::new(4096)),
             database_session_values: config.database_sessions,
+            sessions_not_before: config.nextauth_sessions_not_before,
             database_sessions: RefCell::new(VerifiedCache::new(1024)),
             last_rejection_log: Cell::new(0),
             last_lookup_log: Cell::new(0),
@@ -212,6 +219,7 @@ impl IdentityResolver {
                 identity,
                 clerk: clerk_state,
                 nextauth: None,
+                killed_nextauth_cookie: None,
             };
         }
         if let Some(error) = clerk_state.as_ref().and_then(jwks::invalid_token_error) {
@@ -222,11 +230,23 @@ impl IdentityResolver {
             identity: Identity::anonymous(),
             clerk: clerk_state,
             nextauth: None,
+            killed_nextauth_cookie: None,
         };
         let Some(verifier) = &self.nextauth else {
             return resolution;
         };
-        match verifier.session_from_cookies(&cookies, now) {
+        let mut outcome = verifier.session_from_cookies(&cookies, now);
+        if let NextAuthOutcome::Session(session) = &outcome {
+            let (claims, sub) = (&session.claims, &session.sub);
+            if let Some(refusal) =
+                revocation::check_session(claims, sub, self.sessions_not_before, kv, now).await
+            {
+                self.log_rejection("nextauth", &refusal.to_string(), now);
+                resolution.killed_nextauth_cookie = Some(session.cookie_name.clone());
+                outcome = NextAuthOutcome::NoCookie;
+            }
+        }
+        match outcome {
             NextAuthOutcome::NoCookie => {}
             NextAuthOutcome::Session(session) => {
                 resolution.identity = Identity {

@@ -44,7 +44,7 @@ impl std::fmt::Display for WebCryptoError {
 
 impl std::error::Error for WebCryptoError {}
 
-fn subtle() -> Result<SubtleCrypto, WebCryptoError> {
+pub(crate) fn subtle() -> Result<SubtleCrypto, WebCryptoError> {
     let global = js_sys::global();
     let crypto = Reflect::get(&global, &JsValue::from_str("crypto"))
         .map_err(|_| WebCryptoError::Unavailable)?;

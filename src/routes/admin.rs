@@ -1,6 +1,6 @@
 //! The admin API under `/__auth-bridge/admin` (bearer token checked by the router): the import
-//! upload, progress, failures, and the batch's controls; `GET /__auth-bridge/admin` is a small
-//! read-only HTML dashboard of the same status.
+//! upload, progress, failures, the batch's controls, session revocation and cutover readiness;
+//! `GET /__auth-bridge/admin` is a small read-only HTML dashboard of the same status.
 
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -13,10 +13,12 @@ use crate::batch::tick::{load_pacer_state, pacer_for, pause_state, random_u32};
 use crate::batch::upload::{UploadBuilder, UploadTooLarge, MAX_UPLOAD_BYTES};
 use crate::batch::{ADMIN_PAUSE_KEY, TALLY_CACHE_KEY};
 use crate::config::Phase;
+use crate::identity::revocation::{self, RevokeError};
 use crate::isolate::{self, Isolate};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, ImportMeta};
 use crate::migration::{PutOptions, Store};
+use crate::readiness::{self, ClerkProbe};
 
 mod dashboard;
 
@@ -32,8 +34,8 @@ pub async fn handle(req: Request, env: &Env, isolate: &Isolate, route: &str) -> 
     let method = req.method();
     let allowed = match route {
         "" | "/" => "GET",
-        "/status" | "/failures" => "GET",
-        "/imports" | "/retry-failed" | "/pause" | "/resume" => "POST",
+        "/status" | "/failures" | "/readiness" => "GET",
+        "/imports" | "/retry-failed" | "/pause" | "/resume" | "/revoke" => "POST",
         _ => return plain(404, "Not Found\n"),
     };
     let ok = match allowed {
@@ -61,6 +63,11 @@ pub async fn handle(req: Request, env: &Env, isolate: &Isolate, route: &str) -> 
             Ok(doc) => json(200, &doc),
             Err(e) => unavailable(&e),
         },
+        "/readiness" => match status_document(&kv, isolate).await {
+            Ok(doc) => json(200, &doc["readiness"]),
+            Err(e) => unavailable(&e),
+        },
+        "/revoke" => revoke(req, &kv).await,
         "/failures" => failures(&kv).await,
         "/retry-failed" => retry_failed(&kv).await,
         "/pause" => set_pause(&kv, true).await,
@@ -256,13 +263,37 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
         "scheduled_until": (pacer_state.scheduled_until_ms > 0)
             .then(|| rfc3339(pacer_state.scheduled_until_ms)),
         "counted_at": rfc3339(counted.at_ms),
-        "problems": isolate.problems,
     });
     if let Some(d) = counted.dry_run {
         doc["dry_run"] = serde_json::to_value(d).unwrap_or(Value::Null);
     }
     // Requests and users per identity source: tells when the trickle has converged.
-    doc["convergence"] = crate::convergence::report(kv, now / 1000).await;
+    let convergence = crate::convergence::report(kv, now / 1000).await;
+    let mut problems = configuration_problems(isolate);
+    let revocations =
+        revocation::status(kv, isolate.config.nextauth_sessions_not_before, now / 1000).await;
+    if revocations["truncated"] == true {
+        problems.push(format!(
+            "admin/revoke: the revocation list holds more than {} users; only the first are applied",
+            revocation::SNAPSHOT_LIMIT
+        ));
+    }
+    let readiness = readiness::evaluate(&readiness::Figures {
+        last_day: convergence["last_day"].clone(),
+        convergence_complete: convergence["complete"] != false,
+        min_clerk_share: isolate.config.readiness_min_clerk_share,
+        pending: t.pending,
+        failed: t.failed,
+        problems: problems.clone(),
+        clerk: probe_clerk(isolate, now).await,
+    });
+    if phase == Phase::ClerkOnly {
+        problems.extend(readiness::clerk_only_problem(&readiness));
+    }
+    doc["problems"] = json!(problems);
+    doc["convergence"] = convergence;
+    doc["revocations"] = revocations;
+    doc["readiness"] = readiness.to_json();
     Ok(doc)
 }
 
@@ -301,6 +332,134 @@ fn failure_line(r: &ledger::StateRecord) -> Value {
         "message": r.message,
         "failed_at": rfc3339(r.updated_at_ms),
     })
+}
+
+/// The isolate's configuration problems, with those found after start (a key WebCrypto refused).
+fn configuration_problems(isolate: &Isolate) -> Vec<String> {
+    let mut problems = isolate.problems.clone();
+    problems.extend(crate::identity::assertion::runtime_problems());
+    problems
+}
+
+/// How long one probe of Clerk's Backend API is reused (the dashboard polls the status).
+const CLERK_PROBE_TTL_MS: u64 = 15_000;
+/// How long the probe waits for Clerk.
+const CLERK_PROBE_TIMEOUT_MS: u64 = 5_000;
+
+thread_local! {
+    static CLERK_PROBE: std::cell::RefCell<Option<(u64, ClerkProbe)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `GET {CLERK_API_URL}/v1/jwks` with the secret key: authenticated, and not rate-limited, so
+/// the probe costs nothing from the Backend API budget.
+async fn probe_clerk(isolate: &Isolate, now_ms: u64) -> ClerkProbe {
+    if let Some(probe) = CLERK_PROBE.with(|p| {
+        p.borrow()
+            .as_ref()
+            .filter(|(at, _)| now_ms < at + CLERK_PROBE_TTL_MS)
+            .map(|(_, probe)| probe.clone())
+    }) {
+        return probe;
+    }
+    let Some(secret) = isolate.config.clerk_secret_key.as_deref() else {
+        return ClerkProbe::NotConfigured;
+    };
+    let url = isolate.config.clerk_api_url.join("/v1/jwks");
+    let probe = {
+        let request = async {
+            let headers = worker::Headers::new();
+            headers
+                .set("authorization", &format!("Bearer {secret}"))
+                .map_err(|e| e.to_string())?;
+            let mut init = worker::RequestInit::new();
+            init.with_headers(headers);
+            let request = worker::Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+            let mut response = worker::Fetch::Request(request)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status_code();
+            let body = response.text().await.unwrap_or_default();
+            Ok::<_, String>((status, body))
+        };
+        let timeout = worker::Delay::from(std::time::Duration::from_millis(CLERK_PROBE_TIMEOUT_MS));
+        futures::pin_mut!(request);
+        match futures::future::select(request, timeout).await {
+            futures::future::Either::Left((Ok((status, body)), _)) => {
+                let keys = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .is_some_and(|v| v["keys"].is_array());
+                match (status, keys) {
+                    (200, true) => ClerkProbe::Reachable { status },
+                    (200, false) => ClerkProbe::Refused {
+                        status,
+                        reason: "the answer is not a key set".into(),
+                    },
+                    (401 | 403, _) => ClerkProbe::Refused {
+                        status,
+                        reason: "the secret key was refused".into(),
+                    },
+                    _ => ClerkProbe::Refused {
+                        status,
+                        reason: "unexpected status".into(),
+                    },
+                }
+            }
+            futures::future::Either::Left((Err(e), _)) => ClerkProbe::Unreachable(e),
+            futures::future::Either::Right(_) => {
+                ClerkProbe::Unreachable(format!("no answer within {CLERK_PROBE_TIMEOUT_MS} ms"))
+            }
+        }
+    };
+    CLERK_PROBE.with(|p| *p.borrow_mut() = Some((now_ms, probe.clone())));
+    probe
+}
+
+/// Largest revoke body read.
+const MAX_REVOKE_BODY: usize = 4096;
+
+/// `POST /admin/revoke {"user_id", "revoked"?}`: revokes (or lifts) a user's NextAuth sessions.
+async fn revoke(mut req: Request, kv: &KvStore) -> web_sys::Response {
+    let body = match req.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            return json(
+                400,
+                &json!({"error": "body_unreadable", "message": e.to_string()}),
+            )
+        }
+    };
+    if body.len() > MAX_REVOKE_BODY {
+        return json(
+            400,
+            &json!({"error": "invalid_body", "message": "the body is larger than 4 KiB"}),
+        );
+    }
+    let request = match revocation::parse_revoke_body(&body) {
+        Ok(r) => r,
+        Err(message) => return json(400, &json!({"error": "invalid_body", "message": message})),
+    };
+    match revocation::apply(kv, &request, isolate::now_secs()).await {
+        Ok(entry) => {
+            console_log!(
+                "auth-bridge: NextAuth sessions of one user {} by the admin",
+                if entry.revoked { "revoked" } else { "restored" }
+            );
+            json(200, &serde_json::to_value(&entry).unwrap_or(Value::Null))
+        }
+        Err(RevokeError::Full) => json(
+            409,
+            &json!({
+                "error": "revocation_list_full",
+                "message": format!(
+                    "{} users are revoked already; set NEXTAUTH_SESSIONS_NOT_BEFORE to end every legacy session at once",
+                    revocation::MAX_REVOKED_USERS
+                ),
+            }),
+        ),
+        Err(RevokeError::Store(e)) => unavailable(&e),
+    }
 }
 
 /// `GET /admin/failures`: one failed record per line (`id`, Clerk's `code` and `message`).

@@ -1,7 +1,8 @@
 //! Endpoints answered by the worker itself, under `/__auth-bridge/`. This module only routes and
 //! owns the response helpers; each endpoint lives in its own file.
 //!
-//! Every answer made here carries `Cache-Control: no-store`: they depend on who asks.
+//! Every answer made here carries `Cache-Control: no-store` (they depend on who asks), except
+//! the public key set `jwks.json`.
 
 use std::cell::RefCell;
 
@@ -14,6 +15,7 @@ use crate::isolate::Isolate;
 pub mod admin;
 pub mod client_js;
 pub mod guard;
+pub mod jwks;
 pub mod sign_in_token;
 
 pub const PREFIX: &str = "/__auth-bridge/";
@@ -40,6 +42,10 @@ pub async fn handle(
         },
         "client.js" => match method.as_str() {
             "GET" | "HEAD" => client_js::handle(),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "jwks.json" => match method.as_str() {
+            "GET" | "HEAD" => jwks::handle(isolate).await,
             _ => method_not_allowed("GET, HEAD"),
         },
         admin_route if admin_route == "admin" || admin_route.starts_with("admin/") => {

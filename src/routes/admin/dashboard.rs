@@ -19,6 +19,7 @@ pub const CONTENT_SECURITY_POLICY: &str =
 /// Top-level fields of the status document rendered in their own sections.
 const KNOWN_FIELDS: &[&str] = &[
     "phase",
+    "readiness",
     "counts",
     "accepted",
     "pending",
@@ -350,6 +351,31 @@ fn other_figures(doc: &Value) -> String {
     }
 }
 
+/// `admin/readiness`: ready for `clerk-only`, or the failing checks with their details.
+fn readiness(doc: &Value) -> String {
+    let Some(ready) = doc["readiness"]["ready"].as_bool() else {
+        return String::new();
+    };
+    if ready {
+        return "<p>Ready for <code>clerk-only</code>: every readiness check passes.</p>\n"
+            .to_owned();
+    }
+    let failing: String = doc["readiness"]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            format!(
+                "<li><code>{}</code>: {}</li>",
+                text(&c["name"]),
+                text(&c["detail"])
+            )
+        })
+        .collect();
+    format!("<p>Not ready for <code>clerk-only</code>:</p>\n<ul class=problems>{failing}</ul>\n")
+}
+
 fn problems(doc: &Value) -> String {
     let items: String = doc["problems"]
         .as_array()
@@ -389,7 +415,7 @@ pub fn render(doc: &Value, latest_failures: &[Value], failures_truncated: bool) 
 <style>{STYLE}</style></head>\n\
 <body><h1>auth-bridge migration</h1>\n\
 <p class=sub>phase <span class=badge>{phase}</span> · counted at {at} · accepted {accepted}</p>\n\
-{progress}{rate}{convergence}{failures}{other}{problems}</body></html>\n",
+{readiness}{progress}{rate}{convergence}{failures}{other}{problems}</body></html>\n",
         phase = text(&doc["phase"]),
         at = text(&doc["counted_at"]),
         accepted = count(doc, "accepted"),
@@ -399,6 +425,7 @@ pub fn render(doc: &Value, latest_failures: &[Value], failures_truncated: bool) 
         failures = failures(doc, latest_failures, failures_truncated),
         other = other_figures(doc),
         problems = problems(doc),
+        readiness = readiness(doc),
     )
 }
 
@@ -476,6 +503,24 @@ mod tests {
             assert!(!html.contains(raw), "{raw} left unescaped");
         }
         assert!(html.contains("among the first 1 read"));
+    }
+
+    #[test]
+    fn renders_readiness_with_the_failing_checks() {
+        let mut d = doc();
+        d["readiness"] = json!({"ready": false, "checks": [
+            {"name": "batch_pending", "ok": false, "value": 3, "detail": "3 <records> wait"},
+            {"name": "clerk_reachable", "ok": true, "value": 200, "detail": "Clerk answered"},
+        ]});
+        let html = render(&d, &[], false);
+        assert!(
+            html.contains("<li><code>batch_pending</code>: 3 &lt;records&gt; wait</li>"),
+            "{html}"
+        );
+        assert!(!html.contains("Clerk answered"));
+        assert!(!html.contains("<dt>readiness</dt>"));
+        d["readiness"] = json!({"ready": true, "checks": []});
+        assert!(render(&d, &[], false).contains("Ready for <code>clerk-only</code>"));
     }
 
     #[test]

@@ -1,0 +1,705 @@
+//! Kill switches for NextAuth sessions, acting in every phase:
+//!
+//! - `NEXTAUTH_SESSIONS_NOT_BEFORE` (parsed in `config`): a session whose `iat` is earlier is
+//!   anonymous — every legacy session at once.
+//! - `POST /__auth-bridge/admin/revoke {"user_id"}`: every session of that user with
+//!   `iat` ≤ the revoke time is anonymous; sessions issued later work; `"revoked": false` lifts it.
+//!
+//! Storage: one KV key per revoked user (`revoked:v1:<user id>`), its revoke time also in the
+//! key's metadata, so one `list` (1000 keys per page) reads the whole list without a `get` per
+//! user, and two admins revoking at once on different isolates never overwrite each other.
+//!
+//! Hot path: each isolate keeps a snapshot of the list, refreshed at most every
+//! [`REFRESH_SECS`] by the first request carrying a NextAuth session that finds it stale (while it
+//! refreshes, the others use the previous snapshot). A request without a NextAuth session never
+//! looks at it. KV `list` is itself eventually consistent (about a minute across locations), so
+//! a change made on this isolate is kept as a local override for [`LOCAL_OVERRIDE_SECS`]: the
+//! isolate that took the call applies it at once, whatever a stale list says meanwhile.
+//!
+//! Bounds: at most [`MAX_REVOKED_USERS`] revoked users (a revoke beyond that is refused with
+//! `409`: the operator should use `NEXTAUTH_SESSIONS_NOT_BEFORE`); a snapshot holds at most
+//! [`SNAPSHOT_LIMIT`] entries and says so when the list was longer; local overrides are capped at
+//! [`MAX_LOCAL_OVERRIDES`].
+//!
+//! Database sessions (opaque tokens) carry no `iat`: the origin validates them on every request
+//! the worker asks about, so deleting the user's `Session` rows is their kill switch.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// KV prefix of the revocation entries.
+pub const KV_PREFIX: &str = "revoked:v1:";
+/// How often an isolate re-reads the list (the cross-isolate delay is this plus KV's own).
+pub const REFRESH_SECS: u64 = 30;
+/// After a failed refresh, the next attempt waits this long (not a full period).
+pub const RETRY_AFTER_FAILURE_SECS: u64 = 5;
+/// How long a change made on this isolate overrides what the (eventually consistent) list says.
+pub const LOCAL_OVERRIDE_SECS: u64 = 120;
+/// Revoked users kept at most; beyond it `NEXTAUTH_SESSIONS_NOT_BEFORE` is the tool.
+pub const MAX_REVOKED_USERS: usize = 10_000;
+/// Entries one snapshot holds at most (a little above the cap, for concurrent revokes).
+pub const SNAPSHOT_LIMIT: usize = 12_000;
+/// Changes remembered locally at most (each lives [`LOCAL_OVERRIDE_SECS`]).
+pub const MAX_LOCAL_OVERRIDES: usize = 1_000;
+/// Longest user id accepted (KV keys are limited to 512 bytes).
+pub const MAX_USER_ID_BYTES: usize = 256;
+/// Entries listed in the admin status (the full list stays in KV).
+pub const STATUS_LISTED: usize = 100;
+
+/// Why a NextAuth session gives no identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `iat` is earlier than `NEXTAUTH_SESSIONS_NOT_BEFORE`.
+    IssuedBeforeNotBefore,
+    /// The user was revoked at or after the session's `iat`.
+    Revoked,
+    /// A kill switch applies and the session has no usable `iat`: it cannot prove it is newer.
+    NoIssuedAt,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::IssuedBeforeNotBefore => "issued before NEXTAUTH_SESSIONS_NOT_BEFORE",
+            Refusal::Revoked => "the user's sessions were revoked",
+            Refusal::NoIssuedAt => "no iat while a kill switch applies",
+        })
+    }
+}
+
+/// The session's `iat` in whole seconds, when it is a non-negative number.
+pub fn issued_at(claims: &Map<String, Value>) -> Option<u64> {
+    let iat = claims.get("iat")?.as_f64()?;
+    (iat.is_finite() && iat >= 0.0).then(|| iat.floor() as u64)
+}
+
+/// The decision for one session: `not_before` from the configuration, `revoked_at` from the
+/// user's revocation entry (if any). `None` = the session stands.
+pub fn refusal(
+    iat: Option<u64>,
+    not_before: Option<u64>,
+    revoked_at: Option<u64>,
+) -> Option<Refusal> {
+    if not_before.is_none() && revoked_at.is_none() {
+        return None;
+    }
+    let Some(iat) = iat else {
+        return Some(Refusal::NoIssuedAt);
+    };
+    if not_before.is_some_and(|nb| iat < nb) {
+        return Some(Refusal::IssuedBeforeNotBefore);
+    }
+    if revoked_at.is_some_and(|at| iat <= at) {
+        return Some(Refusal::Revoked);
+    }
+    None
+}
+
+/// Parses `NEXTAUTH_SESSIONS_NOT_BEFORE`: unix seconds, or an RFC 3339 date-time.
+pub fn parse_not_before(value: &str) -> Result<u64, &'static str> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value
+            .parse::<u64>()
+            .ok()
+            // Past year 9999 is a typo (milliseconds, most likely), not a date.
+            .filter(|secs| *secs <= 253_402_300_799)
+            .ok_or("not a plausible unix time in seconds (milliseconds given?)");
+    }
+    let parsed = chrono::DateTime::parse_from_rfc3339(value)
+        .map_err(|_| "expected unix seconds or an RFC 3339 date-time (2026-05-01T00:00:00Z)")?;
+    u64::try_from(parsed.timestamp()).map_err(|_| "a date before 1970")
+}
+
+/// What `POST /admin/revoke` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeRequest {
+    pub user_id: String,
+    /// `false` lifts the revocation.
+    pub revoked: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    user_id: Value,
+    #[serde(default)]
+    revoked: Option<Value>,
+}
+
+/// Parses and checks a revoke body. The error is a sentence for the `400` answer.
+pub fn parse_revoke_body(body: &[u8]) -> Result<RevokeRequest, String> {
+    let parsed: RevokeBody = serde_json::from_slice(body)
+        .map_err(|e| format!("expected {{\"user_id\": \"…\", \"revoked\": true|false}}: {e}"))?;
+    let Value::String(user_id) = parsed.user_id else {
+        return Err(
+            "user_id must be a string (the legacy NextAuth user id, as in the session's sub)"
+                .into(),
+        );
+    };
+    if user_id.is_empty() {
+        return Err("user_id is empty".into());
+    }
+    if user_id.len() > MAX_USER_ID_BYTES {
+        return Err(format!("user_id is longer than {MAX_USER_ID_BYTES} bytes"));
+    }
+    if user_id.chars().any(char::is_control) {
+        return Err("user_id contains control characters".into());
+    }
+    let revoked = match parsed.revoked {
+        None => true,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err("revoked must be true or false".into()),
+    };
+    Ok(RevokeRequest { user_id, revoked })
+}
+
+/// The stored entry (KV value) and the answer of `POST /admin/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationEntry {
+    pub user_id: String,
+    pub revoked: bool,
+    /// Unix seconds: sessions with `iat` ≤ this are anonymous (when `revoked`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub revoked_at: Option<u64>,
+    /// Unix seconds of a lift.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lifted_at: Option<u64>,
+}
+
+/// Metadata stored beside each KV entry, read back by `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryMetadata {
+    pub at: u64,
+}
+
+/// The KV key of a user's entry.
+pub fn kv_key(user_id: &str) -> String {
+    format!("{KV_PREFIX}{user_id}")
+}
+
+/// The revoke time carried by one listed key, when the key is a well-formed entry.
+pub fn listed_entry(name: &str, metadata: Option<&Value>) -> Option<(String, u64)> {
+    let user_id = name.strip_prefix(KV_PREFIX)?;
+    let at = metadata?.get("at")?.as_u64()?;
+    (!user_id.is_empty()).then(|| (user_id.to_string(), at))
+}
+
+/// One isolate's view of the revocation list.
+#[derive(Debug, Default)]
+pub struct RevocationSnapshot {
+    /// user id → revoke time, as last listed from KV.
+    listed: HashMap<String, u64>,
+    /// When the list was last read (or last failed to be), `None` before the first read.
+    fetched_at: Option<u64>,
+    /// Earliest time of the next read.
+    next_refresh: u64,
+    /// The list had more than [`SNAPSHOT_LIMIT`] entries: some revocations are not held here.
+    truncated: bool,
+    /// A refresh is under way since this time (other requests keep the current snapshot).
+    refreshing_since: Option<u64>,
+    /// Changes made on this isolate: user id → (revoke time, or `None` for a lift; when).
+    local: HashMap<String, (Option<u64>, u64)>,
+}
+
+impl RevocationSnapshot {
+    /// The revoke time that applies to `user_id` at `now`, if any.
+    pub fn revoked_at(&self, user_id: &str, now: u64) -> Option<u64> {
+        match self.local.get(user_id) {
+            Some((at, written)) if written + LOCAL_OVERRIDE_SECS > now => *at,
+            _ => self.listed.get(user_id).copied(),
+        }
+    }
+
+    /// Whether a read of the list is due. A snapshot never read must be read before use; one
+    /// being refreshed by another request is used as it is (unless the refresh looks stuck).
+    pub fn refresh_due(&self, now: u64) -> bool {
+        if let Some(since) = self.refreshing_since {
+            if now < since + REFRESH_SECS {
+                return self.fetched_at.is_none();
+            }
+        }
+        self.fetched_at.is_none() || now >= self.next_refresh
+    }
+
+    pub fn has_been_read(&self) -> bool {
+        self.fetched_at.is_some()
+    }
+
+    pub fn begin_refresh(&mut self, now: u64) {
+        self.refreshing_since = Some(now);
+    }
+
+    /// Replaces the listed entries with a fresh read.
+    pub fn replace(
+        &mut self,
+        entries: impl IntoIterator<Item = (String, u64)>,
+        complete: bool,
+        now: u64,
+    ) {
+        let mut entries = entries.into_iter();
+        self.listed = entries.by_ref().take(SNAPSHOT_LIMIT).collect();
+        self.truncated = !complete || entries.next().is_some();
+        self.fetched_at = Some(now);
+        self.next_refresh = now + REFRESH_SECS;
+        self.refreshing_since = None;
+        self.prune_local(now);
+    }
+
+    /// A read failed: keep what is known, try again soon.
+    pub fn refresh_failed(&mut self, now: u64) {
+        self.next_refresh = now + RETRY_AFTER_FAILURE_SECS;
+        self.refreshing_since = None;
+        if self.fetched_at.is_none() {
+            // Nothing known yet: the empty list stands until the retry (failure must not
+            // turn every NextAuth request into a KV read).
+            self.fetched_at = Some(now);
+        }
+    }
+
+    /// Records a change made on this isolate (`Some(time)` = revoked, `None` = lifted).
+    pub fn record_local(&mut self, user_id: &str, revoked_at: Option<u64>, now: u64) {
+        self.prune_local(now);
+        if self.local.len() >= MAX_LOCAL_OVERRIDES && !self.local.contains_key(user_id) {
+            if let Some(oldest) = self
+                .local
+                .iter()
+                .min_by_key(|(_, (_, written))| *written)
+                .map(|(k, _)| k.clone())
+            {
+                self.local.remove(&oldest);
+            }
+        }
+        self.local.insert(user_id.to_string(), (revoked_at, now));
+        match revoked_at {
+            Some(at) => {
+                if self.listed.len() < SNAPSHOT_LIMIT || self.listed.contains_key(user_id) {
+                    self.listed.insert(user_id.to_string(), at);
+                }
+            }
+            None => {
+                self.listed.remove(user_id);
+            }
+        }
+    }
+
+    fn prune_local(&mut self, now: u64) {
+        self.local
+            .retain(|_, (_, written)| *written + LOCAL_OVERRIDE_SECS > now);
+    }
+
+    /// Revoked users known here (listed and local), newest first.
+    pub fn entries(&self, now: u64) -> Vec<(String, u64)> {
+        let mut merged: HashMap<&str, u64> =
+            self.listed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        for (user, (at, written)) in &self.local {
+            if written + LOCAL_OVERRIDE_SECS > now {
+                match at {
+                    Some(at) => merged.insert(user.as_str(), *at),
+                    None => merged.remove(user.as_str()),
+                };
+            }
+        }
+        let mut out: Vec<(String, u64)> = merged
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub fn fetched_at(&self) -> Option<u64> {
+        self.fetched_at
+    }
+}
+
+/// The `revocations` section of the admin status.
+pub fn status_json(snapshot: &RevocationSnapshot, not_before: Option<u64>, now: u64) -> Value {
+    let entries = snapshot.entries(now);
+    let listed: Vec<Value> = entries
+        .iter()
+        .take(STATUS_LISTED)
+        .map(|(user_id, at)| json!({"user_id": user_id, "revoked_at": at}))
+        .collect();
+    json!({
+        "nextauth_sessions_not_before": not_before,
+        "revoked_users": entries.len(),
+        "listed": listed,
+        "listed_limit": STATUS_LISTED,
+        "max_revoked_users": MAX_REVOKED_USERS,
+        "snapshot_read_at": snapshot.fetched_at(),
+        "truncated": snapshot.truncated(),
+        "refresh_secs": REFRESH_SECS,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Glue: the isolate's snapshot and its KV reads and writes.
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    static SNAPSHOT: std::cell::RefCell<RevocationSnapshot> =
+        std::cell::RefCell::new(RevocationSnapshot::default());
+}
+
+/// Why a NextAuth JWT session must give no identity, if it must. Costs nothing when no user is
+/// revoked and no cut-off is set beyond one KV list per isolate every [`REFRESH_SECS`].
+pub async fn check_session(
+    claims: &Map<String, Value>,
+    user_id: &str,
+    not_before: Option<u64>,
+    kv: Option<&worker::kv::KvStore>,
+    now: u64,
+) -> Option<Refusal> {
+    let iat = issued_at(claims);
+    // The global cut-off needs no list.
+    if let Some(refused) = refusal(iat, not_before, None) {
+        return Some(refused);
+    }
+    if let Some(kv) = kv {
+        refresh_if_due(kv, now).await;
+    }
+    let revoked_at = SNAPSHOT.with(|s| s.borrow().revoked_at(user_id, now));
+    refusal(iat, not_before, revoked_at)
+}
+
+/// Reads the list when the snapshot is stale.
+pub async fn refresh_if_due(kv: &worker::kv::KvStore, now: u64) {
+    let due = SNAPSHOT.with(|s| {
+        let mut s = s.borrow_mut();
+        let due = s.refresh_due(now);
+        if due {
+            s.begin_refresh(now);
+        }
+        due
+    });
+    if !due {
+        return;
+    }
+    match list_all(kv).await {
+        Ok((entries, complete)) => {
+            if !complete {
+                worker::console_error!(
+                    "auth-bridge: the revocation list exceeds {SNAPSHOT_LIMIT} entries; only the first are applied"
+                );
+            }
+            SNAPSHOT.with(|s| s.borrow_mut().replace(entries, complete, now));
+        }
+        Err(error) => {
+            worker::console_error!("auth-bridge: reading the revocation list failed: {error}");
+            SNAPSHOT.with(|s| s.borrow_mut().refresh_failed(now));
+        }
+    }
+}
+
+/// Every entry under [`KV_PREFIX`], up to [`SNAPSHOT_LIMIT`]; `false` when there were more.
+async fn list_all(kv: &worker::kv::KvStore) -> Result<(Vec<(String, u64)>, bool), String> {
+    let mut entries = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = kv.list().prefix(KV_PREFIX.to_string()).limit(1000);
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await.map_err(|e| e.to_string())?;
+        entries.extend(
+            page.keys
+                .iter()
+                .filter_map(|k| listed_entry(&k.name, k.metadata.as_ref())),
+        );
+        if entries.len() >= SNAPSHOT_LIMIT {
+            let complete = page.list_complete && entries.len() <= SNAPSHOT_LIMIT;
+            entries.truncate(SNAPSHOT_LIMIT);
+            return Ok((entries, complete));
+        }
+        match page.cursor {
+            Some(c) if !page.list_complete && !c.is_empty() => cursor = Some(c),
+            _ => return Ok((entries, true)),
+        }
+    }
+}
+
+/// Why a revoke could not be stored.
+#[derive(Debug)]
+pub enum RevokeError {
+    /// [`MAX_REVOKED_USERS`] reached.
+    Full,
+    Store(String),
+}
+
+/// Applies an admin revoke (or lift): KV first, then this isolate's snapshot at once.
+pub async fn apply(
+    kv: &worker::kv::KvStore,
+    request: &RevokeRequest,
+    now: u64,
+) -> Result<RevocationEntry, RevokeError> {
+    let key = kv_key(&request.user_id);
+    if !request.revoked {
+        kv.delete(&key)
+            .await
+            .map_err(|e| RevokeError::Store(e.to_string()))?;
+        SNAPSHOT.with(|s| s.borrow_mut().record_local(&request.user_id, None, now));
+        return Ok(RevocationEntry {
+            user_id: request.user_id.clone(),
+            revoked: false,
+            revoked_at: None,
+            lifted_at: Some(now),
+        });
+    }
+    // The cap is checked on a fresh read (this is an admin call, not the hot path).
+    let (listed, _) = list_all(kv).await.map_err(RevokeError::Store)?;
+    let already = listed.iter().any(|(user, _)| *user == request.user_id);
+    if !already && listed.len() >= MAX_REVOKED_USERS {
+        return Err(RevokeError::Full);
+    }
+    let entry = RevocationEntry {
+        user_id: request.user_id.clone(),
+        revoked: true,
+        revoked_at: Some(now),
+        lifted_at: None,
+    };
+    let value = serde_json::to_string(&entry).map_err(|e| RevokeError::Store(e.to_string()))?;
+    kv.put(&key, value)
+        .and_then(|put| put.metadata(EntryMetadata { at: now }))
+        .map_err(|e| RevokeError::Store(e.to_string()))?
+        .execute()
+        .await
+        .map_err(|e| RevokeError::Store(e.to_string()))?;
+    SNAPSHOT.with(|s| {
+        let mut s = s.borrow_mut();
+        s.replace(listed, true, now);
+        s.record_local(&request.user_id, Some(now), now);
+    });
+    Ok(entry)
+}
+
+/// The `revocations` section of the admin status, after a refresh if one is due.
+pub async fn status(kv: &worker::kv::KvStore, not_before: Option<u64>, now: u64) -> Value {
+    refresh_if_due(kv, now).await;
+    SNAPSHOT.with(|s| status_json(&s.borrow(), not_before, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_switch_no_refusal_even_without_iat() {
+        assert_eq!(refusal(None, None, None), None);
+        assert_eq!(refusal(Some(5), None, None), None);
+    }
+
+    #[test]
+    fn not_before_refuses_strictly_earlier_sessions() {
+        assert_eq!(
+            refusal(Some(99), Some(100), None),
+            Some(Refusal::IssuedBeforeNotBefore)
+        );
+        assert_eq!(refusal(Some(100), Some(100), None), None);
+        assert_eq!(refusal(Some(101), Some(100), None), None);
+        assert_eq!(refusal(None, Some(100), None), Some(Refusal::NoIssuedAt));
+    }
+
+    #[test]
+    fn revocation_covers_sessions_issued_up_to_the_revoke_time() {
+        assert_eq!(
+            refusal(Some(1000), None, Some(1000)),
+            Some(Refusal::Revoked)
+        );
+        assert_eq!(refusal(Some(10), None, Some(1000)), Some(Refusal::Revoked));
+        assert_eq!(refusal(Some(1001), None, Some(1000)), None);
+        assert_eq!(refusal(None, None, Some(1000)), Some(Refusal::NoIssuedAt));
+        // Both switches: either one refuses.
+        assert_eq!(
+            refusal(Some(1500), Some(2000), Some(1000)),
+            Some(Refusal::IssuedBeforeNotBefore)
+        );
+        assert_eq!(
+            refusal(Some(2500), Some(2000), Some(3000)),
+            Some(Refusal::Revoked)
+        );
+        assert_eq!(refusal(Some(3500), Some(2000), Some(3000)), None);
+    }
+
+    #[test]
+    fn iat_is_read_as_whole_non_negative_seconds() {
+        let claims = |v: Value| {
+            let mut m = Map::new();
+            m.insert("iat".into(), v);
+            m
+        };
+        assert_eq!(
+            issued_at(&claims(json!(1_700_000_000))),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            issued_at(&claims(json!(1_700_000_000.9))),
+            Some(1_700_000_000)
+        );
+        assert_eq!(issued_at(&claims(json!(-1))), None);
+        assert_eq!(issued_at(&claims(json!("1700000000"))), None);
+        assert_eq!(issued_at(&Map::new()), None);
+    }
+
+    #[test]
+    fn not_before_parses_unix_seconds_and_rfc3339() {
+        assert_eq!(parse_not_before("1767225600"), Ok(1_767_225_600));
+        assert_eq!(parse_not_before(" 1767225600 "), Ok(1_767_225_600));
+        assert_eq!(parse_not_before("2026-01-01T00:00:00Z"), Ok(1_767_225_600));
+        assert_eq!(
+            parse_not_before("2026-01-01T01:00:00+01:00"),
+            Ok(1_767_225_600)
+        );
+        assert_eq!(
+            parse_not_before("2026-01-01T00:00:00.750Z"),
+            Ok(1_767_225_600)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-01-01",
+            "2026-13-01T00:00:00Z",
+            "1767225600000",
+            "-5",
+            "1969-12-31T23:59:59Z",
+            "0x10",
+        ] {
+            assert!(parse_not_before(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn revoke_bodies() {
+        assert_eq!(
+            parse_revoke_body(br#"{"user_id":"legacy-1"}"#),
+            Ok(RevokeRequest {
+                user_id: "legacy-1".into(),
+                revoked: true
+            })
+        );
+        assert_eq!(
+            parse_revoke_body(br#"{"user_id":"legacy-1","revoked":false}"#),
+            Ok(RevokeRequest {
+                user_id: "legacy-1".into(),
+                revoked: false
+            })
+        );
+        let long = format!(r#"{{"user_id":"{}"}}"#, "x".repeat(MAX_USER_ID_BYTES + 1));
+        for bad in [
+            &b""[..],
+            b"null",
+            b"[]",
+            b"{}",
+            br#"{"user_id":""}"#,
+            br#"{"user_id":42}"#,
+            br#"{"user_id":null}"#,
+            br#"{"user_id":"a","revoked":"no"}"#,
+            br#"{"user_id":"a","extra":1}"#,
+            br#"{"user_id":"a\nb"}"#,
+            br#"{"user_id":"a""#,
+            long.as_bytes(),
+        ] {
+            assert!(
+                parse_revoke_body(bad).is_err(),
+                "{:?} accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn listed_keys_need_the_prefix_and_metadata() {
+        assert_eq!(
+            listed_entry("revoked:v1:legacy-1", Some(&json!({"at": 5}))),
+            Some(("legacy-1".into(), 5))
+        );
+        assert_eq!(listed_entry("revoked:v1:legacy-1", None), None);
+        assert_eq!(listed_entry("revoked:v1:", Some(&json!({"at": 5}))), None);
+        assert_eq!(
+            listed_entry("other:legacy-1", Some(&json!({"at": 5}))),
+            None
+        );
+        assert_eq!(
+            listed_entry("revoked:v1:x", Some(&json!({"at": "5"}))),
+            None
+        );
+    }
+
+    #[test]
+    fn snapshot_is_read_first_then_every_refresh_period() {
+        let mut s = RevocationSnapshot::default();
+        assert!(s.refresh_due(100));
+        s.begin_refresh(100);
+        // Never read: every request waits for a read of its own.
+        assert!(s.refresh_due(100));
+        s.replace([("u".to_string(), 50)], true, 100);
+        assert!(!s.refresh_due(100 + REFRESH_SECS - 1));
+        assert!(s.refresh_due(100 + REFRESH_SECS));
+        s.begin_refresh(130);
+        // Someone is refreshing: the others use the snapshot they have.
+        assert!(!s.refresh_due(131));
+        // A refresh that never finished does not block forever.
+        assert!(s.refresh_due(130 + REFRESH_SECS));
+        s.refresh_failed(131);
+        assert!(!s.refresh_due(131 + RETRY_AFTER_FAILURE_SECS - 1));
+        assert!(s.refresh_due(131 + RETRY_AFTER_FAILURE_SECS));
+        assert_eq!(s.revoked_at("u", 131), Some(50));
+    }
+
+    #[test]
+    fn local_changes_win_over_a_stale_list_for_a_while() {
+        let mut s = RevocationSnapshot::default();
+        s.replace(Vec::new(), true, 0);
+        s.record_local("u", Some(10), 10);
+        assert_eq!(s.revoked_at("u", 10), Some(10));
+        // A stale list without the entry does not undo it on this isolate.
+        s.replace(Vec::new(), true, 40);
+        assert_eq!(s.revoked_at("u", 40), Some(10));
+        // Once the override has expired, the list decides (by then it has caught up).
+        assert_eq!(s.revoked_at("u", 10 + LOCAL_OVERRIDE_SECS), None);
+        // A lift wins over a stale list that still shows the entry.
+        let mut s = RevocationSnapshot::default();
+        s.replace([("v".to_string(), 5)], true, 0);
+        s.record_local("v", None, 20);
+        s.replace([("v".to_string(), 5)], true, 30);
+        assert_eq!(s.revoked_at("v", 30), None);
+        assert!(s.entries(30).is_empty());
+    }
+
+    #[test]
+    fn snapshot_and_local_overrides_stay_bounded() {
+        let mut s = RevocationSnapshot::default();
+        s.replace(
+            (0..SNAPSHOT_LIMIT + 500).map(|i| (format!("u{i}"), 1)),
+            true,
+            0,
+        );
+        assert_eq!(s.entries(0).len(), SNAPSHOT_LIMIT);
+        assert!(s.truncated());
+        for i in 0..(MAX_LOCAL_OVERRIDES * 3) {
+            s.record_local(&format!("local{i}"), Some(2), 1);
+        }
+        assert!(s.local.len() <= MAX_LOCAL_OVERRIDES);
+        assert!(s.listed.len() <= SNAPSHOT_LIMIT);
+        let status = status_json(&s, None, 1);
+        assert_eq!(status["listed"].as_array().unwrap().len(), STATUS_LISTED);
+        assert_eq!(status["truncated"], true);
+    }
+
+    #[test]
+    fn status_lists_newest_first() {
+        let mut s = RevocationSnapshot::default();
+        s.replace([("old".to_string(), 1), ("new".to_string(), 9)], true, 10);
+        let status = status_json(&s, Some(7), 10);
+        assert_eq!(status["revoked_users"], 2);
+        assert_eq!(status["listed"][0]["user_id"], "new");
+        assert_eq!(status["nextauth_sessions_not_before"], 7);
+        assert_eq!(status["truncated"], false);
+    }
+}
