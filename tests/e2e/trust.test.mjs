@@ -200,6 +200,11 @@ test('40 made-up handshake nonces from one address make at most 10 Backend API c
   const payloads = callsSince(since, (e) => e.path === '/v1/clients/handshake_payload');
   assert.ok(payloads.length <= 10, `${payloads.length} handshake payload look-ups`);
   assert.ok(payloads.length >= 1, 'nonce-shaped values are still resolved');
+  // The cap is per address: another client is not locked out by the first one.
+  const { nonce } = clerk.registerHandshake(undefined, []);
+  const before = lastSeq();
+  await b.fetch(`/p?__clerk_handshake_nonce=${nonce}`, { headers: { ...PAGE, 'cf-connecting-ip': '203.0.113.41' } });
+  assert.equal(callsSince(before, (e) => e.path === '/v1/clients/handshake_payload').length, 1);
 });
 
 test('a value that cannot be a nonce never reaches the Backend API', async () => {
