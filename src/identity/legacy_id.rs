@@ -101,6 +101,19 @@ pub fn answer_from_lookup(
     }
 }
 
+/// Whether a failed look-up is worth one immediate retry: a fast transient failure (5xx
+/// without `Retry-After`, a dropped connection). Not a timeout (the page already waited), not
+/// a 429 (Clerk asked to wait), not a 4xx (it would answer the same).
+pub fn worth_one_retry(error: &ClerkError) -> bool {
+    matches!(
+        error,
+        ClerkError::Unavailable {
+            retry_after_secs: None,
+            ..
+        } | ClerkError::Network(_)
+    )
+}
+
 /// The isolate's answers, each with its own lifetime (see the constants).
 pub struct LegacyIds {
     legacy: VerifiedCache<String>,
@@ -245,6 +258,23 @@ mod tests {
             answer_from_lookup("user_1", Ok(user("user_1", Some("L")))),
             Ok(Known::Legacy("L".into()))
         );
+    }
+
+    #[test]
+    fn only_fast_transient_failures_are_retried() {
+        assert!(worth_one_retry(&ClerkError::Unavailable {
+            status: 502,
+            retry_after_secs: None
+        }));
+        assert!(worth_one_retry(&ClerkError::Network("reset".into())));
+        assert!(!worth_one_retry(&ClerkError::Unavailable {
+            status: 503,
+            retry_after_secs: Some(5)
+        }));
+        assert!(!worth_one_retry(&ClerkError::Timeout));
+        assert!(!worth_one_retry(&ClerkError::RateLimited {
+            retry_after_secs: 1
+        }));
     }
 
     #[test]

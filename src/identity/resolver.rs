@@ -394,8 +394,15 @@ impl IdentityResolver {
             );
             return None;
         }
-        let answer = api.get_user(clerk_id).await;
-        budget::record_calls(kv, now_ms, 1).await;
+        let mut answer = api.get_user(clerk_id).await;
+        let mut calls = 1;
+        // A fast transient failure (a 5xx, a dropped connection) is tried once more at once:
+        // the person is waiting, and the alternative is no identity for a few seconds.
+        if answer.as_ref().is_err_and(legacy_id::worth_one_retry) {
+            answer = api.get_user(clerk_id).await;
+            calls += 1;
+        }
+        budget::record_calls(kv, now_ms, calls).await;
         let known = legacy_id::answer_from_lookup(clerk_id, answer);
         match known {
             Ok(known) => {
