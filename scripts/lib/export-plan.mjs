@@ -193,8 +193,15 @@ export function planAccounts(tables, plan, { accountsTable, needed }) {
   return { table: chosen, columns };
 }
 
-/** The users SELECT, ordered by id, with the password digest and the user's accounts when asked. */
-export function buildSelect(plan, pw, dialect, qualify = dialect.quote, accounts = null) {
+/**
+ * The users SELECT, ordered by id, with the password digest and the user's
+ * accounts when asked. The accounts come from a join on the accounts grouped
+ * by user (PostgreSQL and SQLite hash or index it), or with `perUser` from a
+ * subquery per user row: MariaDB joins a grouped derived table by scanning it
+ * once per block of users, so where the user column is indexed the subquery
+ * is the one that stays linear (and streams in primary key order).
+ */
+export function buildSelect(plan, pw, dialect, qualify = dialect.quote, accounts = null, { perUser = false } = {}) {
   const q = dialect.quote;
   const select = [];
   for (const [field, col] of Object.entries(plan.columns)) {
@@ -213,6 +220,13 @@ export function buildSelect(plan, pw, dialect, qualify = dialect.quote, accounts
   if (accounts) {
     const a = accounts.columns;
     const cols = [a.provider, a.type, a.idToken, a.email].map((c) => (c ? q(c) : 'NULL')).join(', ');
+    if (perUser) {
+      select.push(
+        `(SELECT ${dialect.accountsAgg(cols)} FROM ${qualify(accounts.table)} a` +
+          ` WHERE a.${q(a.userId)} = u.${q(plan.columns.id)}) AS ${q('accounts')}`,
+      );
+      return `SELECT ${select.join(', ')} FROM ${from} ORDER BY u.${q(plan.columns.id)}`;
+    }
     select.push(`acc.list AS ${q('accounts')}`);
     from +=
       ` LEFT JOIN (SELECT ${q(a.userId)} AS uid, ${dialect.accountsAgg(cols)} AS list FROM ${qualify(accounts.table)}` +

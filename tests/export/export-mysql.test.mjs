@@ -201,6 +201,18 @@ test('drizzle mysql-core schema: auto-detected, timestamp(3) in UTC, small batch
   assert.match(res.stderr, /users who sign in only through OAuth: 3 of 5/);
   assert.match(res.stderr, /^ {4}github \+ google: 1$/m);
   assert.match(res.stderr, /no --password-column: users who also have a password are counted too/);
+  assert.doesNotMatch(res.stderr, /has no index/);
+
+  // Accounts without an index on the user column (a copy of the table): the
+  // same answer through the hash join, with a hint.
+  await db.conn.query('CREATE TABLE `links` AS SELECT * FROM `account`');
+  const unindexed = await run(EXPORT_USERS, [
+    '--db', db.url, '--accounts-table', 'links', '--trust-providers', 'github', '--report',
+  ]);
+  assert.equal(unindexed.code, 0, unindexed.stderr);
+  assert.equal(unindexed.stdout, fs.readFileSync(out, 'utf8'));
+  assert.match(unindexed.stderr, /^warning: "links"\."userId" has no index; the accounts are joined without one/m);
+  assert.match(unindexed.stderr, /users who sign in only through OAuth: 3 of 5/);
 });
 
 test('streams the result set: the query is still being sent while the reader stalls', async (t) => {
