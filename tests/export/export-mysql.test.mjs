@@ -11,8 +11,37 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EXPORT_USERS, ROOT, idToken, mysqlDatabase, ndjson, requireMysql, run, schemaSql, tempDir } from './helpers.mjs';
+import { mysqlConfig } from '../../scripts/lib/export-sources.mjs';
 
 const BCRYPT = '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy';
+
+test('MySQL URLs: credentials, TLS forms, socket, pool settings ignored, others reported', () => {
+  assert.deepEqual(mysqlConfig('mysql://app%40prod:p%3Ass@db.example.com:3307/auth%2Dapp'), {
+    config: { database: 'auth-app', user: 'app@prod', password: 'p:ss', host: 'db.example.com', port: 3307 },
+    warnings: [],
+  });
+  const v6 = mysqlConfig('mariadb://root@[::1]/app').config;
+  assert.equal(v6.host, '::1');
+  assert.equal(v6.port, 3306);
+  for (const q of ['ssl=true', 'sslaccept=strict', 'sslmode=REQUIRED', 'ssl-mode=VERIFY_IDENTITY']) {
+    assert.deepEqual(mysqlConfig(`mysql://h/app?${q}`).config.ssl, { rejectUnauthorized: true }, q);
+  }
+  assert.deepEqual(mysqlConfig('mysql://h/app?sslaccept=accept_invalid_certs').config.ssl, { rejectUnauthorized: false });
+  assert.equal(mysqlConfig('mysql://h/app?ssl=true&sslmode=disabled').config.ssl, undefined);
+  const sock = mysqlConfig('mysql://root@localhost/app?socket=/run/mysqld/mysqld.sock&connect_timeout=5').config;
+  assert.equal(sock.socketPath, '/run/mysqld/mysqld.sock');
+  assert.equal(sock.host, undefined);
+  assert.equal(sock.connectTimeout, 5000);
+  // Prisma's pool settings mean nothing to a single connection; anything unknown is reported.
+  assert.deepEqual(mysqlConfig('mysql://h/app?connection_limit=5&pool_timeout=2&charset=latin1').warnings, [
+    'MySQL URL parameter "charset" ignored',
+  ]);
+  assert.throws(() => mysqlConfig('mysql://h/'), /names no database/);
+  assert.throws(() => mysqlConfig('mysql://h/a/b'), /names no database/);
+  assert.throws(() => mysqlConfig('mysql:///app'), /names no host/);
+  assert.throws(() => mysqlConfig('mysql://h/app?ssl=yes'), /ssl=yes in the MySQL URL/);
+  assert.throws(() => mysqlConfig('mysql://h/app?connect_timeout=soon'), /connect_timeout=soon/);
+});
 
 async function seedPrisma(db) {
   const user = `INSERT INTO \`User\` (id, name, username, email, emailVerified, image, createdAt, updatedAt, password)
