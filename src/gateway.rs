@@ -3,63 +3,92 @@
 //!
 //! This is glue: it reads the environment and calls the pure modules. Nothing in it may turn an
 //! ordinary request into a 500; any failure on the way degrades to anonymity or a clear 502.
+//!
+//! Built for the common request, which is a page or an asset with or without a session: the
+//! request is read in one call into JS ([`InboundRequest`]), the URL is only parsed when a rare
+//! branch needs it (handshake, `clerk-only` sign-in routes, route mode), a `worker::Request` is
+//! only built for the routes and handshakes that take one, and the origin's pending answer is
+//! handed back without awaiting it here ([`Reply::Origin`]); with nothing to await on the way
+//! (no Clerk signature to check, no KV read), the whole request runs synchronously.
 
-use worker::{Context, Env, MessageBatch, Request};
+use std::cell::OnceCell;
 
+use wasm_bindgen::JsCast;
+use worker::{Context, Env, MessageBatch, Url};
+
+use crate::config::Phase;
+use crate::identity::clerk::{ClerkRequestState, DEV_BROWSER_QUERY_PARAM};
 use crate::identity::resolver::{RequestFacts, Resolution};
 use crate::isolate::{self, Isolate};
+use crate::proxy::InboundRequest;
 use crate::{convergence, handshake, phase, proxy, routes};
 
-pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
-    if let Some(refused) = proxy::refuse_loop(req.inner()) {
-        return refused;
+/// What a request gets back.
+pub enum Reply {
+    /// An answer made here (bridge routes, redirects, refusals).
+    Response(web_sys::Response),
+    /// The origin's answer, still pending; it never rejects (see [`proxy::forward`]).
+    Origin(js_sys::Promise),
+}
+
+impl Reply {
+    /// The value the runtime awaits: a response, or a promise of one.
+    pub fn into_js(self) -> wasm_bindgen::JsValue {
+        match self {
+            Reply::Response(response) => response.into(),
+            Reply::Origin(pending) => pending.into(),
+        }
+    }
+}
+
+pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
+    let packed = InboundRequest::read(&req);
+    let Some(inbound) = InboundRequest::parse(&packed) else {
+        worker::console_error!("auth-bridge: the request could not be read");
+        return Reply::Response(routes::plain(502, "Bad Gateway: unreadable request\n"));
+    };
+    if let Some(refused) = proxy::refuse_loop(inbound.via) {
+        return Reply::Response(refused);
     }
     let isolate = Isolate::get(&env);
     let config = &isolate.config;
-    let url = req.url().ok();
-    let request_origin = url
-        .as_ref()
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    let origin_base = config
-        .origin_url
-        .as_ref()
-        .map(|o| o.join(""))
-        .unwrap_or(request_origin);
-    let headers = req.headers();
-    let cookie_header = headers.get("cookie").ok().flatten();
-    let authorization = headers.get("authorization").ok().flatten();
-    let dev_browser_in_query = url.as_ref().is_some_and(|u| {
-        u.query_pairs()
-            .any(|(k, _)| k == crate::identity::clerk::DEV_BROWSER_QUERY_PARAM)
-    });
-    // Only look-ups about cookies are capped per address: no cookie, nothing to read.
-    let client_address = cookie_header
-        .as_ref()
-        .and_then(|_| headers.get("cf-connecting-ip").ok().flatten());
+    // Parsed on first use only: most requests never need more than the path and the query.
+    let parsed = OnceCell::new();
+    let url = || parsed.get_or_init(|| Url::parse(inbound.url).ok()).as_ref();
+    let path = if inbound.path_is_plain() {
+        Some(inbound.path().to_string())
+    } else {
+        url().map(|u| u.path().to_string())
+    };
+    let path = path.as_deref();
+    let origin_base = match &config.origin_url {
+        Some(origin) => origin.join(""),
+        None => url()
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default(),
+    };
     let facts = RequestFacts {
-        cookie_header: cookie_header.as_deref(),
-        authorization: authorization.as_deref(),
-        dev_browser_in_query,
+        cookie_header: inbound.cookie,
+        authorization: inbound.authorization,
+        dev_browser_in_query: inbound.has_query_param(DEV_BROWSER_QUERY_PARAM),
         origin_base: &origin_base,
-        client_address: client_address.as_deref(),
+        // Only look-ups about cookies are capped per address: no cookie, nothing to read.
+        client_address: inbound.cookie.and(inbound.client_address),
     };
     let kv = isolate.kv.clone();
     let now = isolate::now_secs();
-    let bridge_route = url
-        .as_ref()
-        .is_some_and(|u| u.path().starts_with(routes::PREFIX));
-    if let (Some(u), false) = (&url, bridge_route) {
-        if let Some(response) = handshake::resolve(&req, u, &isolate, now).await {
-            return response;
+    let bridge_route = path.is_some_and(|p| p.starts_with(routes::PREFIX));
+    if !bridge_route && may_return_from_handshake(&inbound, &isolate) {
+        if let Some(u) = url() {
+            let request = worker::Request::from(Clone::clone(&req));
+            if let Some(response) = handshake::resolve(&request, u, &isolate, now).await {
+                return Reply::Response(response);
+            }
         }
     }
     // Worker endpoints other than the sign-in token need no identity (the admin API's bearer
     // token is not a session token and must not be read as one).
-    let needs_identity = !bridge_route
-        || url
-            .as_ref()
-            .is_some_and(|u| u.path() == routes::SIGN_IN_TOKEN_PATH);
+    let needs_identity = !bridge_route || path == Some(routes::SIGN_IN_TOKEN_PATH);
     let resolution = if needs_identity {
         isolate.identity.resolve(&facts, kv.as_ref(), now).await
     } else {
@@ -67,42 +96,74 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> web_sys::Response {
     };
 
     if bridge_route {
-        return routes::handle(req, &env, &isolate, &resolution).await;
+        let request = worker::Request::from(req);
+        return Reply::Response(routes::handle(request, &env, &isolate, &resolution).await);
     }
-    if let Some(u) = &url {
-        let redirect = phase::clerk_only_redirect(config, u)
-            .or_else(|| handshake::redirect(&req, u, &resolution, &isolate, now));
-        if let Some(response) = redirect {
-            return response;
+    if config.phase == Phase::ClerkOnly {
+        if let Some(response) = url().and_then(|u| phase::clerk_only_redirect(config, u)) {
+            return Reply::Response(response);
         }
     }
-    convergence::record(&isolate, &resolution, facts.cookie_header, kv, &ctx, now);
+    if matches!(resolution.clerk, Some(ClerkRequestState::NeedsHandshake(_))) {
+        if let Some(u) = url() {
+            let request = worker::Request::from(Clone::clone(&req));
+            if let Some(response) = handshake::redirect(&request, u, &resolution, &isolate, now) {
+                return Reply::Response(response);
+            }
+        }
+    }
+    convergence::record(&isolate, &resolution, inbound.cookie, kv, &ctx, now);
 
-    let mut identity_headers = resolution.identity.headers();
-    if let (Some(killed), Some(cookies)) = (&resolution.killed_nextauth_cookie, &cookie_header) {
+    let mut identity_headers = String::with_capacity(128);
+    resolution.identity.push_headers(&mut identity_headers);
+    if let (Some(killed), Some(cookies)) = (&resolution.killed_nextauth_cookie, inbound.cookie) {
         // A revoked session must not reach the origin either: its NextAuth would renew it.
         let kept = crate::cookies::without_session_cookies(cookies, &[killed.as_str()]);
-        identity_headers.push(("cookie", kept));
+        proxy::push_identity_header(&mut identity_headers, "cookie", &kept);
     }
     if let Some(signer) = &isolate.assertion {
         let audience = config
             .origin_url
             .as_ref()
             .map(|o| o.host().to_string())
-            .or_else(|| url.as_ref().and_then(|u| u.host_str().map(str::to_string)))
+            .or_else(|| url().and_then(|u| u.host_str().map(str::to_string)))
             .unwrap_or_default();
         let assertion = signer.sign(&resolution.identity, &audience, config.phase, now);
         if let Some(assertion) = assertion.await {
-            identity_headers.push(("x-auth-assertion", assertion));
+            proxy::push_identity_header(&mut identity_headers, "x-auth-assertion", &assertion);
         }
     }
-    let response = proxy::forward(req.inner(), config, &identity_headers).await;
-    crate::inject::maybe_inject(
+    let pending = proxy::forward(&req, &inbound, config, &identity_headers);
+    let source = resolution.identity.source;
+    if !crate::inject::may_inject(config, source) {
+        return Reply::Origin(pending);
+    }
+    let response: web_sys::Response = match wasm_bindgen_futures::JsFuture::from(pending).await {
+        Ok(response) => response.unchecked_into(),
+        // `proxy::forward` resolves failures to a 502; a rejection cannot happen.
+        Err(_) => routes::plain(502, "Bad Gateway: the origin could not be reached\n"),
+    };
+    Reply::Response(crate::inject::maybe_inject(
         response,
         config,
-        resolution.identity.source,
-        &req.inner().method(),
-    )
+        source,
+        inbound.method,
+    ))
+}
+
+/// Whether the request may carry a handshake result back from Clerk (a necessary condition of
+/// [`handshake::resolve`], checked on the raw request so ordinary requests skip it): Clerk is
+/// configured, the method is `GET`/`HEAD`, and the handshake parameter's name appears in the query
+/// (or the query is percent-encoded) or in the cookies.
+fn may_return_from_handshake(inbound: &InboundRequest<'_>, isolate: &Isolate) -> bool {
+    isolate.identity.clerk().is_some()
+        && matches!(inbound.method, "GET" | "HEAD")
+        && (inbound
+            .query()
+            .is_some_and(|q| q.contains(handshake::HANDSHAKE_PARAM) || q.contains('%'))
+            || inbound
+                .cookie
+                .is_some_and(|c| c.contains(handshake::HANDSHAKE_PARAM)))
 }
 
 /// Cron Trigger: the batch pacer.

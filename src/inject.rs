@@ -28,9 +28,7 @@ pub struct PageFacts<'a> {
 /// Clerk session is already migrated, anonymous visitors have nobody to migrate), and only
 /// `migrate` mints tokens.
 pub fn should_inject(config: &Config, source: Source, page: &PageFacts<'_>) -> bool {
-    config.inject_client_script
-        && config.phase.writes_to_clerk()
-        && source == Source::NextAuth
+    may_inject(config, source)
         && page.method.eq_ignore_ascii_case("GET")
         && (200..300).contains(&page.status)
         && !(204..=206).contains(&page.status)
@@ -38,6 +36,12 @@ pub fn should_inject(config: &Config, source: Source, page: &PageFacts<'_>) -> b
         && page
             .content_encoding
             .is_none_or(|e| e.trim().is_empty() || e.trim().eq_ignore_ascii_case("identity"))
+}
+
+/// The part of [`should_inject`] known before the origin answers: when it is false, the
+/// origin's response is passed on without being looked at.
+pub fn may_inject(config: &Config, source: Source) -> bool {
+    config.inject_client_script && config.phase.writes_to_clerk() && source == Source::NextAuth
 }
 
 fn is_html(content_type: &str) -> bool {
@@ -315,7 +319,7 @@ pub fn maybe_inject(
     source: Source,
     method: &str,
 ) -> web_sys::Response {
-    if !config.inject_client_script || source != Source::NextAuth {
+    if !may_inject(config, source) {
         return response;
     }
     let headers = response.headers();

@@ -3,9 +3,26 @@
 //! The request body and the response body are handed over as streams, never read: the origin's
 //! answer (status, every `Set-Cookie`, redirects, streaming bodies) comes back untouched.
 
-use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::config::{BaseUrl, Config};
+
+#[wasm_bindgen(module = "/src/proxy.js")]
+extern "C" {
+    /// Method, URL and the headers [`InboundRequest::parse`] reads, in one crossing.
+    #[wasm_bindgen(js_name = requestFacts)]
+    fn request_facts(request: &web_sys::Request) -> String;
+
+    /// The forward itself, in one crossing (see `src/proxy.js`).
+    #[wasm_bindgen(js_name = forward)]
+    fn forward_js(
+        request: &web_sys::Request,
+        url: &str,
+        forwarded_proto: &str,
+        via: &str,
+        identity: &str,
+    ) -> js_sys::Promise;
+}
 
 /// Prefix of every identity header; inbound copies are removed so nobody can forge them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
@@ -34,84 +51,121 @@ pub fn upstream_url(request_url: &str, origin: Option<&BaseUrl>) -> String {
     origin.join(path_and_query)
 }
 
-/// Forwards the request to the origin with the identity headers and returns the origin's
-/// response as it came (streamed). An unreachable origin is a `502` with a short reason.
-pub async fn forward(
-    req: &web_sys::Request,
-    config: &Config,
-    identity_headers: &[(&'static str, String)],
-) -> web_sys::Response {
-    match try_forward(req, config, identity_headers).await {
-        Ok(response) => response,
-        Err(reason) => {
-            worker::console_error!("auth-bridge: origin unreachable: {reason}");
-            crate::routes::plain(502, "Bad Gateway: the origin could not be reached\n")
-        }
+/// What the worker reads from every request, borrowed from the one string `src/proxy.js` packs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundRequest<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub via: Option<&'a str>,
+    pub cookie: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    /// `cf-connecting-ip`: the client's address, as Cloudflare saw it.
+    pub client_address: Option<&'a str>,
+}
+
+impl<'a> InboundRequest<'a> {
+    /// Reads the packed facts of `request` (one JS call).
+    pub fn read(request: &web_sys::Request) -> String {
+        request_facts(request)
+    }
+
+    /// Splits the packed facts: `method NUL url (NUL ('+' value | '-'))*` for `via`, `cookie`,
+    /// `authorization`, `cf-connecting-ip`. `None` when the string is not in that shape.
+    pub fn parse(packed: &'a str) -> Option<InboundRequest<'a>> {
+        let mut fields = packed.split('\0');
+        let method = fields.next()?;
+        let url = fields.next()?;
+        let mut header = || match fields.next()?.split_at_checked(1)? {
+            ("+", value) => Some(Some(value)),
+            ("-", "") => Some(None),
+            _ => None,
+        };
+        let via = header()?;
+        let cookie = header()?;
+        let authorization = header()?;
+        let client_address = header()?;
+        Some(InboundRequest {
+            method,
+            url,
+            via,
+            cookie,
+            authorization,
+            client_address,
+        })
+    }
+
+    /// The path of the URL (`/` when it has none), without query or fragment.
+    pub fn path(&self) -> &'a str {
+        let after_scheme = self.url.split_once("://").map_or(self.url, |(_, r)| r);
+        let from_path = after_scheme.find('/').map_or("/", |at| &after_scheme[at..]);
+        let end = from_path.find(['?', '#']).unwrap_or(from_path.len());
+        &from_path[..end]
+    }
+
+    /// The raw query (without `?`), if any.
+    pub fn query(&self) -> Option<&'a str> {
+        let (_, rest) = self.url.split_once('?')?;
+        Some(rest.split_once('#').map_or(rest, |(q, _)| q))
+    }
+
+    /// Whether [`Self::path`] is already in the form a URL parser would give it, so it can be
+    /// compared as is (no percent-escapes, dot segments, backslashes or non-ASCII to normalise).
+    pub fn path_is_plain(&self) -> bool {
+        let path = self.path();
+        !path.contains("/.")
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
+    }
+
+    /// Whether the query has a parameter named `name` (after form-decoding, as
+    /// `Url::query_pairs` compares it).
+    pub fn has_query_param(&self, name: &str) -> bool {
+        self.query().is_some_and(|query| {
+            form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == name)
+        })
     }
 }
 
-async fn try_forward(
+/// Forwards the request to the origin with the identity headers (`name NUL value NUL ...`, see
+/// [`push_identity_header`]). The promise resolves to the origin's response as it came
+/// (streamed), or to a `502` with a short reason when the origin cannot be reached; it never
+/// rejects.
+pub fn forward(
     req: &web_sys::Request,
+    inbound: &InboundRequest<'_>,
     config: &Config,
-    identity_headers: &[(&'static str, String)],
-) -> Result<web_sys::Response, String> {
-    let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
-    let headers = web_sys::Headers::new_with_headers(&req.headers()).map_err(js)?;
-    let names: Vec<String> = worker::Headers(headers.clone()).keys().collect();
-    for name in names.iter().filter(|n| is_forgeable_identity_header(n)) {
-        headers.delete(name).map_err(js)?;
-    }
-    let url = upstream_url(&req.url(), config.origin_url.as_ref());
-    if config.origin_url.is_some() {
-        // The origin is reached under another name: tell it the one the browser used.
-        if let Some(host) = headers.get("host").map_err(js)? {
-            headers.set("x-forwarded-host", &host).map_err(js)?;
-        }
-        let proto = if req.url().starts_with("https:") {
-            "https"
-        } else {
-            "http"
-        };
-        headers.set("x-forwarded-proto", proto).map_err(js)?;
-        headers.delete("host").map_err(js)?;
-    }
-    headers
-        .set(
-            "via",
-            &via_with_bridge(headers.get("via").map_err(js)?.as_deref()),
-        )
-        .map_err(js)?;
-    for (name, value) in identity_headers {
-        headers.set(name, value).map_err(js)?;
-    }
+    identity_headers: &str,
+) -> js_sys::Promise {
+    let url = upstream_url(inbound.url, config.origin_url.as_ref());
+    // The origin is reached under another name: tell it the one the browser used.
+    let forwarded_proto = match (&config.origin_url, inbound.url.starts_with("https:")) {
+        (None, _) => "",
+        (Some(_), true) => "https",
+        (Some(_), false) => "http",
+    };
+    let via = via_with_bridge(inbound.via);
+    forward_js(req, &url, forwarded_proto, &via, identity_headers)
+}
 
-    let init = web_sys::RequestInit::new();
-    let method = req.method();
-    init.set_method(&method);
-    init.set_headers(&headers);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    if !method_has_no_body(&method) {
-        if let Some(body) = req.body() {
-            init.set_body(&body);
-        }
+/// Appends one identity header to the packed list [`forward`] takes. A value holding NUL cannot
+/// be a header value: it is sent as is and the runtime refuses it (a `502`, as any header the
+/// runtime refuses), never split into other headers.
+pub fn push_identity_header(packed: &mut String, name: &str, value: &str) {
+    if !packed.is_empty() {
+        packed.push('\0');
     }
-    let upstream = web_sys::Request::new_with_str_and_init(&url, &init).map_err(js)?;
-    // The global fetch, and its response returned as it is: no rebuilt headers or body, and the
-    // origin's status text kept.
-    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let response = wasm_bindgen_futures::JsFuture::from(global.fetch_with_request(&upstream))
-        .await
-        .map_err(js)?;
-    Ok(response.unchecked_into())
+    packed.push_str(name);
+    packed.push('\0');
+    packed.push_str(value);
 }
 
 pub use crate::via::{via_lists_bridge, via_with_bridge, VIA_NAME};
 
 /// A `508` for a request that already passed through this worker (see [`VIA_NAME`]); checked
 /// before anything else, since identity resolution may itself call the origin.
-pub fn refuse_loop(req: &web_sys::Request) -> Option<web_sys::Response> {
-    let via = req.headers().get("via").ok().flatten()?;
-    if !via_lists_bridge(&via) {
+pub fn refuse_loop(via: Option<&str>) -> Option<web_sys::Response> {
+    if !via_lists_bridge(via?) {
         return None;
     }
     worker::console_error!(
@@ -177,6 +231,80 @@ mod tests {
             upstream_url("https://app.example.com/x?y", None),
             "https://app.example.com/x?y"
         );
+    }
+
+    #[test]
+    fn packed_request_facts_are_split_in_order() {
+        let packed = "POST\0https://app.example.com/a?b=1\0-\0+a=1; b=2\0+\0+203.0.113.7";
+        let inbound = InboundRequest::parse(packed).unwrap();
+        assert_eq!(inbound.method, "POST");
+        assert_eq!(inbound.url, "https://app.example.com/a?b=1");
+        assert_eq!(inbound.via, None);
+        assert_eq!(inbound.cookie, Some("a=1; b=2"));
+        // Present but empty is not absent.
+        assert_eq!(inbound.authorization, Some(""));
+        assert_eq!(inbound.client_address, Some("203.0.113.7"));
+        for broken in ["", "GET", "GET\0/", "GET\0/\0-\0-\0-", "GET\0/\0x\0-\0-\0-"] {
+            assert_eq!(InboundRequest::parse(broken), None, "{broken:?}");
+        }
+    }
+
+    fn inbound(url: &str) -> InboundRequest<'_> {
+        InboundRequest {
+            method: "GET",
+            url,
+            via: None,
+            cookie: None,
+            authorization: None,
+            client_address: None,
+        }
+    }
+
+    #[test]
+    fn path_and_query_from_the_raw_url() {
+        let r = inbound("https://app.example.com/__auth-bridge/x?y=1&z#f");
+        assert_eq!(r.path(), "/__auth-bridge/x");
+        assert_eq!(r.query(), Some("y=1&z"));
+        assert_eq!(inbound("http://h:8787").path(), "/");
+        assert_eq!(inbound("http://h:8787").query(), None);
+        assert_eq!(inbound("http://h/?").query(), Some(""));
+    }
+
+    #[test]
+    fn paths_a_parser_would_rewrite_are_not_plain() {
+        assert!(inbound("https://a.example/x/y.css?q=%20").path_is_plain());
+        for url in [
+            "https://a.example/x/%2e%2e/__auth-bridge/",
+            "https://a.example/x/../y",
+            "https://a.example/x\\y",
+            "https://a.example/caf\u{e9}",
+        ] {
+            assert!(!inbound(url).path_is_plain(), "{url}");
+        }
+        // Where the raw path is plain, it is the parsed path.
+        for url in [
+            "https://a.example/__auth-bridge/status?x",
+            "http://h:1/a/b;c",
+        ] {
+            let parsed = worker::Url::parse(url).unwrap();
+            assert_eq!(inbound(url).path(), parsed.path());
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_compared_decoded() {
+        assert!(inbound("https://a/?__clerk_db_jwt=x").has_query_param("__clerk_db_jwt"));
+        assert!(inbound("https://a/?a=1&__clerk%5Fdb_jwt").has_query_param("__clerk_db_jwt"));
+        assert!(!inbound("https://a/?x=__clerk_db_jwt").has_query_param("__clerk_db_jwt"));
+        assert!(!inbound("https://a/").has_query_param("__clerk_db_jwt"));
+    }
+
+    #[test]
+    fn identity_headers_pack_as_name_value_pairs() {
+        let mut packed = String::new();
+        push_identity_header(&mut packed, "x-auth-source", "clerk");
+        push_identity_header(&mut packed, "x-auth-email", "");
+        assert_eq!(packed, "x-auth-source\0clerk\0x-auth-email\0");
     }
 
     #[test]

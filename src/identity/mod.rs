@@ -56,7 +56,19 @@ impl Identity {
 
     /// The identity headers, in a fixed order; absent facts are absent headers.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![("x-auth-source", self.source.as_str().to_string())];
+        let mut out = Vec::with_capacity(6);
+        self.each_header(|name, value| out.push((name, value.to_string())));
+        out
+    }
+
+    /// The same headers, appended to the packed list the forward takes (see
+    /// [`crate::proxy::push_identity_header`]), without a copy of each value.
+    pub fn push_headers(&self, packed: &mut String) {
+        self.each_header(|name, value| crate::proxy::push_identity_header(packed, name, value));
+    }
+
+    fn each_header<'a>(&'a self, mut emit: impl FnMut(&'static str, &'a str)) {
+        emit("x-auth-source", self.source.as_str());
         let optional = [
             ("x-auth-user-id", &self.user_id),
             ("x-auth-clerk-user-id", &self.clerk_user_id),
@@ -66,10 +78,9 @@ impl Identity {
         ];
         for (name, value) in optional {
             if let Some(value) = value {
-                out.push((name, value.clone()));
+                emit(name, value);
             }
         }
-        out
     }
 }
 
@@ -83,6 +94,26 @@ mod tests {
             Identity::anonymous().headers(),
             vec![("x-auth-source", "anonymous".to_string())]
         );
+    }
+
+    #[test]
+    fn packed_headers_are_the_same_headers() {
+        let id = Identity {
+            source: Source::Clerk,
+            user_id: Some("legacy-1".into()),
+            clerk_user_id: None,
+            email: Some("a@example.com".into()),
+            session_id: Some("sess_1".into()),
+            session_status: Some("pending".into()),
+        };
+        let mut packed = String::new();
+        id.push_headers(&mut packed);
+        let expected: Vec<String> = id
+            .headers()
+            .into_iter()
+            .flat_map(|(n, v)| [n.to_string(), v])
+            .collect();
+        assert_eq!(packed.split('\0').collect::<Vec<_>>(), expected);
     }
 
     #[test]
