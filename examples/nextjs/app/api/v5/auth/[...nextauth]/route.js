@@ -1,0 +1,3 @@
+import { handlers } from '../../../../../lib/auth-v5.js';
+
+export const { GET, POST } = handlers;
