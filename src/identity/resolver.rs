@@ -1,6 +1,11 @@
 //! Resolves the identity of one request (glue): a valid Clerk session wins, otherwise a valid
 //! NextAuth session (unless the phase is `clerk-only`), otherwise anonymous.
 //!
+//! A Clerk session is forwarded under Clerk's `external_id` (see `legacy_id` for the order of
+//! sources and why an unanswerable look-up gives no identity); a pending one gives no identity
+//! unless `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`. An opaque NextAuth value is asked about at
+//! the origin only when next-auth could have generated it, within the client address's cap.
+//!
 //! Built once per isolate with every key derived and imported up front. Failure is anonymity:
 //! nothing here can fail a request; a bad cookie, an unreachable JWKS or a misconfiguration
 //! degrades to a weaker identity and is logged without any cookie, token or secret value.
