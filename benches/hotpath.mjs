@@ -51,7 +51,8 @@ const SECRET = 'bench-nextauth-secret';
 const FAPI = 'clerk.bench.example.com';
 const V4 = 'next-auth.session-token';
 const V5 = 'authjs.session-token';
-const CLERK_USER = 'user_2benchUser0000000000000';
+/** The Clerk user's `external_id`: a migrated user, forwarded by auth-bridge under its legacy id. */
+const CLERK_LEGACY_ID = 'legacy-clerk-bench';
 /** Headers of an ordinary browser page load, sent with every request of every case. */
 const BROWSER = {
   accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
@@ -110,6 +111,8 @@ async function oneRun(run) {
       js: client(await mf.unsafeGetDirectURL('js-reference'), { cpu }),
     };
     const direct = client(origin.url, { cpu }); // workerd idle: its cpu is the instrument's floor
+    // A migrated user: auth-bridge asks Clerk once for its external_id, then caches it.
+    const CLERK_USER = clerk.createUser({ external_id: CLERK_LEGACY_ID, email_address: ['bench@example.com'] }).id;
 
     // Tokens: one per cold request of each worker (warm-up included), one warm token per kind.
     const total = WARMUP + ROUNDS;
@@ -148,10 +151,11 @@ async function oneRun(run) {
       v5: (t) => cookieHeader({ [V5]: t }),
       clerk: (t) => cookieHeader({ __session: t, __client_uat: String(uat) }),
     };
+    // The JS reference forwards the token's `sub`; auth-bridge the user's external_id.
     const expectedUser = {
       v4: (i) => legacy(i),
       v5: (i) => legacy(i),
-      clerk: () => CLERK_USER,
+      clerk: (_, w) => (w === 0 ? CLERK_LEGACY_ID : CLERK_USER),
     };
     const sourceOf = { v4: 'nextauth', v5: 'nextauth', clerk: 'clerk' };
     const kinds = [{ kind: 'anonymous', cookie: () => null, source: 'anonymous', user: '' }];
@@ -161,14 +165,14 @@ async function oneRun(run) {
         id,
         // Worker w takes the (2·round + w)-th token: no token is ever sent twice.
         cookie: (w, round) => cookieFor[id](tokens[id][2 * round + w]),
-        user: (w, round) => expectedUser[id](2 * round + w),
+        user: (w, round) => expectedUser[id](2 * round + w, w),
         source: sourceOf[id],
       });
       kinds.push({
         kind: `${id} warm`,
         id,
         cookie: () => cookieFor[id](warm[id]),
-        user: () => expectedUser[id]('warm'),
+        user: (w) => expectedUser[id]('warm', w),
         source: sourceOf[id],
       });
     }

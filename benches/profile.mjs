@@ -76,6 +76,7 @@ const getJson = (url) =>
 try {
   await mf.ready;
   const get = client(await mf.unsafeGetDirectURL('auth-bridge'));
+  const clerkUser = clerk.createUser({ external_id: 'legacy-clerk-profile', email_address: ['p@example.com'] }).id;
   const uat = Math.floor(Date.now() / 1000) - 120;
   let n = 0;
   const claims = () => ({ sub: `legacy-${WARM ? 'warm' : n++}`, email: 'u@example.com' });
@@ -85,7 +86,7 @@ try {
     v5: async () => cookieHeader({ 'authjs.session-token': await authJsV5(SECRET, claims()) }),
     clerk: async () =>
       cookieHeader({
-        __session: clerk.mintSessionToken({ sub: 'user_2bench', ttlSeconds: 3600, claims: { jti: String(n++) } }),
+        __session: clerk.mintSessionToken({ sub: clerkUser, ttlSeconds: 3600, claims: { jti: String(n++) } }),
         __client_uat: String(uat),
       }),
   }[CASE];
