@@ -12,7 +12,9 @@
 //! Hot path: each isolate keeps a snapshot of the list, refreshed at most every
 //! [`REFRESH_SECS`] by the first request carrying a NextAuth session that finds it stale (while it
 //! refreshes, the others use the previous snapshot). A request without a NextAuth session never
-//! looks at it. KV `list` is itself eventually consistent (about a minute across locations), so
+//! looks at it. Another isolate therefore applies a change within [`REFRESH_SECS`] of KV showing
+//! it there: at once in the same location, up to KV's documented 60 s in others. KV `list` is
+//! itself eventually consistent, so
 //! a change made on this isolate is kept as a local override for [`LOCAL_OVERRIDE_SECS`]: the
 //! isolate that took the call applies it at once, whatever a stale list says meanwhile.
 //!

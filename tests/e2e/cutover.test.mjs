@@ -13,7 +13,7 @@ import { startBridge, bridgeWorker, deadPort, ROOT } from './harness.mjs';
 import { startOrigin } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
-import { nextAuthV4, cookieHeader } from './tokens.mjs';
+import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-for-cutover-tests';
 const ADMIN = 'cutover-admin-token-0123456789';
@@ -187,9 +187,24 @@ test('NEXTAUTH_SESSIONS_NOT_BEFORE: earlier sessions are anonymous in every phas
   } finally {
     await migrating.close();
   }
+  // Auth.js v5, split into chunks: refused the same way, and every chunk is kept from the origin.
+  const v5 = await authJsV5(SECRET, { sub: 'legacy-nb-v5', big: 'x'.repeat(6000) });
+  const chunks = Object.fromEntries(v5.match(/.{1,3936}/g).map((c, i) => [`authjs.session-token.${i}`, c]));
+  assert.ok(Object.keys(chunks).length >= 2);
+  const v5Bridge = await startBridge(vars({ NEXTAUTH_SESSIONS_NOT_BEFORE: future }));
+  try {
+    const s = await seen(v5Bridge, { theme: 'dark', ...chunks, lang: 'en' });
+    assert.equal(s.source, 'anonymous');
+    assert.equal(s.cookie, 'theme=dark; lang=en');
+  } finally {
+    await v5Bridge.close();
+  }
   const past = await startBridge(vars({ NEXTAUTH_SESSIONS_NOT_BEFORE: String(now() - 3600) }));
   try {
-    assert.equal((await seen(past, na)).user, 'legacy-nb');
+    const kept = await seen(past, na);
+    assert.equal(kept.user, 'legacy-nb');
+    assert.equal(kept.cookie, cookieHeader(na), 'a session that stands keeps its cookie');
+    assert.equal((await seen(past, chunks)).user, 'legacy-nb-v5');
   } finally {
     await past.close();
   }
