@@ -220,11 +220,13 @@ impl IdentityResolver {
         };
         if let Some(ClerkRequestState::SignedIn(session)) = &clerk_state {
             let identity = self.clerk_identity(session, kv, now).await;
+            // A revoked NextAuth cookie beside a Clerk session must not reach the origin either.
+            let killed_nextauth_cookie = self.killed_nextauth_cookie(&cookies, kv, now).await;
             return Resolution {
                 identity,
                 clerk: clerk_state,
                 nextauth: None,
-                killed_nextauth_cookie: None,
+                killed_nextauth_cookie,
             };
         }
         if let Some(error) = clerk_state.as_ref().and_then(jwks::invalid_token_error) {
@@ -288,6 +290,30 @@ impl IdentityResolver {
             }
         }
         resolution
+    }
+
+    /// The base name of the NextAuth session cookie when a kill switch refuses it (only read
+    /// when such a cookie is there).
+    async fn killed_nextauth_cookie(
+        &self,
+        cookies: &Cookies<'_>,
+        kv: Option<&KvStore>,
+        now: u64,
+    ) -> Option<String> {
+        let NextAuthOutcome::Session(session) =
+            self.nextauth.as_ref()?.session_from_cookies(cookies, now)
+        else {
+            return None;
+        };
+        revocation::check_session(
+            &session.claims,
+            &session.sub,
+            self.sessions_not_before,
+            kv,
+            now,
+        )
+        .await
+        .map(|_| session.cookie_name)
     }
 
     async fn clerk_state(

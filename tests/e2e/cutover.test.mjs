@@ -174,6 +174,10 @@ test('NEXTAUTH_SESSIONS_NOT_BEFORE: earlier sessions are anonymous in every phas
       assert.equal(s.source, 'anonymous', phase);
       assert.equal(s.cookie, undefined, 'the killed cookie is not forwarded');
       assert.equal((await seen(b, clerkCookies('user_nb'))).source, 'clerk');
+      // Beside a Clerk session too: the Clerk identity stands, the killed cookie stays here.
+      const both = await seen(b, { ...clerkCookies('user_nb'), ...na });
+      assert.equal(both.source, 'clerk');
+      assert.ok(both.cookie.includes('__session=') && !both.cookie.includes('next-auth.session-token'), both.cookie);
       const st = await status(b);
       assert.equal(st.revocations.nextauth_sessions_not_before, futureSecs);
       assert.deepEqual(st.problems.filter((p) => p.startsWith('NEXTAUTH_SESSIONS_NOT_BEFORE')), []);
@@ -204,6 +208,7 @@ test('NEXTAUTH_SESSIONS_NOT_BEFORE: earlier sessions are anonymous in every phas
     const kept = await seen(past, na);
     assert.equal(kept.user, 'legacy-nb');
     assert.equal(kept.cookie, cookieHeader(na), 'a session that stands keeps its cookie');
+    assert.ok((await seen(past, { ...clerkCookies('user_nb'), ...na })).cookie.includes('next-auth.session-token='));
     assert.equal((await seen(past, chunks)).user, 'legacy-nb-v5');
   } finally {
     await past.close();
