@@ -247,6 +247,36 @@ test('malformed NEXTAUTH_SESSIONS_NOT_BEFORE and assertion keys are configuratio
   }
 });
 
+test('a key WebCrypto refuses is a configuration problem: HS256 fallback or no assertion, jwks.json 503, never a 500', async () => {
+  // A well-formed P-256 PKCS#8 whose private scalar is out of range: only the import can tell.
+  const refused = fs.readFileSync(path.join(ROOT, 'tests/fixtures/assertion-es256-bad-scalar.pem'), 'utf8');
+  const withSecret = await startBridge(vars({ AUTH_BRIDGE_ASSERTION_KEY: refused, AUTH_BRIDGE_ASSERTION_SECRET: 'fallback-secret' }));
+  try {
+    for (let i = 0; i < 2; i++) {
+      const s = await seen(withSecret, { 'next-auth.session-token': await session('legacy-refused') });
+      assert.equal(s.user, 'legacy-refused');
+      assert.equal(decodeProtectedHeader(s.assertion).alg, 'HS256');
+    }
+    const jwks = await withSecret.fetch('/__auth-bridge/jwks.json');
+    assert.equal(jwks.status, 503);
+    assert.equal((await jwks.json()).error, 'assertion_key_unusable');
+    const st = await status(withSecret);
+    assert.ok(st.problems.some((p) => p.startsWith('AUTH_BRIDGE_ASSERTION_KEY: WebCrypto refused')), JSON.stringify(st.problems));
+    assert.equal(st.readiness.checks.find((c) => c.name === 'configuration').ok, false);
+  } finally {
+    await withSecret.close();
+  }
+  const alone = await startBridge(vars({ AUTH_BRIDGE_ASSERTION_KEY: refused }));
+  try {
+    const s = await seen(alone, {});
+    assert.equal(s.assertion, undefined);
+    assert.equal((await alone.fetch('/__auth-bridge/jwks.json')).status, 503);
+    assert.equal((await alone.fetch('/__auth-bridge/jwks.json', { method: 'POST' })).status, 405);
+  } finally {
+    await alone.close();
+  }
+});
+
 test('ES256 assertion: jwks.json (current and previous keys) verifies it with jose createRemoteJWKSet', async () => {
   const b = await startBridge(vars({
     AUTH_BRIDGE_ASSERTION_KEY: KEY,
