@@ -16,8 +16,9 @@ pub mod fetch;
 
 pub use error::{error_from_response, parse_clerk_errors, ClerkError};
 pub use model::{
-    ClerkEmailAddress, ClerkUser, CreateUser, IdentificationStatus, SecretString, SignInToken,
-    UpdateUser, UpdateUserMetadata, UserQuery,
+    escape_id_filter, ClerkEmailAddress, ClerkPhoneNumber, ClerkUser, CreateUser,
+    IdentificationStatus, SecretString, SignInToken, UpdateUser, UpdateUserMetadata, UserQuery,
+    Verification,
 };
 pub use request::API_VERSION;
 

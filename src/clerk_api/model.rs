@@ -29,11 +29,26 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// The escaped form of an id for the `external_id` / `user_id` filters of `GET /v1/users`.
+///
+/// Clerk reads a leading `+` or `-` in those values as an include / exclude marker: a bare
+/// `+alice` asks for `alice`, and `-5` asks for *everyone except* `5`. Prefixing every value
+/// with one `+` ("include") makes the rest of it data, whatever it starts with.
+pub fn escape_id_filter(id: &str) -> String {
+    format!("+{id}")
+}
+
 /// Filters for `GET /v1/users`. Each list becomes repeated query keys. Clerk combines different
 /// filters with AND, so the migrator asks one question at a time.
+///
+/// The lists hold *wire* values: `external_id` and `user_id` entries are already escaped with
+/// [`escape_id_filter`] by the constructors. Build queries with the constructors, never with
+/// raw ids in a struct literal. An answer is a set of candidates, not a verdict: every user
+/// must be re-checked for an exact match (see `migration::proof`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
     pub external_id: Vec<String>,
+    pub user_id: Vec<String>,
     pub email_address: Vec<String>,
     pub phone_number: Vec<String>,
     pub username: Vec<String>,
@@ -41,30 +56,60 @@ pub struct UserQuery {
 }
 
 impl UserQuery {
+    /// Users whose `external_id` is exactly `id` (escaped; see [`escape_id_filter`]).
     pub fn by_external_id(id: &str) -> Self {
+        Self::by_external_ids([id])
+    }
+    /// One query for many legacy ids (Clerk accepts up to 100 values per key).
+    pub fn by_external_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        let external_id: Vec<String> = ids.into_iter().map(escape_id_filter).collect();
         Self {
-            external_id: vec![id.to_owned()],
+            limit: Some(page_limit(external_id.len())),
+            external_id,
+            ..Self::default()
+        }
+    }
+    /// Users with this Clerk id (escaped like external ids).
+    pub fn by_user_id(id: &str) -> Self {
+        Self {
+            user_id: vec![escape_id_filter(id)],
+            limit: Some(page_limit(1)),
             ..Self::default()
         }
     }
     pub fn by_email(email: &str) -> Self {
+        Self::by_emails([email])
+    }
+    /// One query for many addresses (verified or not: Clerk's search finds both).
+    pub fn by_emails<'a>(emails: impl IntoIterator<Item = &'a str>) -> Self {
+        let email_address: Vec<String> = emails.into_iter().map(str::to_owned).collect();
         Self {
-            email_address: vec![email.to_owned()],
+            limit: Some(page_limit(email_address.len())),
+            email_address,
             ..Self::default()
         }
     }
     pub fn by_phone(phone: &str) -> Self {
         Self {
             phone_number: vec![phone.to_owned()],
+            limit: Some(page_limit(1)),
             ..Self::default()
         }
     }
     pub fn by_username(username: &str) -> Self {
         Self {
             username: vec![username.to_owned()],
+            limit: Some(page_limit(1)),
             ..Self::default()
         }
     }
+}
+
+/// A `limit` large enough that an answer is never cut short by Clerk's default page of 10:
+/// a truncated answer could hide the one exact match (or a second, conflicting one). Each
+/// value should match at most one user; the slack shows duplicates when Clerk has them.
+fn page_limit(values: usize) -> u32 {
+    values.saturating_mul(2).clamp(10, 500) as u32
 }
 
 /// How Clerk creates an email address or phone number: `verified` (Clerk's default) or
@@ -184,6 +229,25 @@ impl ClerkEmailAddress {
     }
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClerkPhoneNumber {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub phone_number: String,
+    #[serde(default)]
+    pub reserved: bool,
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+impl ClerkPhoneNumber {
+    pub fn is_verified(&self) -> bool {
+        self.verification
+            .as_ref()
+            .is_some_and(|v| v.status == "verified")
+    }
+}
+
 /// The User object, reduced to the fields the migration reads. Lenient: missing or `null`
 /// fields take their defaults, unknown fields are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -195,6 +259,8 @@ pub struct ClerkUser {
     pub primary_email_address_id: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub email_addresses: Vec<ClerkEmailAddress>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub phone_numbers: Vec<ClerkPhoneNumber>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -222,9 +288,41 @@ impl ClerkUser {
 
     /// Clerk stores addresses lower-cased; compare without case.
     pub fn has_email(&self, email: &str) -> bool {
+        self.email(email).is_some()
+    }
+
+    /// This user's entry for `email` (case-insensitive), verified or not.
+    pub fn email(&self, email: &str) -> Option<&ClerkEmailAddress> {
+        let email = email.trim();
         self.email_addresses
             .iter()
-            .any(|e| e.email_address.eq_ignore_ascii_case(email))
+            .find(|e| e.email_address.trim().eq_ignore_ascii_case(email))
+    }
+
+    /// Whether this user holds `email` *and* Clerk has it verified.
+    pub fn has_verified_email(&self, email: &str) -> bool {
+        self.email(email)
+            .is_some_and(ClerkEmailAddress::is_verified)
+    }
+
+    /// This user's entry for `phone` (E.164, compared exactly).
+    pub fn phone(&self, phone: &str) -> Option<&ClerkPhoneNumber> {
+        let phone = phone.trim();
+        self.phone_numbers
+            .iter()
+            .find(|p| p.phone_number.trim() == phone)
+    }
+
+    /// Whether this user's username is `username` (Clerk compares them without case).
+    pub fn has_username(&self, username: &str) -> bool {
+        self.username
+            .as_deref()
+            .is_some_and(|u| u.trim().eq_ignore_ascii_case(username.trim()))
+    }
+
+    /// `external_id`, with Clerk's `null` and an empty string both meaning "none".
+    pub fn external_id(&self) -> Option<&str> {
+        self.external_id.as_deref().filter(|x| !x.is_empty())
     }
 }
 

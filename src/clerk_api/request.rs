@@ -35,10 +35,13 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// The query string of a [`UserQuery`], keys repeated per value (`external_id=a&external_id=b`).
+/// Values go out as the query holds them: the constructors have already escaped ids (a `+`
+/// becomes `%2B` on the wire, never a space).
 pub fn user_query_string(q: &UserQuery) -> String {
     let mut parts = Vec::new();
-    let lists: [(&str, &Vec<String>); 4] = [
+    let lists: [(&str, &Vec<String>); 5] = [
         ("external_id", &q.external_id),
+        ("user_id", &q.user_id),
         ("email_address", &q.email_address),
         ("phone_number", &q.phone_number),
         ("username", &q.username),
@@ -140,6 +143,33 @@ mod tests {
         assert_eq!(
             users_url("http://127.0.0.1:8787/v1", &UserQuery::default()),
             "http://127.0.0.1:8787/v1/users"
+        );
+    }
+
+    #[test]
+    fn signed_ids_are_escaped_so_clerk_reads_them_as_data() {
+        // `+alice` must not be read as "include alice", nor `-5` as "everyone but 5".
+        let q = UserQuery::by_external_ids(["+alice", "-5", "plain"]);
+        assert_eq!(q.external_id, ["++alice", "+-5", "+plain"]);
+        assert_eq!(
+            user_query_string(&q),
+            "external_id=%2B%2Balice&external_id=%2B-5&external_id=%2Bplain&limit=10"
+        );
+        assert_eq!(
+            user_query_string(&UserQuery::by_user_id("-user_1")),
+            "user_id=%2B-user_1&limit=10"
+        );
+        // Emails carry no markers; a `+` in one is data and is percent-encoded.
+        assert_eq!(
+            user_query_string(&UserQuery::by_email("+a@example.com")),
+            "email_address=%2Ba%40example.com&limit=10"
+        );
+        let page: Vec<String> = (0..100).map(|i| format!("L{i}")).collect();
+        let q = UserQuery::by_external_ids(page.iter().map(String::as_str));
+        assert_eq!(
+            q.limit,
+            Some(200),
+            "never cut short by the default page of 10"
         );
     }
 

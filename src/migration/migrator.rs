@@ -1,22 +1,30 @@
 //! The one find-or-link-or-create state machine, shared by the trickle (a signed-in NextAuth
 //! user) and the batch (an import record).
 //!
-//! For a legacy user `L`:
-//! 1. `GET /users?external_id=L` — found: complete missing fields; done (`AlreadyMigrated`).
-//! 2. `GET /users?email_address=E` (or phone, or username when there is no email) — found
-//!    with another `external_id`: `Failed` (`external_id_conflict`; two legacy users are never
-//!    merged); found without one: link (`PATCH external_id` + missing fields) if the legacy
-//!    email is verified, else `Skipped` (linking on an unverified address would hand the
-//!    account to whoever typed it).
-//! 3. `POST /users` — `Created`. On `422 form_identifier_exists` someone raced us: look up
-//!    again (external id, then the identifier Clerk named) and continue from 1 or 2, so two
-//!    racing callers end with one Clerk user.
+//! For a legacy user `L`, in `migrate`:
+//! 1. `POST /users` with `external_id = L` first — a fresh user costs this one call
+//!    (`Created`). Clerk keeps `external_id`, emails, phones and usernames unique, so a racing
+//!    caller (trickle vs batch, another isolate, a redelivered message) gets
+//!    `422 form_identifier_exists` instead of a duplicate.
+//! 2. Only then look up: `GET /users?external_id=+L` (escaped: Clerk reads a leading `+`/`-`
+//!    as a marker), re-checked for an exact match by [`proof`] — found: complete missing fields
+//!    (`AlreadyMigrated`).
+//! 3. Otherwise the identifier Clerk named (then the others): its holder is judged by
+//!    [`proof`]: linked only when both sides prove the email verified; anything else is a
+//!    `Failed` outcome with a stable refusal code, never a guess. A taken username or phone
+//!    that proves nothing does not block the person: they are created without it, with a
+//!    warning.
+//! 4. A password digest Clerk refuses never blocks a user either: they are migrated without
+//!    it and a warning with Clerk's code is kept for the operator ([`ledger::record_warning`]).
+//!
+//! `observe` asks the same questions with reads only (lookups first, no create).
 //!
 //! Clerk answers every question; the store only remembers answers afterwards
-//! (`map:l2c:` / `map:c2l:`, see [`super::ledger`]), so a stale KV read costs a call, never a
-//! duplicate.
+//! (`map:l2c:` / `map:c2l:`, see [`super::ledger`]), written only for a user whose answer was
+//! re-checked here, so a stale KV read costs a call, never a duplicate or a wrong binding.
 
 use super::ledger;
+use super::proof::{self, Binding, Decision, Identifier, LegacyFacts};
 use super::record::ImportRecord;
 use super::store::Store;
 use crate::clerk_api::{
@@ -62,17 +70,19 @@ impl TrickleUser {
 pub enum Outcome {
     /// A new Clerk user was created.
     Created { clerk_id: String },
-    /// An existing Clerk user (matched by email) got this legacy id as `external_id`.
+    /// An existing Clerk user holding the legacy email verified (proven on both sides, see
+    /// [`proof`]) got this legacy id as `external_id`.
     Linked { clerk_id: String },
     /// A Clerk user with this `external_id` exists (missing fields were completed).
     AlreadyMigrated { clerk_id: String },
-    /// Observe mode: step 3 would create a user.
+    /// Observe mode: a user would be created.
     WouldCreate,
-    /// Observe mode: step 2 would link this Clerk user.
+    /// Observe mode: this Clerk user would be linked.
     WouldLink { clerk_id: String },
-    /// Deliberately not migrated; retrying will not change that.
+    /// Deliberately not migrated; retrying will not change that. (The migrator itself no
+    /// longer skips: a refused link is a `Failed` with a [`proof::Refusal`] code.)
     Skipped { reason: String },
-    /// Clerk refused, or the data conflicts; needs a person.
+    /// Clerk refused, or the data conflicts (a [`proof::Refusal`] code); needs a person.
     Failed { code: String, message: String },
     /// Transient: try again, after `after_secs` when Clerk said so (429 / 503).
     Retry {
@@ -108,11 +118,81 @@ impl Outcome {
     }
 }
 
-/// An outcome and the number of Backend API calls it cost (for the pacer's accounting).
+/// Something left behind while the user was migrated (a refused password digest, a taken
+/// username): the operator follows up; the person is not blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationWarning {
+    /// Clerk's error code (`form_password_digest_invalid_code`, …) or ours.
+    pub code: String,
+    /// What was left out and why. Never holds the digest.
+    pub message: String,
+}
+
+/// An outcome, the number of Backend API calls it cost (for the pacer's accounting) and the
+/// warnings of a migration that succeeded with something left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
     pub outcome: Outcome,
     pub calls: u32,
+    pub warnings: Vec<MigrationWarning>,
+}
+
+/// Most `POST /users` attempts for one migration: the first, one without a refused digest,
+/// one without a taken username, one without a taken phone.
+const MAX_CREATES: usize = 4;
+
+/// Whether Clerk refused the password digest or its hasher (OpenAPI `CreateUser` /
+/// `UpdateUser`, error catalogue `forms.go`): `form_password_digest_invalid_code` ("not valid
+/// for the provided password_hasher"), or any 422 naming `password_digest` /
+/// `password_hasher` (`form_param_value_invalid` for an unknown hasher,
+/// `form_conditional_param_missing`, …). Retrying the same digest cannot succeed.
+pub fn is_digest_rejection(e: &ClerkError) -> bool {
+    match e {
+        ClerkError::Api {
+            status: 422,
+            code,
+            param,
+            ..
+        } => {
+            code == "form_password_digest_invalid_code"
+                || matches!(
+                    param.as_deref(),
+                    Some("password_digest" | "password_hasher")
+                )
+        }
+        _ => false,
+    }
+}
+
+fn digest_warning(e: &ClerkError, hasher: Option<&str>) -> MigrationWarning {
+    MigrationWarning {
+        code: e.code().to_owned(),
+        message: format!(
+            "Clerk refused the password digest (hasher {}); the user was migrated without a \
+             password and signs in another way until they set one",
+            hasher.unwrap_or("unknown")
+        ),
+    }
+}
+
+fn taken_warning(identifier: Identifier) -> MigrationWarning {
+    MigrationWarning {
+        code: format!("{}_taken", identifier.name()),
+        message: format!(
+            "another Clerk user holds this {}; it proves nothing, so it was not linked and the \
+             user was migrated without it",
+            identifier.name()
+        ),
+    }
+}
+
+/// A refusal as an outcome: permanent (the batch lists it as failed), with the stable code.
+fn refused(refusal: proof::Refusal, clerk_id: &str, identifier: Option<Identifier>) -> Outcome {
+    let what = identifier.map_or("external id", Identifier::name);
+    Outcome::Failed {
+        code: refusal.code().to_owned(),
+        message: format!("{} (Clerk user {clerk_id}, by {what})", refusal.explain()),
+    }
 }
 
 /// Wraps the client to count calls for one migration.
@@ -125,9 +205,10 @@ impl<C: ClerkApi> Counted<'_, C> {
     fn tick(&self) {
         self.calls.set(self.calls.get() + 1);
     }
-    async fn find_first(&self, q: &UserQuery) -> Result<Option<ClerkUser>, ClerkError> {
+    /// Candidates only: callers judge them with [`proof`].
+    async fn find(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
         self.tick();
-        Ok(self.inner.find_users(q).await?.into_iter().next())
+        self.inner.find_users(q).await
     }
     async fn create(&self, b: &CreateUser) -> Result<ClerkUser, ClerkError> {
         self.tick();
@@ -147,43 +228,43 @@ impl<C: ClerkApi> Counted<'_, C> {
     }
 }
 
-/// Which identifier matched in step 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ident {
-    Email,
-    Phone,
-    Username,
+fn identifier_query(identifier: Identifier, value: &str) -> UserQuery {
+    match identifier {
+        Identifier::Email => UserQuery::by_email(value),
+        Identifier::Phone => UserQuery::by_phone(value),
+        Identifier::Username => UserQuery::by_username(value),
+    }
 }
 
-impl Ident {
-    fn name(self) -> &'static str {
-        match self {
-            Ident::Email => "email",
-            Ident::Phone => "phone",
-            Ident::Username => "username",
+/// The identifiers to look up after Clerk said one is taken: the one it named first.
+fn lookup_order(named: Option<&str>) -> Vec<Identifier> {
+    let first = named.and_then(Identifier::from_clerk_param);
+    first
+        .into_iter()
+        .chain(Identifier::ALL.into_iter().filter(|i| Some(*i) != first))
+        .collect()
+}
+
+/// One migration's running state: what was left out so far.
+#[derive(Default)]
+struct Run {
+    warnings: Vec<MigrationWarning>,
+    digest_refused: bool,
+}
+
+impl Run {
+    fn warn(&mut self, w: MigrationWarning) {
+        if !self.warnings.iter().any(|x| x.code == w.code) {
+            self.warnings.push(w);
         }
     }
 }
 
-fn identifier_query(rec: &ImportRecord, param: Option<&str>) -> Option<(UserQuery, Ident)> {
-    let by_email = rec
-        .email
-        .as_deref()
-        .map(|e| (UserQuery::by_email(e), Ident::Email));
-    let by_phone = rec
-        .phone
-        .as_deref()
-        .map(|p| (UserQuery::by_phone(p), Ident::Phone));
-    let by_username = rec
-        .username
-        .as_deref()
-        .map(|u| (UserQuery::by_username(u), Ident::Username));
-    match param {
-        Some("phone_number") => by_phone,
-        Some("username") => by_username,
-        Some("email_address") => by_email,
-        _ => by_email.or(by_phone).or(by_username),
-    }
+/// What the look-ups after a `form_identifier_exists` concluded.
+enum Resolved {
+    Done(Outcome),
+    /// Only a username / phone that proves nothing is in the way: create without it.
+    CreateWithout(Identifier),
 }
 
 pub struct Migrator<C, S> {
@@ -207,15 +288,83 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
             inner: &self.clerk,
             calls: Cell::new(0),
         };
-        let outcome = match self.run(&api, rec).await {
+        let mut run = Run::default();
+        let outcome = match self.run(&api, rec, &mut run).await {
             Ok(o) => o,
             Err(e) => Outcome::from_error(&e),
         };
-        let outcome = self.remember(rec, outcome).await;
+        self.finish(rec, outcome, run, api.calls.get()).await
+    }
+
+    /// Remembers a success (mapping, warnings) and reports the migration.
+    async fn finish(
+        &self,
+        rec: &ImportRecord,
+        outcome: Outcome,
+        run: Run,
+        calls: u32,
+    ) -> Migration {
+        let warnings = if outcome.clerk_id().is_some() {
+            run.warnings
+        } else {
+            Vec::new()
+        };
+        let outcome = self.remember(rec, outcome, &warnings).await;
         Migration {
             outcome,
-            calls: api.calls.get(),
+            calls,
+            warnings,
         }
+    }
+
+    /// Batch path with the look-ups already done for a whole page: `candidates` are the users
+    /// that the page's multi-value queries answered (by escaped external ids, then by emails).
+    /// They are judged for this record by [`proof::decide`]: a bound user is completed (or
+    /// linked), a refusal fails with its code, and no match goes to the create path of
+    /// [`Migrator::migrate_record`] (which still resolves a race by `form_identifier_exists`).
+    pub async fn migrate_with_candidates(
+        &self,
+        rec: &ImportRecord,
+        candidates: &[ClerkUser],
+    ) -> Migration {
+        let api = Counted {
+            inner: &self.clerk,
+            calls: Cell::new(0),
+        };
+        let mut run = Run::default();
+        let observe = self.mode == Mode::Observe;
+        let result = match proof::decide(&LegacyFacts::of(rec), candidates) {
+            Decision::Bound { user, by } if observe => Ok(match by {
+                Binding::ExternalId => Outcome::AlreadyMigrated { clerk_id: user.id },
+                Binding::VerifiedEmail => Outcome::WouldLink { clerk_id: user.id },
+            }),
+            Decision::Bound { user, by } => {
+                self.complete(&api, rec, user, by == Binding::VerifiedEmail, &mut run)
+                    .await
+            }
+            Decision::Refused {
+                identifier: Some(Identifier::Username | Identifier::Phone),
+                ..
+            }
+            | Decision::NoMatch
+                if observe =>
+            {
+                Ok(Outcome::WouldCreate)
+            }
+            // A taken username or phone is left out by the create path, not refused.
+            Decision::Refused {
+                identifier: Some(Identifier::Username | Identifier::Phone),
+                ..
+            }
+            | Decision::NoMatch => self.run(&api, rec, &mut run).await,
+            Decision::Refused {
+                refusal,
+                clerk_id,
+                identifier,
+            } => Ok(refused(refusal, &clerk_id, identifier)),
+        };
+        let outcome = result.unwrap_or_else(|e| Outcome::from_error(&e));
+        self.finish(rec, outcome, run, api.calls.get()).await
     }
 
     /// Trickle path: the session's facts, merged under any stored import record for the same
@@ -260,102 +409,251 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
         }
     }
 
-    async fn run(&self, api: &Counted<'_, C>, rec: &ImportRecord) -> Result<Outcome, ClerkError> {
-        if let Some(u) = api.find_first(&UserQuery::by_external_id(&rec.id)).await? {
-            return self.complete(api, rec, u, false).await;
-        }
-        if let Some((q, ident)) = identifier_query(rec, None) {
-            if let Some(u) = api.find_first(&q).await? {
-                return self.link(api, rec, u, ident).await;
-            }
-        }
-        if self.mode == Mode::Observe {
-            return Ok(Outcome::WouldCreate);
-        }
-        match api.create(&rec.to_create_user()).await {
-            Ok(u) => Ok(Outcome::Created { clerk_id: u.id }),
-            Err(e) if e.is_identifier_exists() => {
-                // A racing caller (trickle vs batch, or a redelivered message) got there first.
-                if let Some(u) = api.find_first(&UserQuery::by_external_id(&rec.id)).await? {
-                    return self.complete(api, rec, u, false).await;
-                }
-                if let Some((q, ident)) = identifier_query(rec, e.param()) {
-                    if let Some(u) = api.find_first(&q).await? {
-                        return self.link(api, rec, u, ident).await;
-                    }
-                }
-                // Clerk says taken but will not show it yet (its search lags writes).
-                Ok(Outcome::Retry {
-                    after_secs: Some(2),
-                    code: "identifier_exists_not_found".into(),
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn link(
+    async fn run(
         &self,
         api: &Counted<'_, C>,
         rec: &ImportRecord,
-        user: ClerkUser,
-        ident: Ident,
+        run: &mut Run,
     ) -> Result<Outcome, ClerkError> {
-        match user.external_id.as_deref() {
-            Some(own) if own == rec.id => self.complete(api, rec, user, false).await,
-            Some(other) => Ok(Outcome::Failed {
-                code: "external_id_conflict".into(),
-                message: format!(
-                    "the Clerk user {} with this {} already belongs to legacy user {other}; \
-                     two legacy users are never merged",
-                    user.id,
-                    ident.name()
-                ),
-            }),
-            None if ident != Ident::Email || !rec.email_verified => Ok(Outcome::Skipped {
-                reason: format!(
-                    "an existing Clerk user ({}) has this {}, but it is not verified in the \
-                     legacy data; not linking automatically",
-                    user.id,
-                    ident.name()
-                ),
-            }),
-            None => self.complete(api, rec, user, true).await,
+        if self.mode == Mode::Observe {
+            return self.observe(api, rec).await;
         }
+        let facts = LegacyFacts::of(rec);
+        let mut body = rec.to_create_user();
+        for _ in 0..MAX_CREATES {
+            let err = match api.create(&body).await {
+                Ok(user) => {
+                    // Re-checked like any answer: the user we bind must carry this legacy id.
+                    if user.external_id() != Some(rec.id.as_str()) {
+                        return Ok(Outcome::Failed {
+                            code: "clerk_answer_mismatch".into(),
+                            message: format!(
+                                "Clerk created user {} without the legacy id as external_id",
+                                user.id
+                            ),
+                        });
+                    }
+                    return Ok(Outcome::Created { clerk_id: user.id });
+                }
+                Err(e) => e,
+            };
+            if is_digest_rejection(&err) && body.password_digest.is_some() {
+                run.warn(digest_warning(&err, body.password_hasher.as_deref()));
+                run.digest_refused = true;
+                body.password_digest = None;
+                body.password_hasher = None;
+                body.skip_password_requirement = Some(true);
+                continue;
+            }
+            if !err.is_identifier_exists() {
+                return Err(err);
+            }
+            // Someone holds one of our identifiers: this person (a racing caller, an earlier
+            // run) or somebody else.
+            match self
+                .resolve_existing(api, rec, &facts, &body, err.param(), run)
+                .await?
+            {
+                Resolved::Done(outcome) => return Ok(outcome),
+                Resolved::CreateWithout(identifier) => {
+                    run.warn(taken_warning(identifier));
+                    match identifier {
+                        Identifier::Username => body.username = None,
+                        Identifier::Phone => {
+                            body.phone_number.clear();
+                            body.phone_number_identification_status.clear();
+                        }
+                        Identifier::Email => {}
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Retry {
+            after_secs: Some(2),
+            code: "identifier_exists_not_found".into(),
+        })
     }
 
+    /// After `form_identifier_exists`: the exact external-id match first, then the holders of
+    /// the identifiers (the one Clerk named first), judged by [`proof`].
+    async fn resolve_existing(
+        &self,
+        api: &Counted<'_, C>,
+        rec: &ImportRecord,
+        facts: &LegacyFacts<'_>,
+        body: &CreateUser,
+        named: Option<&str>,
+        run: &mut Run,
+    ) -> Result<Resolved, ClerkError> {
+        let found = api.find(&UserQuery::by_external_id(&rec.id)).await?;
+        match proof::by_external_id(&rec.id, &found) {
+            Decision::Bound { user, .. } => {
+                return Ok(Resolved::Done(
+                    self.complete(api, rec, user, false, run).await?,
+                ))
+            }
+            Decision::Refused {
+                refusal, clerk_id, ..
+            } => return Ok(Resolved::Done(refused(refusal, &clerk_id, None))),
+            Decision::NoMatch => {}
+        }
+        // A username or phone proves nothing; when the person has another identifier to be
+        // created with, someone else holding it must not block them.
+        let still_has = |i: Identifier| match i {
+            Identifier::Email => !body.email_address.is_empty(),
+            Identifier::Phone => !body.phone_number.is_empty(),
+            Identifier::Username => body.username.is_some(),
+        };
+        if let Some(i @ (Identifier::Username | Identifier::Phone)) =
+            named.and_then(Identifier::from_clerk_param)
+        {
+            let other_left = Identifier::ALL
+                .into_iter()
+                .any(|o| o != i && o != Identifier::Username && still_has(o));
+            if still_has(i) && other_left {
+                return Ok(Resolved::CreateWithout(i));
+            }
+        }
+        for identifier in lookup_order(named) {
+            let Some(value) = identifier.value(facts) else {
+                continue;
+            };
+            if !still_has(identifier) {
+                continue;
+            }
+            let found = api.find(&identifier_query(identifier, value)).await?;
+            match proof::by_identifier(facts, identifier, &found) {
+                Decision::NoMatch => continue,
+                Decision::Bound { user, by } => {
+                    let linking = by == Binding::VerifiedEmail;
+                    return Ok(Resolved::Done(
+                        self.complete(api, rec, user, linking, run).await?,
+                    ));
+                }
+                Decision::Refused {
+                    refusal,
+                    clerk_id,
+                    identifier,
+                } => return Ok(Resolved::Done(refused(refusal, &clerk_id, identifier))),
+            }
+        }
+        // Clerk says taken but will not show it yet (its search lags writes).
+        Ok(Resolved::Done(Outcome::Retry {
+            after_secs: Some(2),
+            code: "identifier_exists_not_found".into(),
+        }))
+    }
+
+    /// `observe`: the same decisions from reads only.
+    async fn observe(
+        &self,
+        api: &Counted<'_, C>,
+        rec: &ImportRecord,
+    ) -> Result<Outcome, ClerkError> {
+        let facts = LegacyFacts::of(rec);
+        let found = api.find(&UserQuery::by_external_id(&rec.id)).await?;
+        match proof::by_external_id(&rec.id, &found) {
+            Decision::Bound { user, .. } => {
+                return Ok(Outcome::AlreadyMigrated { clerk_id: user.id })
+            }
+            Decision::Refused {
+                refusal, clerk_id, ..
+            } => return Ok(refused(refusal, &clerk_id, None)),
+            Decision::NoMatch => {}
+        }
+        for identifier in Identifier::ALL {
+            let Some(value) = identifier.value(&facts) else {
+                continue;
+            };
+            let found = api.find(&identifier_query(identifier, value)).await?;
+            match proof::by_identifier(&facts, identifier, &found) {
+                Decision::NoMatch => continue,
+                Decision::Bound {
+                    user,
+                    by: Binding::ExternalId,
+                } => return Ok(Outcome::AlreadyMigrated { clerk_id: user.id }),
+                Decision::Bound { user, .. } => {
+                    return Ok(Outcome::WouldLink { clerk_id: user.id })
+                }
+                // A username or phone in the way would be left out, not refused.
+                Decision::Refused {
+                    identifier: Some(Identifier::Username | Identifier::Phone),
+                    ..
+                } if facts.email.is_some() => continue,
+                Decision::Refused {
+                    refusal,
+                    clerk_id,
+                    identifier,
+                } => return Ok(refused(refusal, &clerk_id, identifier)),
+            }
+        }
+        Ok(Outcome::WouldCreate)
+    }
+
+    /// Completes a bound user's missing fields (never overwriting) and, when `linking`, gives
+    /// it the legacy id. What Clerk refuses and proves nothing (a taken username, a refused
+    /// digest) is left out with a warning.
     async fn complete(
         &self,
         api: &Counted<'_, C>,
         rec: &ImportRecord,
         user: ClerkUser,
         linking: bool,
+        run: &mut Run,
     ) -> Result<Outcome, ClerkError> {
         let clerk_id = user.id.clone();
-        if self.mode == Mode::Observe {
-            return Ok(if linking {
-                Outcome::WouldLink { clerk_id }
-            } else {
-                Outcome::AlreadyMigrated { clerk_id }
-            });
-        }
         let (mut patch, metadata) = rec.completion_for(&user);
-        if !patch.is_empty() {
-            match api.update(&clerk_id, &patch).await {
-                Ok(_) => {}
-                // A username taken by someone else must not block the link itself.
-                Err(e)
-                    if e.is_identifier_exists()
-                        && e.param() == Some("username")
-                        && patch.username.is_some() =>
-                {
-                    patch.username = None;
-                    if !patch.is_empty() {
-                        api.update(&clerk_id, &patch).await?;
-                    }
-                }
-                Err(e) => return Err(e),
+        if run.digest_refused {
+            patch.password_digest = None;
+            patch.password_hasher = None;
+        }
+        for _ in 0..3 {
+            if patch.is_empty() {
+                break;
             }
+            let err = match api.update(&clerk_id, &patch).await {
+                Ok(updated) => {
+                    if linking && updated.external_id() != Some(rec.id.as_str()) {
+                        return Ok(Outcome::Failed {
+                            code: "clerk_answer_mismatch".into(),
+                            message: format!(
+                                "Clerk did not set the legacy id on user {}",
+                                updated.id
+                            ),
+                        });
+                    }
+                    patch = UpdateUser::default();
+                    break;
+                }
+                Err(e) => e,
+            };
+            if err.is_identifier_exists()
+                && err.param() == Some("username")
+                && patch.username.is_some()
+            {
+                run.warn(taken_warning(Identifier::Username));
+                patch.username = None;
+            } else if is_digest_rejection(&err) && patch.password_digest.is_some() {
+                run.warn(digest_warning(&err, patch.password_hasher.as_deref()));
+                run.digest_refused = true;
+                patch.password_digest = None;
+                patch.password_hasher = None;
+            } else if err.is_identifier_exists() && err.param() == Some("external_id") {
+                // Someone gave this legacy id to another Clerk user in between: the next
+                // attempt finds that user by external id.
+                return Ok(Outcome::Retry {
+                    after_secs: Some(1),
+                    code: "external_id_taken_meanwhile".into(),
+                });
+            } else {
+                return Err(err);
+            }
+        }
+        if !patch.is_empty() {
+            return Ok(Outcome::Retry {
+                after_secs: Some(2),
+                code: "completion_incomplete".into(),
+            });
         }
         if !metadata.is_empty() {
             api.update_metadata(&clerk_id, &metadata).await?;
@@ -367,16 +665,38 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
         })
     }
 
-    /// Records legacy id ↔ Clerk id after a success. A write failure turns the outcome into a
-    /// retry: the identity layer needs the mapping, and re-running costs one lookup.
-    async fn remember(&self, rec: &ImportRecord, outcome: Outcome) -> Outcome {
+    /// Records legacy id ↔ Clerk id (and the warnings) after a success. A write failure turns
+    /// the outcome into a retry: the identity layer needs the mapping, and re-running costs
+    /// one lookup.
+    async fn remember(
+        &self,
+        rec: &ImportRecord,
+        outcome: Outcome,
+        warnings: &[MigrationWarning],
+    ) -> Outcome {
         let Some(clerk_id) = outcome.clerk_id() else {
             return outcome;
         };
         if self.mode == Mode::Observe {
             return outcome;
         }
-        match ledger::remember_mapping(&self.store, &rec.id, clerk_id).await {
+        let mut stored = ledger::remember_mapping(&self.store, &rec.id, clerk_id).await;
+        for w in warnings {
+            if stored.is_err() {
+                break;
+            }
+            stored = ledger::record_warning(
+                &self.store,
+                &ledger::WarningRecord {
+                    legacy_id: rec.id.clone(),
+                    clerk_id: Some(clerk_id.to_owned()),
+                    code: w.code.clone(),
+                    message: w.message.clone(),
+                },
+            )
+            .await;
+        }
+        match stored {
             Ok(()) => outcome,
             Err(_) => Outcome::Retry {
                 after_secs: None,

@@ -12,6 +12,7 @@
 //! | `rec:{import id}:{bucket}` | NDJSON of the import's records hashed to that bucket | admin import |
 //! | `st:{import id}:{legacy id}` | [`ledger::StateRecord`]; list metadata = `migrated`/`skipped`/`failed` | queue consumer |
 //! | `cursor:backlog` | [`ledger::BacklogCursor`] | cron (single writer) |
+//! | `warn:{legacy id}:{code}` | [`ledger::WarningRecord`] (migrated with something left out) | migrator |
 //!
 //! Import ids sort by time ([`ledger::new_import_id`]). A record with no `st:` key is pending,
 //! so counts reconcile by construction: `pending = accepted − migrated − skipped − failed`,
@@ -21,9 +22,10 @@
 pub mod kv;
 pub mod ledger;
 pub mod migrator;
+pub mod proof;
 pub mod record;
 pub mod store;
 
-pub use migrator::{Migration, Migrator, Mode, Outcome, TrickleUser};
+pub use migrator::{Migration, MigrationWarning, Migrator, Mode, Outcome, TrickleUser};
 pub use record::{parse_line, parse_ndjson, ImportRecord, LineError};
 pub use store::{ListPage, ListedKey, MemoryStore, PutOptions, Store, StoreError};

@@ -26,6 +26,8 @@ mod dashboard;
 const PARALLEL_PAGE_WRITES: usize = 16;
 /// Failed records per `GET /admin/failures` answer (each costs one KV read).
 const MAX_FAILURES: usize = 500;
+/// Warnings listed in `admin/status` (the count covers all of them).
+const MAX_STATUS_WARNINGS: usize = 100;
 /// Failed records put back per `POST /admin/retry-failed` (three KV operations each).
 const RETRY_FAILED_PER_CALL: usize = 250;
 
@@ -266,6 +268,12 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     });
     if let Some(d) = counted.dry_run {
         doc["dry_run"] = serde_json::to_value(d).unwrap_or(Value::Null);
+    }
+    // Users migrated with something left out (a password digest Clerk refused, a taken
+    // username): the operator follows up; the users themselves were not blocked.
+    let store = KvLedgerStore::new(kv.clone());
+    if let Ok((count, items)) = ledger::warnings(&store, MAX_STATUS_WARNINGS).await {
+        doc["warnings"] = json!({"count": count, "items": items});
     }
     // Requests and users per identity source: tells when the trickle has converged.
     let convergence = crate::convergence::report(kv, now / 1000).await;

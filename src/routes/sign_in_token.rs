@@ -8,7 +8,8 @@
 //!
 //! Cost per request, in Backend API calls:
 //! * a user already mapped in KV (`map:l2c:`) costs one call, the token;
-//! * a fresh user costs the migration (2–5 calls) plus the token. Concurrent requests for the
+//! * a fresh user costs the migration (one `POST /users`; look-ups only when Clerk answers
+//!   `form_identifier_exists`) plus the token. Concurrent requests for the
 //!   same legacy id in one isolate share one migration ([`Coalescer`]) and mint one token each
 //!   (tokens are single use), so a burst of tabs creates one user without a burst of lookups.
 //!
@@ -309,6 +310,10 @@ pub fn answer_for_outcome(outcome: &Outcome) -> Answer {
         }
         Outcome::Failed { code, .. } if CREDENTIAL_ERROR_CODES.contains(&code.as_str()) => {
             Answer::misconfigured("CLERK_SECRET_KEY")
+        }
+        // A binding the proof rules refuse (see `migration::proof`): a stable code, no guess.
+        Outcome::Failed { code, .. } if crate::migration::proof::is_refusal_code(code) => {
+            Answer::error(422, json!({"error": "link_refused", "code": code}), None)
         }
         Outcome::Failed { code, .. } => Answer::error(
             422,
@@ -674,7 +679,10 @@ mod tests {
         let (first, migration_calls) = run(&clerk, &store, &u);
         let (clerk_id, token) = first.result.expect("token");
         assert_eq!(token.user_id, clerk_id);
-        assert_eq!(migration_calls, 3, "find by external id, by email, create");
+        assert_eq!(
+            migration_calls, 1,
+            "create first: no look-up for a fresh user"
+        );
         assert_eq!(first.calls, 1, "the token");
         let created = clerk.user_by_external_id("legacy-1").unwrap();
         assert_eq!(created.id, clerk_id);
@@ -703,7 +711,7 @@ mod tests {
         let (clerk_id, _) = ex.result.expect("token");
         assert_ne!(clerk_id, "user_gone");
         assert_eq!(ex.calls, 2, "the failed token and the new one");
-        assert_eq!(migration_calls, 3);
+        assert_eq!(migration_calls, 1);
         assert_eq!(
             store
                 .peek(&ledger::legacy_to_clerk_key("legacy-2"))
@@ -730,7 +738,8 @@ mod tests {
         let outcome = ex.result.expect_err("no token for an unverified claim");
         let answer = answer_for_outcome(&outcome);
         assert_eq!(answer.status, 422);
-        assert_eq!(answer.body["error"], "migration_skipped");
+        assert_eq!(answer.body["error"], "link_refused");
+        assert_eq!(answer.body["code"], "link_email_unverified_legacy");
         assert!(!answer.body.to_string().contains("user_"), "{answer:?}");
         assert_eq!(clerk.user_count(), 1);
 
@@ -745,10 +754,10 @@ mod tests {
 
     #[test]
     fn clerk_rate_limit_becomes_429_with_retry_after() {
-        let clerk = MemoryClerk::new(Some((2, 10_000)));
+        let clerk = MemoryClerk::new(Some((1, 10_000)));
         let store = MemoryStore::new();
         let (ex, _) = run(&clerk, &store, &user("legacy-4", "c@example.com", true));
-        let outcome = ex.result.expect_err("third call is refused");
+        let outcome = ex.result.expect_err("the token, second call, is refused");
         let answer = answer_for_outcome(&outcome);
         assert_eq!(answer.status, 429);
         let secs = answer.retry_after.expect("Retry-After");

@@ -275,7 +275,7 @@ function parseJsonBody(text) {
  *   privateKey (PEM or KeyObject, RSA-2048), kid
  *   rateLimit: { limit, windowMs, countRejected?, routes?: [{method, path, limit, windowMs}] } | "100/10s" | false
  *   faults: { seed, rules: [...] } (see Faults)
- *   users: { externalIdUnique=false, requireIdentifier=true, passwordRequired=false }
+ *   users: { externalIdUnique=true, requireIdentifier=true, passwordRequired=false }
  *   azp: default `azp` claim of minted session tokens
  *   logLimit: max request-log entries kept (default 200000)
  *   quiet: no console output

@@ -242,7 +242,7 @@ function deepMerge(target, patch) {
 }
 
 export class UserStore {
-  constructor({ externalIdUnique = false, requireIdentifier = true, passwordRequired = false } = {}) {
+  constructor({ externalIdUnique = true, requireIdentifier = true, passwordRequired = false } = {}) {
     this.options = { externalIdUnique, requireIdentifier, passwordRequired };
     this.users = new Map();
     this.seq = 0;

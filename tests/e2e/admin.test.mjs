@@ -31,10 +31,10 @@ const admin = (path, init = {}) =>
   bridge.fetch(`/__auth-bridge/admin${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN}` } });
 const status = async () => (await admin('/status')).json();
 
-test('observe: an import is a dry run that counts would-create, would-link and would-skip', async () => {
+test('observe: an import is a dry run that counts would-create, would-link and would-fail (a refused link)', async () => {
   clerk.createUser({ external_id: 'obs-0', email_address: ['obs0@example.com'] });
   clerk.createUser({ email_address: ['obs1@example.com'] }); // verified in legacy data → link
-  clerk.createUser({ email_address: ['obs2@example.com'] }); // unverified in legacy data → skip
+  clerk.createUser({ email_address: ['obs2@example.com'] }); // unverified in legacy data → refused
   const records = [];
   for (let i = 0; i < 12; i++) {
     records.push({ id: `obs-${i}`, email: `obs${i}@example.com`, email_verified: i !== 2, password_digest: BCRYPT, password_hasher: 'bcrypt' });
@@ -51,7 +51,7 @@ test('observe: an import is a dry run that counts would-create, would-link and w
     await sleep(500);
   }
   assert.equal(s.phase, 'observe');
-  assert.deepEqual(s.dry_run, { would_create: 9, would_link: 1, already_migrated: 1, would_skip: 1, would_fail: 0, pending: 0 });
+  assert.deepEqual(s.dry_run, { would_create: 9, would_link: 1, already_migrated: 1, would_skip: 0, would_fail: 1, pending: 0 });
   assert.equal(s.counts.pending, 12, 'nothing was migrated for real');
   assert.equal(s.counts.accepted, s.counts.pending + s.counts.migrated + s.counts.skipped + s.counts.failed);
   assert.equal(clerk.users().total, 3, 'no Clerk user created');

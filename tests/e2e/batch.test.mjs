@@ -10,7 +10,10 @@ import { startClerkServer } from '../clerk-server/server.mjs';
 const ADMIN = 'admin-token-for-batch-tests-0123456789';
 const BCRYPT = '$2b$10$' + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0'; // 53 chars
 const USERS = 300;
+// Records whose verified email a Clerk user holds unverified: the link is refused for good.
 const REJECTED_BY_CLERK = 5;
+// Records whose password digest Clerk refuses: migrated without it, with a warning.
+const BAD_DIGESTS = 3;
 
 let clerk, bridge;
 let minute = Date.now();
@@ -112,7 +115,11 @@ test('admin routes: 401 without the bearer, 405 for a wrong method, 404 when dis
 test('a batch of users: validated per line, paced under the rate limit, each user once in Clerk', async () => {
   const records = [];
   for (let i = 0; i < USERS; i++) records.push(user(i));
-  for (let i = 0; i < REJECTED_BY_CLERK; i++) records.push(user(1000 + i, { password_digest: 'not-a-bcrypt-digest' }));
+  for (let i = 0; i < REJECTED_BY_CLERK; i++) {
+    clerk.createUser({ email_address: [`user${1000 + i}@example.com`], email_address_identification_status: ['reserved'] });
+    records.push(user(1000 + i, { email_verified: true }));
+  }
+  for (let i = 0; i < BAD_DIGESTS; i++) records.push(user(1100 + i, { password_digest: 'not-a-bcrypt-digest' }));
   const bad = [
     '{"id":"x1","email":"x1@example.com","role":"admin"}', // unknown field
     '{"email":"noid@example.com"}', // no id
@@ -124,7 +131,7 @@ test('a batch of users: validated per line, paced under the rate limit, each use
   const { status: code, body } = await upload(ndjson(lines));
   assert.equal(code, 202);
   assert.match(body.import_id, /^\d{13}-[0-9a-f]{8}$/);
-  assert.equal(body.accepted, USERS + REJECTED_BY_CLERK);
+  assert.equal(body.accepted, USERS + REJECTED_BY_CLERK + BAD_DIGESTS);
   assert.deepEqual(body.rejected.map((r) => r.line), [11, 12, 13, 14, 15]);
   assert.match(body.rejected[0].error, /unknown field `role`/);
   assert.match(body.rejected[1].error, /`id` is required/);
@@ -132,7 +139,7 @@ test('a batch of users: validated per line, paced under the rate limit, each use
   assert.ok(!JSON.stringify(body).includes(BCRYPT), 'no digest in the answer');
 
   const before = await status();
-  assert.equal(before.counts.pending, USERS + REJECTED_BY_CLERK);
+  assert.equal(before.counts.pending, USERS + REJECTED_BY_CLERK + BAD_DIGESTS);
   assert.equal(before.phase, 'migrate');
   assert.equal(before.rate.limit, '1000/10s');
   assert.ok(before.eta > 0, `eta ${before.eta}`);
@@ -143,32 +150,37 @@ test('a batch of users: validated per line, paced under the rate limit, each use
   await Promise.all([bridge.scheduled(t), bridge.scheduled(t)]);
   const done = await until('batch done', (s) => s.counts.pending === 0);
   reconciles(done);
-  assert.equal(done.counts.migrated, USERS);
+  assert.equal(done.counts.migrated, USERS + BAD_DIGESTS);
   assert.equal(done.counts.failed, REJECTED_BY_CLERK);
+  // A refused digest never blocks a user: listed as a warning with Clerk's code.
+  const warned = done.warnings.items.filter((w) => /^legacy-110\d$/.test(w.legacy_id));
+  assert.equal(warned.length, BAD_DIGESTS, JSON.stringify(done.warnings));
+  for (const w of warned) assert.equal(w.code, 'form_password_digest_invalid_code');
+  assert.ok(!JSON.stringify(done).includes('not-a-bcrypt-digest'), 'never the digest');
   assert.equal(done.eta, null);
 
   const report = clerk.users();
-  assert.equal(report.total, USERS);
+  assert.equal(report.total, USERS + BAD_DIGESTS + REJECTED_BY_CLERK);
   assert.deepEqual(report.duplicates, { by_external_id: {}, by_email: {} });
   for (const u of report.users) {
+    if (u.external_id === null) continue; // the holders of refused links, untouched
     const i = Number(u.external_id.replace('legacy-', ''));
     assert.equal(u.email_addresses[0].email_address, `user${i}@example.com`);
     assert.equal(u.email_addresses[0].verification.status, i % 2 === 0 ? 'verified' : 'unverified', u.external_id);
-    assert.equal(u.password_enabled, true);
+    assert.equal(u.password_enabled, i < 1100, u.external_id);
     assert.equal(u.first_name, `First${i}`);
   }
   const stats = clerk.stats();
   assert.equal(stats.rate_limited, 0, 'Clerk never answered 429');
-  // Three calls per new user (find by id, find by email, create): nothing was sent twice.
-  assert.ok(stats.counted <= 3 * (USERS + REJECTED_BY_CLERK) + 5, `${stats.counted} calls`);
+  // At most three calls per user (a create; a refused one adds the look-ups): nothing sent twice.
+  assert.ok(stats.counted <= 3 * (USERS + REJECTED_BY_CLERK + BAD_DIGESTS) + 5, `${stats.counted} calls`);
 
   const failed = await failures();
   assert.equal(failed.length, REJECTED_BY_CLERK);
   for (const f of failed) {
     assert.match(f.id, /^legacy-100\d$/);
-    assert.equal(f.code, 'form_password_digest_invalid_code');
+    assert.equal(f.code, 'link_email_unverified_in_clerk');
     assert.ok(f.message.length > 0);
-    assert.ok(!JSON.stringify(f).includes('not-a-bcrypt-digest'));
   }
 });
 
@@ -182,9 +194,10 @@ test('a second import of the same users adds nothing to Clerk', async () => {
   await tick();
   const s = await until('second import done', (x) => x.counts.pending === 0, 20_000);
   reconciles(s);
-  assert.equal(s.counts.migrated, USERS + 60);
-  assert.equal(clerk.users().total, USERS);
-  assert.ok(clerk.stats().counted - calls <= 60 + 2, 'one lookup per known user');
+  assert.equal(s.counts.migrated, USERS + BAD_DIGESTS + 60);
+  assert.equal(clerk.users().total, USERS + BAD_DIGESTS + REJECTED_BY_CLERK);
+  // Create first: a known user costs the refused create and one exact look-up.
+  assert.ok(clerk.stats().counted - calls <= 2 * 60 + 2, 'two calls per known user');
   assert.equal(clerk.stats().rate_limited, 0);
 });
 
@@ -198,7 +211,7 @@ test('retry-failed puts failures back to pending; the pacer picks them up again'
   reconciles(s);
   await tick();
   const after = await until('failures retried', (x) => x.counts.pending === 0, 20_000);
-  assert.equal(after.counts.failed, REJECTED_BY_CLERK, 'Clerk still refuses the digests');
+  assert.equal(after.counts.failed, REJECTED_BY_CLERK, 'the links are still refused');
   assert.equal((await failures()).length, REJECTED_BY_CLERK);
 });
 
@@ -223,7 +236,7 @@ test('pause holds the batch, resume releases it', async () => {
   await tick();
   const done = await until('resumed batch done', (x) => x.counts.pending === 0, 20_000);
   assert.equal(done.paused, false);
-  assert.equal(clerk.users().total, USERS + 30);
+  assert.equal(clerk.users().total, USERS + BAD_DIGESTS + REJECTED_BY_CLERK + 30);
 });
 
 test('a 429 pauses the batch for Retry-After; deliveries that keep failing end as retries_exhausted', async () => {
@@ -236,8 +249,8 @@ test('a 429 pauses the batch for Retry-After; deliveries that keep failing end a
   await until('429 record done', (x) => x.counts.pending === 0, 15_000);
   assert.ok(clerk.users().users.some((u) => u.external_id === 'legacy-3000'));
 
-  // Every lookup fails with 503 (Retry-After 1 s): the queue's retries run out, the DLQ records it.
-  clerk.setFaults({ rules: [{ path: '/v1/users', method: 'GET', sequence: [{ status: 503, retryAfter: 1 }], loop: true }] });
+  // Every create fails with 503 (Retry-After 1 s): the queue's retries run out, the DLQ records it.
+  clerk.setFaults({ rules: [{ path: '/v1/users', method: 'POST', sequence: [{ status: 503, retryAfter: 1 }], loop: true }] });
   await upload(ndjson([user(3001)]));
   await tick();
   await until('dead letter recorded', (x) => x.counts.pending === 0, 30_000);

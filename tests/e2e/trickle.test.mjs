@@ -113,7 +113,8 @@ test('first call creates one Clerk user with the legacy id; an unverified sessio
   assert.ok(minted.expires_in_seconds > 0 && minted.expires_in_seconds <= 300, `${minted.expires_in_seconds}`);
   assert.equal(clerk.consumeSignInToken(body.token).status, 'accepted');
   const calls = apiCallsSince(since);
-  assert.equal(calls.filter((c) => c.method === 'POST' && c.path === '/v1/users').length, 1);
+  // Create first, with the external id; no look-up for a fresh user: 2 Backend API calls.
+  assert.deepEqual(calls.map((c) => `${c.method} ${c.path}`), ['POST /v1/users', 'POST /v1/sign_in_tokens']);
 });
 
 test('a session that says the email is verified creates it verified (Auth.js v5 cookie)', async () => {
@@ -196,10 +197,62 @@ test('an unverified session email never takes over an existing Clerk account', a
   const res = await post(bridge, await sessionCookie({ sub: id, email }));
   assert.equal(res.status, 422);
   const body = await res.json();
-  assert.equal(body.error, 'migration_skipped');
+  assert.deepEqual(body, { error: 'link_refused', code: 'link_email_unverified_legacy' });
   assert.ok(!JSON.stringify(body).includes(existing.id), 'no other account id leaks');
   assert.equal(userByExternalId(id).length, 0);
   assert.equal(clerk.users().users.find((u) => u.id === existing.id).external_id, null);
+});
+
+test('a NextAuth user with sub +alice never gets a token for Clerk user alice (nor -5 for everyone but 5)', async () => {
+  // Clerk reads a leading + / - in the external_id filter as include / exclude markers.
+  const base = legacyId('signed');
+  const alice = clerk.createUser({ external_id: base, email_address: [`${base}@example.com`], skip_password_requirement: true });
+  for (const sub of [`+${base}`, `-${base}`]) {
+    const email = `${sub.slice(1)}-mallory-${sub[0] === '+' ? 'p' : 'm'}@example.com`;
+    const cookie = await sessionCookie({ sub, email, email_verified: true });
+    const first = await post(bridge, cookie);
+    assert.equal(first.status, 200, sub);
+    const { clerk_user_id: own } = await first.json();
+    assert.notEqual(own, alice.id, sub);
+    assert.deepEqual(userByExternalId(sub).map((u) => u.id), [own], sub);
+    // Another isolate (no KV mapping): the create is refused, the escaped look-up finds exactly `sub`.
+    const other = await freshBridge();
+    const since = lastSeq();
+    const again = await post(other, cookie);
+    assert.equal(again.status, 200, sub);
+    const body = await again.json();
+    assert.equal(body.clerk_user_id, own, sub);
+    assert.equal(clerk.signInTokens().find((t) => t.token === body.token).user_id, own);
+    const lookups = apiCallsSince(since).filter((c) => c.method === 'GET' && c.path === '/v1/users');
+    assert.ok(lookups.length >= 1, 'went through the look-up');
+    for (const c of lookups) {
+      const values = new URLSearchParams(c.query).getAll('external_id');
+      for (const v of values) assert.equal(v, `+${sub}`, `escaped on the wire: ${c.query}`);
+    }
+  }
+  assert.equal(clerk.users().users.find((u) => u.id === alice.id).external_id, base, "Alice's id is untouched");
+  assert.ok(!clerk.signInTokens().some((t) => t.user_id === alice.id), 'no token for Alice');
+});
+
+test('a Clerk user holding the address unverified is not linked: 422 with a stable code', async () => {
+  const id = legacyId('unverified-holder');
+  const email = `${id}@example.com`;
+  // The attacker's copy of the victim's address, never verified.
+  const holder = clerk.createUser({
+    email_address: [email],
+    email_address_identification_status: ['reserved'],
+    skip_password_requirement: true,
+  });
+  const res = await post(bridge, await sessionCookie({ sub: id, email, email_verified: true }));
+  assert.equal(res.status, 422);
+  const body = await res.json();
+  assert.deepEqual(body, { error: 'link_refused', code: 'link_email_unverified_in_clerk' });
+  assert.ok(!JSON.stringify(body).includes(holder.id), 'no other account id leaks');
+  assert.equal(clerk.users().users.find((u) => u.id === holder.id).external_id, null);
+  assert.ok(!clerk.signInTokens().some((t) => t.user_id === holder.id));
+  assert.equal(userByExternalId(id).length, 0);
+  const kv = await bridge.kv();
+  assert.equal(await kv.get(`map:c2l:${holder.id}`), null);
 });
 
 const ADMIN = 'admin-token-for-trickle-tests-0123456789';
@@ -249,6 +302,24 @@ test('an import uploaded before the first sign-in is merged into the Clerk user 
   assert.equal(users.length, 1);
   assertCompletedFromRecord(users[0]);
   assert.equal(users[0].email_addresses[0].verification.status, 'verified');
+});
+
+test('a password digest Clerk refuses does not block the user: migrated without it, with a warning', async () => {
+  const b = await freshBridge({ AUTH_BRIDGE_ADMIN_TOKEN: ADMIN });
+  const id = legacyId('bad-digest');
+  const email = `${id}@example.com`;
+  await upload(b, [{ ...importRecord(id, email), password_digest: 'not-a-bcrypt-digest' }]);
+  const res = await post(b, await sessionCookie({ sub: id, email }));
+  assert.equal(res.status, 200);
+  const [user] = userByExternalId(id);
+  assert.equal(user.password_enabled, false);
+  assert.equal(user.first_name, 'Grace', 'the rest of the record is migrated');
+  const status = await (await b.fetch('/__auth-bridge/admin/status', { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+  const warning = status.warnings.items.find((w) => w.legacy_id === id);
+  assert.equal(warning?.code, 'form_password_digest_invalid_code', JSON.stringify(status.warnings));
+  assert.equal(warning.clerk_id, user.id);
+  assert.ok(status.warnings.count >= 1);
+  assert.ok(!JSON.stringify(status).includes('not-a-bcrypt-digest'), 'never the digest');
 });
 
 test('an import uploaded after the trickle: the batch completes the user, without a second one', async () => {
@@ -372,7 +443,8 @@ test('throttled Clerk: 429 with Retry-After, then the isolate waits it out witho
 
 test('a real sliding-window limit on Clerk surfaces as 429 with its Retry-After', async () => {
   const b = await freshBridge();
-  clerk.setRateLimit({ limit: 2, windowMs: 2000 });
+  // A fresh user costs two calls (create, token): the token is the one refused.
+  clerk.setRateLimit({ limit: 1, windowMs: 2000 });
   const id = legacyId('window');
   const res = await post(b, await sessionCookie({ sub: id, email: `${id}@example.com` }));
   assert.equal(res.status, 429);
