@@ -455,7 +455,7 @@ pub async fn apply(
         });
     }
     // The cap is checked on a fresh read (this is an admin call, not the hot path).
-    let (listed, _) = list_all(kv).await.map_err(RevokeError::Store)?;
+    let (listed, complete) = list_all(kv).await.map_err(RevokeError::Store)?;
     let already = listed.iter().any(|(user, _)| *user == request.user_id);
     if !already && listed.len() >= MAX_REVOKED_USERS {
         return Err(RevokeError::Full);
@@ -475,7 +475,7 @@ pub async fn apply(
         .map_err(|e| RevokeError::Store(e.to_string()))?;
     SNAPSHOT.with(|s| {
         let mut s = s.borrow_mut();
-        s.replace(listed, true, now);
+        s.replace(listed, complete, now);
         s.record_local(&request.user_id, Some(now), now);
     });
     Ok(entry)
