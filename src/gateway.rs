@@ -126,7 +126,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
             .origin_url
             .as_ref()
             .map(|o| o.host().to_string())
-            .or_else(|| url().and_then(|u| u.host_str().map(str::to_string)))
+            .or_else(|| url().and_then(crate::identity::assertion::request_audience))
             .unwrap_or_default();
         let assertion = signer.sign(&resolution.identity, &audience, config.phase, now);
         if let Some(assertion) = assertion.await {

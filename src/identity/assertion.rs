@@ -65,6 +65,17 @@ pub struct AssertionClaims {
     pub exp: u64,
 }
 
+/// The audience in route mode (no `ORIGIN_URL`): the request's host as its `Host` header
+/// carries it, a non-default port included — the same form the host of `ORIGIN_URL` takes, and
+/// what an origin compares `aud` with.
+pub fn request_audience(url: &worker::Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
+}
+
 /// The claims for `identity`, addressed to `audience` (the origin's host), at `now`.
 pub fn claims_for(identity: &Identity, audience: &str, phase: Phase, now: u64) -> AssertionClaims {
     // The legacy id is known for NextAuth sessions, and for Clerk users whose app id is not
@@ -502,6 +513,24 @@ mod tests {
     use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken, ValidationError};
 
     const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn route_mode_audience_keeps_a_non_default_port_like_the_host_header() {
+        let aud = |u: &str| request_audience(&worker::Url::parse(u).unwrap());
+        assert_eq!(
+            aud("http://127.0.0.1:8787/x?y=1").as_deref(),
+            Some("127.0.0.1:8787")
+        );
+        assert_eq!(
+            aud("https://app.example.com/").as_deref(),
+            Some("app.example.com")
+        );
+        assert_eq!(
+            aud("https://app.example.com:443/").as_deref(),
+            Some("app.example.com")
+        );
+        assert_eq!(aud("http://[::1]:3000/").as_deref(), Some("[::1]:3000"));
+    }
 
     fn nextauth() -> Identity {
         Identity {

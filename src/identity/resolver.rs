@@ -167,6 +167,10 @@ impl IdentityResolver {
             }
             Err(error) => {
                 problems.push(format!("CLERK_PUBLISHABLE_KEY: {error}"));
+                // Reported anyway: fixing one setting must not uncover another only later.
+                if let Some(Err(error)) = config.clerk_jwt_key.as_deref().map(KeySource::from_pem) {
+                    problems.push(format!("CLERK_JWT_KEY: {error}"));
+                }
                 None
             }
         });
