@@ -1,0 +1,112 @@
+// SPEC.md "Guarantees", the parts a black-box tester can observe: a legacy user is bound to a
+// Clerk user only on what Clerk's own record shows — `external_id` equal to the legacy id
+// exactly (Clerk's list filters read a leading `+` / `-` as include / exclude markers), or a
+// link through an address verified on both sides — through the trickle, the batch and the
+// forwarded identity. Clerk is the local Backend API server; its users are the evidence.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startBridge } from './harness.mjs';
+import { startOrigin } from './origin.mjs';
+import { startClerkServer } from '../clerk-server/server.mjs';
+import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { nextAuthV4, cookieHeader } from './tokens.mjs';
+import { sleep, through, clerkBrowser } from './spec-common.mjs';
+
+const SECRET = 'spec-guarantees-nextauth-secret';
+const ADMIN = 'spec-guarantees-admin-token-0123456789';
+const FAPI = 'clerk.spec-guarantees.example.com';
+
+let origin, clerk, bridge;
+
+before(async () => {
+  origin = await startOrigin();
+  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'), live: true, rateLimit: false, quiet: true });
+  bridge = await startBridge({
+    ORIGIN_URL: origin.url,
+    MIGRATION_PHASE: 'migrate',
+    NEXTAUTH_SECRET: SECRET,
+    CLERK_SECRET_KEY: clerk.secretKey,
+    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
+    CLERK_API_URL: clerk.url,
+    CLERK_RATE_LIMIT: '1000/10s',
+    AUTH_BRIDGE_ADMIN_TOKEN: ADMIN,
+  });
+});
+after(async () => {
+  await bridge?.close();
+  await Promise.all([clerk?.close(), origin?.close()]);
+});
+
+const na = async (sub, extra = {}) => ({ 'next-auth.session-token': await nextAuthV4(SECRET, { sub, email: `${sub}@example.com`, ...extra }) });
+const signInToken = (b, cookies) =>
+  b.fetch('/__auth-bridge/sign-in-token', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', origin: b.url, cookie: cookieHeader(cookies) } });
+async function admin(route, init = {}) {
+  const res = await bridge.fetch(`/__auth-bridge/admin${route}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers ?? {}) } });
+  const text = await res.text();
+  return { status: res.status, text, json: () => JSON.parse(text) };
+}
+const upload = (lines) => admin('/imports', { method: 'POST', body: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' });
+let minute = Date.now();
+async function runBatch(timeoutMs = 30_000) {
+  await bridge.scheduled((minute += 60_000));
+  const end = Date.now() + timeoutMs;
+  let s;
+  while (Date.now() < end) {
+    s = (await admin('/status')).json();
+    if (s.counts.pending === 0) return s;
+    await sleep(400);
+  }
+  assert.fail(`batch did not finish: ${JSON.stringify(s?.counts)}`);
+}
+const clerkUser = (externalId) => clerk.users().users.filter((u) => u.external_id === externalId);
+
+
+test('guarantee: legacy id "+alice" is never bound to the Clerk user "alice" (trickle, batch, forwarding)', async () => {
+  const alice = clerk.createUser({ external_id: 'alice', email_address: ['alice@example.com'], skip_password_requirement: true });
+  const minus = clerk.createUser({ external_id: '-bob', email_address: ['minus-bob@example.com'], skip_password_requirement: true });
+  // Trickle: a NextAuth user whose id is "+alice".
+  const res = await signInToken(bridge, await na('+alice', { email: 'plus-alice@example.com' }));
+  if (res.status === 200) {
+    const body = await res.json();
+    assert.notEqual(body.clerk_user_id, alice.id);
+    assert.equal(clerk.users().users.find((u) => u.id === body.clerk_user_id).external_id, '+alice');
+  } else {
+    assert.ok(res.status !== 500, `refused with ${res.status}`);
+    await res.arrayBuffer();
+  }
+  // Batch: "bob" must not find "-bob" (an exclude marker in Clerk's list filters).
+  const up = await upload([{ id: 'bob', email: 'bob@example.com', email_verified: true }, { id: '+carol', email: 'carol@example.com', email_verified: true }]);
+  assert.equal(up.status, 202);
+  await runBatch();
+  const bob = clerkUser('bob');
+  assert.equal(bob.length, 1);
+  assert.notEqual(bob[0].id, minus.id);
+  assert.equal(clerk.users().users.find((u) => u.id === minus.id).external_id, '-bob', 'untouched');
+  assert.equal(clerk.users().users.find((u) => u.id === alice.id).external_id, 'alice', 'untouched');
+  assert.equal(clerkUser('+carol').length, 1);
+  // Forwarding: alice's Clerk session is alice, not "+alice".
+  const a = (await through(bridge, '/whoami', { cookie: cookieHeader(clerkBrowser(clerk, { sub: alice.id })) })).auth;
+  assert.equal(a['x-auth-user-id'], 'alice');
+});
+
+test('guarantee: an unverified Clerk-side address is never linked, even when the legacy side is verified', async () => {
+  const reserved = clerk.createUser({ email_address: ['reserved@example.com'], email_address_identification_status: ['reserved'], skip_password_requirement: true });
+  assert.notEqual(reserved.email_addresses[0].verification?.status, 'verified');
+  const res = await signInToken(bridge, await na('legacy-reserved', { email: 'reserved@example.com', email_verified: true }));
+  if (res.status === 200) {
+    const body = await res.json();
+    assert.notEqual(body.clerk_user_id, reserved.id);
+  } else {
+    assert.ok(res.status < 500 || res.status === 503, `status ${res.status}`);
+    await res.arrayBuffer();
+  }
+  const up = await upload([{ id: 'legacy-reserved-batch', email: 'reserved@example.com', email_verified: true }]);
+  assert.equal(up.status, 202);
+  await runBatch();
+  const after = clerk.users().users.find((u) => u.id === reserved.id);
+  assert.equal(after.external_id ?? null, null, 'the reserved-address user was not bound to a legacy id');
+  for (const id of ['legacy-reserved', 'legacy-reserved-batch']) {
+    for (const u of clerkUser(id)) assert.notEqual(u.id, reserved.id);
+  }
+});
+
