@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startBridge, deadPort, ROOT } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
+import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
@@ -315,6 +315,36 @@ test('headers: pending sessions are signed out by default; forwarded as pending 
   assert.equal(active['x-auth-session-status'], 'active');
 });
 
+test('headers: chunked NextAuth cookies (<name>.0, .1, … joined in numeric order) and database sessions', async () => {
+  const big = { sub: 'legacy-chunked', email: 'chunked@example.com', permissions: Array.from({ length: 300 }, (_, i) => `perm:${i}:read-write`) };
+  const v4 = await nextAuthV4(SECRET, big);
+  const v4Chunks = v4.match(/.{1,3933}/g);
+  assert.ok(v4Chunks.length >= 3);
+  const v4Cookies = Object.fromEntries(v4Chunks.map((c, i) => [`next-auth.session-token.${i}`, c]).reverse());
+  assert.equal((await id(bridges.main, v4Cookies))['x-auth-user-id'], 'legacy-chunked');
+  const v5 = await authJsV5(SECRET, big);
+  const v5Chunks = v5.match(/.{1,3936}/g);
+  const v5Cookies = Object.fromEntries([v5Chunks[1], v5Chunks[0], ...v5Chunks.slice(2)].map((c) => [`authjs.session-token.${v5Chunks.indexOf(c)}`, c]));
+  assert.equal((await id(bridges.main, v5Cookies))['x-auth-user-id'], 'legacy-chunked');
+  // A value that is not five dot-separated parts is a database session: the origin decides.
+  const db = await id(bridges.main, { 'next-auth.session-token': DB_SESSION_VALID });
+  assert.equal(db['x-auth-source'], 'nextauth');
+  assert.equal(db['x-auth-user-id'], 'db-user-1');
+});
+
+test('headers: clock tolerance — NextAuth 15 s, Clerk 5 s', async () => {
+  const t = now();
+  const justExpired = await nextAuthV4At(SECRET, { sub: 'legacy-tolerated' }, t - 3600, 3600 - 5);
+  assert.equal((await id(bridges.main, { 'next-auth.session-token': justExpired }))['x-auth-user-id'], 'legacy-tolerated');
+  const longExpired = await nextAuthV4At(SECRET, { sub: 'legacy-too-old' }, t - 3600, 3600 - 60);
+  assert.equal((await id(bridges.main, { 'next-auth.session-token': longExpired }))['x-auth-source'], 'anonymous');
+  const bearer = (o) => id(bridges.main, null, { authorization: `Bearer ${clerk.mintSessionToken({ sub: 'user_skew', ...o })}` });
+  assert.equal((await bearer({ iat: t - 62, nbf: t - 62, exp: t - 2 }))['x-auth-source'], 'clerk', 'expired 2 s ago: within the skew');
+  assert.equal((await bearer({ iat: t - 90, nbf: t - 90, exp: t - 30 }))['x-auth-source'], 'anonymous', 'expired 30 s ago');
+  assert.equal((await bearer({ iat: t, nbf: t + 2, exp: t + 60 }))['x-auth-source'], 'clerk', 'nbf 2 s ahead: within the skew');
+  assert.equal((await bearer({ iat: t, nbf: t + 40, exp: t + 60 }))['x-auth-source'], 'anonymous', 'nbf 40 s ahead');
+});
+
 // ------------------------------------------------------------------------------------------
 // x-auth-assertion.
 
@@ -421,6 +451,51 @@ test('phase clerk-only: Clerk only; NextAuth sign-in routes redirect to CLERK_SI
   assert.equal((await signInToken(b, na)).status, 409);
   assert.deepEqual(clerk.requestLog({ since }).filter((e) => e.method !== 'GET'), []);
   assert.equal((await (await admin(b, '/status')).json()).phase, 'clerk-only');
+});
+
+test('cutover: revoke acts in observe too; clerk-only on a worker that is not ready says so under problems', async () => {
+  const cookies = { 'next-auth.session-token': await nextAuthV4At(SECRET, { sub: 'legacy-obs-revoked' }, now() - 5) };
+  assert.equal((await id(bridges.observe, cookies))['x-auth-user-id'], 'legacy-obs-revoked');
+  const res = await bridges.observe.fetch('/__auth-bridge/admin/revoke', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ user_id: 'legacy-obs-revoked' }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).user_id, 'legacy-obs-revoked');
+  assert.equal((await id(bridges.observe, cookies))['x-auth-source'], 'anonymous');
+
+  const readiness = await (await admin(bridges.clerkOnly, '/readiness')).json();
+  assert.equal(readiness.ready, false, 'nobody seen on Clerk yet');
+  const { problems } = await (await admin(bridges.clerkOnly, '/status')).json();
+  assert.ok(problems.some((p) => /clerk-only/.test(p) && /read/i.test(p)), JSON.stringify(problems));
+  // And it still works as configured.
+  assert.equal((await id(bridges.clerkOnly, clerkBrowser(clerk, { sub: 'user_notready' })))['x-auth-source'], 'clerk');
+});
+
+test('bindings: wrangler.toml declares AUTH_BRIDGE_KV, IMPORT_QUEUE → auth-bridge-import (+ dlq) and the cron', () => {
+  const tables = [];
+  let current = { name: '', entries: {} };
+  tables.push(current);
+  for (const raw of fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n')) {
+    const line = raw.replace(/\s+#.*$/, '').replace(/^#.*$/, '').trim();
+    if (!line) continue;
+    const header = /^\[\[?\s*([^\]]+?)\s*\]\]?$/.exec(line);
+    if (header) {
+      current = { name: header[1], entries: {} };
+      tables.push(current);
+      continue;
+    }
+    const kv = /^([A-Za-z0-9_]+)\s*=\s*(.+)$/.exec(line);
+    if (kv) current.entries[kv[1]] = JSON.parse(kv[2]);
+  }
+  const find = (name, pred) => tables.some((t) => t.name === name && pred(t.entries));
+  assert.ok(find('kv_namespaces', (e) => e.binding === 'AUTH_BRIDGE_KV'));
+  assert.ok(find('queues.producers', (e) => e.binding === 'IMPORT_QUEUE' && e.queue === 'auth-bridge-import'));
+  assert.ok(find('queues.consumers', (e) => e.queue === 'auth-bridge-import' && e.dead_letter_queue === 'auth-bridge-import-dlq'));
+  assert.ok(find('triggers', (e) => Array.isArray(e.crons) && e.crons.includes('* * * * *')));
+  const vars = tables.find((t) => t.name === 'vars')?.entries ?? {};
+  if (vars.MIGRATION_PHASE !== undefined) assert.ok(['observe', 'migrate', 'clerk-only'].includes(vars.MIGRATION_PHASE));
 });
 
 test('phase migrate is the default; CLERK_RATE_LIMIT defaults to 100/10s and is reported', async () => {
