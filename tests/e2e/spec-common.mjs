@@ -69,8 +69,3 @@ export function clerkBrowser(clerk, opts = {}, uat = now() - 30) {
   return { __session: clerk.mintSessionToken({ iat: now() - 1, ...opts }), __client_uat: String(uat) };
 }
 
-/** The payload of a compact JWS, unverified. */
-export function jwsParts(token) {
-  const [h, p] = token.split('.');
-  return { header: JSON.parse(Buffer.from(h, 'base64url')), payload: JSON.parse(Buffer.from(p, 'base64url')) };
-}

@@ -14,7 +14,7 @@ import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
-import { now, nextAuthV4At, startExactBridge, through, clerkBrowser, jwsParts } from './spec-common.mjs';
+import { now, sleep, nextAuthV4At, startExactBridge, through, clerkBrowser } from './spec-common.mjs';
 
 const SECRET = 'spec-nextauth-secret-current';
 const OLD_SECRET = 'spec-nextauth-secret-previous';
@@ -496,6 +496,21 @@ test('bindings: wrangler.toml declares AUTH_BRIDGE_KV, IMPORT_QUEUE → auth-bri
   assert.ok(find('triggers', (e) => Array.isArray(e.crons) && e.crons.includes('* * * * *')));
   const vars = tables.find((t) => t.name === 'vars')?.entries ?? {};
   if (vars.MIGRATION_PHASE !== undefined) assert.ok(['observe', 'migrate', 'clerk-only'].includes(vars.MIGRATION_PHASE));
+});
+
+test('phases observe and clerk-only: an import and a cron tick write nothing to Clerk', async () => {
+  const since = clerk.requestLog().at(-1)?.seq ?? 0;
+  const record = (id) => JSON.stringify({ id, email: `${id}@example.com`, email_verified: true });
+  for (const [b, id] of [[bridges.observe, 'legacy-dry-obs'], [bridges.clerkOnly, 'legacy-dry-co']]) {
+    const res = await b.fetch('/__auth-bridge/admin/imports', { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` }, body: `${record(id)}\n` });
+    assert.ok(res.status === 202 || res.status === 409, `${id}: ${res.status}`);
+    await res.arrayBuffer();
+    await b.scheduled(Date.now() + 60_000);
+  }
+  // Give the queue consumer time to run (it would write within a second or two).
+  await sleep(3000);
+  assert.deepEqual(clerk.requestLog({ since }).filter((e) => e.method !== 'GET').map((e) => `${e.method} ${e.path}`), []);
+  assert.equal(clerk.users().users.filter((u) => ['legacy-dry-obs', 'legacy-dry-co'].includes(u.external_id)).length, 0);
 });
 
 test('phase migrate is the default; CLERK_RATE_LIMIT defaults to 100/10s and is reported', async () => {

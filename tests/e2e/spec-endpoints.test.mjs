@@ -287,6 +287,7 @@ test('imports: 202 {"import_id","accepted","rejected":[{"line","error"}]}, each 
     { id: 'legacy-bad-digest-10', email: 'bad10@example.com', password_digest: BAD_BCRYPT, password_hasher: 'bcrypt' }, // 10: Clerk refuses the digest
     { id: 'legacy-skip-11', email: 'taken-verified@example.com', email_verified: false }, // 11: skipped (unverified)
     { id: 'legacy-null-12', email: 'n12@example.com', email_verified: null, name: 'Null Twelve' }, // 12
+    { id: 'legacy-epoch-13', email: 'e13@example.com', email_verified: 1617278400000 }, // 13: a numeric timestamp
   ];
   const res = await upload(lines);
   assert.equal(res.status, 202);
@@ -294,7 +295,7 @@ test('imports: 202 {"import_id","accepted","rejected":[{"line","error"}]}, each 
   assert.deepEqual(Object.keys(body).sort(), ['accepted', 'import_id', 'rejected']);
   assert.equal(typeof body.import_id, 'string');
   assert.ok(body.import_id.length > 0);
-  assert.equal(body.accepted, 8, JSON.stringify(body.rejected));
+  assert.equal(body.accepted, 9, JSON.stringify(body.rejected));
   assert.deepEqual(body.rejected.map((r) => r.line), [5, 7, 8, 9]);
   for (const r of body.rejected) {
     assert.deepEqual(Object.keys(r).sort(), ['error', 'line']);
@@ -307,15 +308,15 @@ test('imports: 202 {"import_id","accepted","rejected":[{"line","error"}]}, each 
   const before = await status();
   assert.equal(before.phase, 'migrate');
   for (const k of ['pending', 'migrated', 'failed', 'skipped']) assert.equal(typeof before.counts[k], 'number', k);
-  assert.equal(before.counts.pending, 8);
+  assert.equal(before.counts.pending, 9);
   assert.ok('rate' in before, 'rate in use');
   assert.ok('eta' in before, `ETA in ${JSON.stringify(Object.keys(before))}`);
   assert.ok(typeof before.eta === 'number' && before.eta > 0, `eta ${before.eta}`);
 
   const done = await runBatch();
   // Every record ends migrated, skipped or failed: none is lost.
-  assert.equal(done.counts.migrated + done.counts.skipped + done.counts.failed, 8, JSON.stringify(done.counts));
-  assert.ok(done.counts.migrated >= 6, JSON.stringify(done.counts));
+  assert.equal(done.counts.migrated + done.counts.skipped + done.counts.failed, 9, JSON.stringify(done.counts));
+  assert.ok(done.counts.migrated >= 7, JSON.stringify(done.counts));
   assert.equal(done.eta, null);
 
   // Each listed field reached Clerk.
@@ -333,6 +334,7 @@ test('imports: 202 {"import_id","accepted","rejected":[{"line","error"}]}, each 
   assert.equal(full.created_at, Date.parse('2021-04-01T12:00:00Z'));
   assert.equal(clerkUser('legacy-ts-2')[0].email_addresses[0].verification?.status, 'verified', 'a timestamp means verified');
   assert.equal(clerkUser('legacy-ts-2')[0].password_enabled, true, 'argon2id digest');
+  assert.equal(clerkUser('legacy-epoch-13')[0].email_addresses[0].verification?.status, 'verified', 'a numeric timestamp means verified');
   assert.equal(clerkUser('legacy-phone-3')[0].phone_numbers[0].phone_number, '+15557654321');
   assert.equal(clerkUser('legacy-user-4')[0].username, 'only_username_4');
   // Unverified addresses are not created as verified.

@@ -110,3 +110,30 @@ test('guarantee: an unverified Clerk-side address is never linked, even when the
   }
 });
 
+
+test('guarantee: x-auth-user-id never changes for a person — a just-migrated user keeps the legacy id on every isolate', async () => {
+  const cookies = await na('legacy-stable');
+  assert.equal((await through(bridge, '/whoami', { cookie: cookieHeader(cookies) })).auth['x-auth-user-id'], 'legacy-stable');
+  const res = await signInToken(bridge, cookies);
+  assert.equal(res.status, 200);
+  const { clerk_user_id: clerkId } = await res.json();
+  // The new Clerk session, first request, on this isolate and on two fresh ones (own KV).
+  const others = await Promise.all([0, 1].map(() =>
+    startBridge({ ORIGIN_URL: origin.url, NEXTAUTH_SECRET: SECRET, CLERK_SECRET_KEY: clerk.secretKey, CLERK_PUBLISHABLE_KEY: clerk.publishableKey, CLERK_API_URL: clerk.url })));
+  try {
+    for (const b of [bridge, others[0]]) {
+      const a = (await through(b, '/whoami', { cookie: cookieHeader({ ...clerkBrowser(clerk, { sub: clerkId }), ...cookies }) })).auth;
+      assert.equal(a['x-auth-source'], 'clerk');
+      assert.equal(a['x-auth-user-id'], 'legacy-stable');
+      assert.equal(a['x-auth-clerk-user-id'], clerkId);
+    }
+    // When Clerk cannot say (its user look-up failing), the Clerk id is never sent in its place.
+    clerk.addFault({ path: `/v1/users/${clerkId}`, actions: [503], probability: 1 });
+    const a = (await through(others[1], '/whoami', { cookie: cookieHeader(clerkBrowser(clerk, { sub: clerkId })) })).auth;
+    assert.notEqual(a['x-auth-user-id'], clerkId);
+    assert.ok(a['x-auth-user-id'] === undefined || a['x-auth-user-id'] === 'legacy-stable', JSON.stringify(a));
+  } finally {
+    clerk.clearFaults();
+    await Promise.all(others.map((b) => b.close()));
+  }
+});
