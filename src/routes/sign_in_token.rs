@@ -7,7 +7,8 @@
 //! sign-in token is minted (`200 {"token","clerk_user_id"}`).
 //!
 //! Cost per request, in Backend API calls:
-//! * a user already mapped in KV (`map:l2c:`) costs one call, the token;
+//! * a user already mapped in KV (`map:l2c:`) costs two calls: Clerk confirms the mapping
+//!   (search by `external_id`, exact match on that user), then the token;
 //! * a fresh user costs the migration (one `POST /users`; look-ups only when Clerk answers
 //!   `form_identifier_exists`) plus the token. Concurrent requests for the
 //!   same legacy id in one isolate share one migration ([`Coalescer`]) and mint one token each
@@ -33,7 +34,7 @@ use worker::{console_log, Delay, Env, Request};
 
 use crate::budget::Priority;
 use crate::clerk_api::fetch::FetchClerk;
-use crate::clerk_api::{ClerkApi, ClerkError, SignInToken};
+use crate::clerk_api::{ClerkApi, ClerkError, ClerkUser, SignInToken, UserQuery};
 use crate::config::RateLimit;
 use crate::identity::clerk::ClerkRequestState;
 use crate::identity::nextauth::NextAuthSession;
@@ -196,7 +197,15 @@ pub struct Exchange {
     pub calls: u32,
 }
 
-/// A legacy id ↔ Clerk id mapping is known: only the token is needed. A mapping whose Clerk
+/// Whether Clerk's answer to a search by `external_id` shows the mapped user holding exactly
+/// this legacy id (a list is searched, never its first element trusted).
+pub fn mapping_confirmed(users: &[ClerkUser], legacy_id: &str, clerk_id: &str) -> bool {
+    users
+        .iter()
+        .any(|u| u.id == clerk_id && u.external_id.as_deref() == Some(legacy_id))
+}
+
+/// A legacy id ↔ Clerk id mapping is known: Clerk confirms it, then the token. A mapping whose Clerk
 /// user is gone (`404`) falls through to a full migration, which rewrites it.
 pub async fn exchange<C, S, F>(
     clerk: &C,
@@ -218,22 +227,39 @@ where
         .flatten()
         .filter(|id| !id.is_empty());
     if let Some(clerk_id) = mapped {
+        // KV is a cache: before a token lets this person into that account, Clerk must still
+        // show that very user holding this legacy id. Otherwise the migration decides afresh.
         calls += 1;
-        match clerk
-            .create_sign_in_token(&clerk_id, expires_in_seconds)
+        let confirmed = match clerk
+            .find_users(&UserQuery::by_external_id(legacy_id))
             .await
         {
-            Ok(token) => {
-                return Exchange {
-                    result: Ok((clerk_id, token)),
-                    calls,
-                }
-            }
-            Err(ClerkError::Api { status: 404, .. }) => {}
+            Ok(users) => mapping_confirmed(&users, legacy_id, &clerk_id),
             Err(e) => {
                 return Exchange {
                     result: Err(Outcome::from_error(&e)),
                     calls,
+                }
+            }
+        };
+        if confirmed {
+            calls += 1;
+            match clerk
+                .create_sign_in_token(&clerk_id, expires_in_seconds)
+                .await
+            {
+                Ok(token) => {
+                    return Exchange {
+                        result: Ok((clerk_id, token)),
+                        calls,
+                    }
+                }
+                Err(ClerkError::Api { status: 404, .. }) => {}
+                Err(e) => {
+                    return Exchange {
+                        result: Err(Outcome::from_error(&e)),
+                        calls,
+                    }
                 }
             }
         }
@@ -672,7 +698,7 @@ mod tests {
     }
 
     #[test]
-    fn fresh_user_is_created_once_and_a_repeat_costs_one_call() {
+    fn fresh_user_is_created_once_and_a_repeat_costs_two_calls() {
         let clerk = MemoryClerk::new(None);
         let store = MemoryStore::new();
         let u = user("legacy-1", "ada@example.com", false);
@@ -697,8 +723,8 @@ mod tests {
         let (again, migration_calls) = run(&clerk, &store, &u);
         assert_eq!(again.result.expect("token").0, clerk_id);
         assert_eq!(migration_calls, 0, "the mapping skips the migration");
-        assert_eq!(again.calls, 1);
-        assert_eq!(clerk.request_log.borrow().len() - before, 1);
+        assert_eq!(again.calls, 2, "Clerk confirms the mapping, then the token");
+        assert_eq!(clerk.request_log.borrow().len() - before, 2);
         assert_eq!(clerk.user_count(), 1);
     }
 
@@ -710,7 +736,7 @@ mod tests {
         let (ex, migration_calls) = run(&clerk, &store, &user("legacy-2", "b@example.com", true));
         let (clerk_id, _) = ex.result.expect("token");
         assert_ne!(clerk_id, "user_gone");
-        assert_eq!(ex.calls, 2, "the failed token and the new one");
+        assert_eq!(ex.calls, 2, "the unconfirmed mapping and the new token");
         assert_eq!(migration_calls, 1);
         assert_eq!(
             store
@@ -718,6 +744,42 @@ mod tests {
                 .as_deref(),
             Some(clerk_id.as_str())
         );
+    }
+
+    #[test]
+    fn a_mapping_clerk_does_not_confirm_never_gets_a_token_for_that_account() {
+        // KV says legacy-3 is user X, but X holds another person's legacy id in Clerk (the
+        // mapping went stale, or KV was written by someone else): no token for X.
+        let clerk = MemoryClerk::new(None);
+        let store = MemoryStore::new();
+        let other = block_on(clerk.create_user(&CreateUser {
+            external_id: Some("someone-else".into()),
+            email_address: vec!["victim@example.com".into()],
+            skip_password_requirement: Some(true),
+            ..CreateUser::default()
+        }))
+        .unwrap();
+        block_on(ledger::remember_mapping(&store, "legacy-3", &other.id)).unwrap();
+        let (ex, _) = run(&clerk, &store, &user("legacy-3", "c@example.com", true));
+        let (clerk_id, token) = ex.result.expect("token");
+        assert_ne!(clerk_id, other.id);
+        assert_ne!(token.user_id, other.id);
+        assert_eq!(
+            clerk.user_by_external_id("legacy-3").map(|u| u.id),
+            Some(clerk_id)
+        );
+    }
+
+    #[test]
+    fn mapping_confirmation_needs_that_user_with_exactly_that_id() {
+        let u = |id: &str, ext: Option<&str>| -> ClerkUser {
+            serde_json::from_value(json!({"id": id, "external_id": ext})).unwrap()
+        };
+        let answer = [u("user_a", Some("alice")), u("user_b", Some("+alice"))];
+        assert!(mapping_confirmed(&answer, "+alice", "user_b"));
+        assert!(!mapping_confirmed(&answer, "+alice", "user_a"));
+        assert!(!mapping_confirmed(&[u("user_b", None)], "+alice", "user_b"));
+        assert!(!mapping_confirmed(&[], "alice", "user_a"));
     }
 
     #[test]
