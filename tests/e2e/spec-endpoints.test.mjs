@@ -11,7 +11,7 @@ import { startOrigin } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
-import { now, sleep, through, clerkBrowser } from './spec-common.mjs';
+import { sleep, nextAuthV4At, through, clerkBrowser } from './spec-common.mjs';
 
 const SECRET = 'spec-endpoints-nextauth-secret';
 const ADMIN = 'spec-endpoints-admin-token-0123456789';
@@ -426,6 +426,14 @@ test('revoke: 200 with the stored entry; the user\'s sessions are anonymous and 
   assert.deepEqual(await sit.json(), { error: 'no_nextauth_session' });
   // Other users are untouched.
   assert.equal((await through(bridge, '/whoami', { cookie: cookieHeader(await na('legacy-not-revoked')) })).auth['x-auth-user-id'], 'legacy-not-revoked');
+  // The boundary: a session issued up to the revoke time (iat <= it) is cut off, a later one is not.
+  if (typeof entry.revoked_at === 'number') {
+    const at = (iat) => nextAuthV4At(SECRET, { sub: 'legacy-revoke-me' }, iat).then((t) => ({ 'next-auth.session-token': t }));
+    const atRevoke = (await through(bridge, '/whoami', { cookie: cookieHeader(await at(entry.revoked_at)) })).auth;
+    assert.equal(atRevoke['x-auth-source'], 'anonymous', 'iat = the revoke time');
+    const afterRevoke = (await through(bridge, '/whoami', { cookie: cookieHeader(await at(entry.revoked_at + 1)) })).auth;
+    assert.equal(afterRevoke['x-auth-user-id'], 'legacy-revoke-me', 'iat after the revoke time');
+  }
 
   const lift = await admin('/revoke', { method: 'POST', body: JSON.stringify({ user_id: 'legacy-revoke-me', revoked: false }), headers: { 'content-type': 'application/json' } });
   assert.equal(lift.status, 200);
