@@ -12,10 +12,14 @@
 //! Hot path: each isolate keeps a snapshot of the list, refreshed at most every
 //! [`REFRESH_SECS`] by the first request carrying a NextAuth session that finds it stale (while it
 //! refreshes, the others use the previous snapshot). A request without a NextAuth session never
-//! looks at it. Another isolate therefore applies a change within [`REFRESH_SECS`] of KV showing
-//! it there: at once in the same location, up to KV's documented 60 s in others. KV `list` is
-//! itself eventually consistent, so
-//! a change made on this isolate is kept as a local override for [`LOCAL_OVERRIDE_SECS`]: the
+//! looks at it. A refresh is one `get` of a change marker ([`MARKER_KEY`], rewritten by every
+//! revoke and lift, read through KV's edge cache); the list itself is read only when the marker
+//! changed, and again on each refresh for [`LIST_SETTLE_SECS`] after, because KV's `list` can
+//! lag behind its values. Another isolate therefore applies a change within [`REFRESH_SECS`]
+//! plus the marker's edge-cache lifetime of KV showing it there (60 s in the same location;
+//! other locations add KV's documented propagation, up to 60 s). Because KV is eventually
+//! consistent, a change made on this isolate is kept as a local override for
+//! [`LOCAL_OVERRIDE_SECS`]: the
 //! isolate that took the call applies it at once, whatever a stale list says meanwhile.
 //!
 //! Bounds: at most [`MAX_REVOKED_USERS`] revoked users (a revoke beyond that is refused with
@@ -33,8 +37,14 @@ use serde_json::{json, Map, Value};
 
 /// KV prefix of the revocation entries.
 pub const KV_PREFIX: &str = "revoked:v1:";
-/// How often an isolate re-reads the list (the cross-isolate delay is this plus KV's own).
+/// How often an isolate re-reads the change marker (the cross-isolate delay is this plus KV's own).
 pub const REFRESH_SECS: u64 = 30;
+/// KV key of the change marker; outside [`KV_PREFIX`], so no user id can collide with it.
+pub const MARKER_KEY: &str = "revocations:v1:changed";
+/// Edge-cache lifetime of the marker read (KV's minimum).
+pub const MARKER_CACHE_TTL_SECS: u64 = 30;
+/// After the marker changed, the list is re-read on every refresh for this long.
+pub const LIST_SETTLE_SECS: u64 = 90;
 /// After a failed refresh, the next attempt waits this long (not a full period).
 pub const RETRY_AFTER_FAILURE_SECS: u64 = 5;
 /// How long a change made on this isolate overrides what the (eventually consistent) list says.
@@ -204,6 +214,12 @@ pub struct RevocationSnapshot {
     refreshing_since: Option<u64>,
     /// Changes made on this isolate: user id → (revoke time, or `None` for a lift; when).
     local: HashMap<String, (Option<u64>, u64)>,
+    /// The change marker last seen (`None`: no change ever made).
+    marker: Option<String>,
+    /// The list has been read successfully at least once.
+    listed_once: bool,
+    /// Until then, every refresh reads the list (the marker changed lately).
+    relist_until: u64,
 }
 
 impl RevocationSnapshot {
@@ -234,6 +250,23 @@ impl RevocationSnapshot {
         self.refreshing_since = Some(now);
     }
 
+    /// Given the change marker just read: whether the list must be read now (never read yet,
+    /// the marker changed, or it changed less than [`LIST_SETTLE_SECS`] ago).
+    pub fn list_needed(&mut self, marker: Option<&str>, now: u64) -> bool {
+        if self.marker.as_deref() != marker {
+            self.marker = marker.map(str::to_string);
+            self.relist_until = now + LIST_SETTLE_SECS;
+            return true;
+        }
+        !self.listed_once || now < self.relist_until
+    }
+
+    /// A refresh found nothing to read: the snapshot stands for another period.
+    pub fn unchanged(&mut self, now: u64) {
+        self.next_refresh = now + REFRESH_SECS;
+        self.refreshing_since = None;
+    }
+
     /// Replaces the listed entries with a fresh read.
     pub fn replace(
         &mut self,
@@ -245,6 +278,7 @@ impl RevocationSnapshot {
         self.listed = entries.by_ref().take(SNAPSHOT_LIMIT).collect();
         self.truncated = !complete || entries.next().is_some();
         self.fetched_at = Some(now);
+        self.listed_once = true;
         self.next_refresh = now + REFRESH_SECS;
         self.refreshing_since = None;
         self.prune_local(now);
@@ -254,6 +288,8 @@ impl RevocationSnapshot {
     pub fn refresh_failed(&mut self, now: u64) {
         self.next_refresh = now + RETRY_AFTER_FAILURE_SECS;
         self.refreshing_since = None;
+        // The change that made the list worth reading must still be read.
+        self.relist_until = self.relist_until.max(now + LIST_SETTLE_SECS);
         if self.fetched_at.is_none() {
             // Nothing known yet: the empty list stands until the retry (failure must not
             // turn every NextAuth request into a KV read).
@@ -384,6 +420,20 @@ pub async fn refresh_if_due(kv: &worker::kv::KvStore, now: u64) {
     if !due {
         return;
     }
+    // A marker that cannot be read is treated as changed: read the list.
+    let marker = match kv
+        .get(MARKER_KEY)
+        .cache_ttl(MARKER_CACHE_TTL_SECS)
+        .text()
+        .await
+    {
+        Ok(marker) => marker,
+        Err(error) => Some(format!("unreadable: {error}")),
+    };
+    if !SNAPSHOT.with(|s| s.borrow_mut().list_needed(marker.as_deref(), now)) {
+        SNAPSHOT.with(|s| s.borrow_mut().unchanged(now));
+        return;
+    }
     match list_all(kv).await {
         Ok((entries, complete)) => {
             if !complete {
@@ -446,6 +496,7 @@ pub async fn apply(
         kv.delete(&key)
             .await
             .map_err(|e| RevokeError::Store(e.to_string()))?;
+        announce_change(kv).await?;
         SNAPSHOT.with(|s| s.borrow_mut().record_local(&request.user_id, None, now));
         return Ok(RevocationEntry {
             user_id: request.user_id.clone(),
@@ -473,12 +524,30 @@ pub async fn apply(
         .execute()
         .await
         .map_err(|e| RevokeError::Store(e.to_string()))?;
+    announce_change(kv).await?;
     SNAPSHOT.with(|s| {
         let mut s = s.borrow_mut();
         s.replace(listed, complete, now);
         s.record_local(&request.user_id, Some(now), now);
     });
     Ok(entry)
+}
+
+/// Rewrites the change marker, so every isolate reads the list again. Its failure fails the call
+/// (the entry is stored, but other isolates would not look): the admin retries.
+async fn announce_change(kv: &worker::kv::KvStore) -> Result<(), RevokeError> {
+    let mut nonce = [0u8; 4];
+    let _ = getrandom::getrandom(&mut nonce);
+    let marker = format!(
+        "{}-{:08x}",
+        crate::isolate::now_ms(),
+        u32::from_be_bytes(nonce)
+    );
+    kv.put(MARKER_KEY, marker)
+        .map_err(|e| RevokeError::Store(e.to_string()))?
+        .execute()
+        .await
+        .map_err(|e| RevokeError::Store(format!("stored, but not announced ({e}); retry")))
 }
 
 /// The `revocations` section of the admin status, after a refresh if one is due.
@@ -652,6 +721,33 @@ mod tests {
         assert!(!s.refresh_due(131 + RETRY_AFTER_FAILURE_SECS - 1));
         assert!(s.refresh_due(131 + RETRY_AFTER_FAILURE_SECS));
         assert_eq!(s.revoked_at("u", 131), Some(50));
+    }
+
+    #[test]
+    fn the_list_is_read_first_then_only_after_the_marker_changes() {
+        let mut s = RevocationSnapshot::default();
+        // Never read: read it, even with no marker at all (no change was ever made).
+        assert!(s.list_needed(None, 0));
+        s.replace(Vec::new(), true, 0);
+        assert!(!s.list_needed(None, 30));
+        s.unchanged(30);
+        assert!(!s.refresh_due(59));
+        // A revoke elsewhere changes the marker: read the list, and keep reading it while KV's
+        // list may still lag behind.
+        assert!(s.list_needed(Some("m1"), 60));
+        s.replace([("u".to_string(), 55)], true, 60);
+        assert!(s.list_needed(Some("m1"), 90));
+        assert!(s.list_needed(Some("m1"), 60 + LIST_SETTLE_SECS - 1));
+        assert!(!s.list_needed(Some("m1"), 60 + LIST_SETTLE_SECS));
+        // A failed read keeps the need alive beyond the settle window.
+        assert!(s.list_needed(Some("m2"), 1000));
+        s.refresh_failed(1000 + LIST_SETTLE_SECS - 1);
+        assert!(s.list_needed(Some("m2"), 1000 + LIST_SETTLE_SECS + 10));
+        // A first read that failed is retried even when the marker never changes.
+        let mut fresh = RevocationSnapshot::default();
+        assert!(fresh.list_needed(None, 0));
+        fresh.refresh_failed(0);
+        assert!(fresh.list_needed(None, 10_000));
     }
 
     #[test]
