@@ -332,6 +332,20 @@ fn failures(doc: &Value, failures: &[Value], truncated: bool) -> String {
     out
 }
 
+/// A value of "Other figures": an object as a list of its fields (one level), anything else as
+/// text.
+fn figure(value: &Value) -> String {
+    let Some(fields) = value.as_object() else {
+        return text(value);
+    };
+    let mut out = String::from("<dl class=nested>");
+    for (key, value) in fields {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(key), text(value));
+    }
+    out.push_str("</dl>");
+    out
+}
+
 /// Scalars and small objects of the document that no section above shows.
 fn other_figures(doc: &Value) -> String {
     let Some(fields) = doc.as_object() else {
@@ -342,7 +356,7 @@ fn other_figures(doc: &Value) -> String {
         .iter()
         .filter(|(k, _)| !KNOWN_FIELDS.contains(&k.as_str()))
     {
-        let _ = write!(rows, "<dt>{}</dt><dd>{}</dd>", escape(key), text(value));
+        let _ = write!(rows, "<dt>{}</dt><dd>{}</dd>", escape(key), figure(value));
     }
     if rows.is_empty() {
         String::new()
@@ -401,7 +415,8 @@ h1{margin-bottom:.2rem}h2{margin-top:1.8rem;border-bottom:1px solid #ddd;padding
 .ok{background:#2a7}.skip{background:#99a}.bad{background:#d44}.wait{background:#48c}.trickle{background:#e93}.free{background:#eee;border:1px solid #ccc}\
 .n{width:9rem;text-align:right;font-variant-numeric:tabular-nums}\
 .dot{display:inline-block;width:.7rem;height:.7rem;border-radius:.35rem;margin:0 .3rem 0 .8rem;vertical-align:middle}\
-dt{font-weight:600}dl{display:grid;grid-template-columns:14rem 1fr;gap:.2rem .6rem}dd{margin:0;font-variant-numeric:tabular-nums}\
+dt{font-weight:600}dl{display:grid;grid-template-columns:14rem 1fr;gap:.2rem .6rem}dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}\
+dl.nested{margin:0;grid-template-columns:max-content 1fr}dl.nested dt{font-weight:400;color:#666}\
 table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;text-align:left;border-bottom:1px solid #eee}\
 td.big{font-size:1.3rem;font-weight:600}.failures td{font-size:.9rem;vertical-align:top}\
 .failures td:first-child{white-space:nowrap}.problems{color:#b22}.muted{color:#666}\
@@ -452,6 +467,7 @@ mod tests {
                 "complete": true,
             },
             "users_per_sec": 2.5,
+            "calls": {"per_user": 3, "recent": [1, 2]},
         })
     }
 
@@ -481,8 +497,11 @@ mod tests {
             .find("<code>form_identifier_exists</code></td><td class=n>1")
             .unwrap();
         assert!(pwned < exists);
-        // A figure the page does not know is still shown.
+        // A figure the page does not know is still shown, an object field by field.
         assert!(html.contains("<dt>users_per_sec</dt><dd>2.5</dd>"));
+        assert!(html.contains(
+            "<dt>calls</dt><dd><dl class=nested><dt>per_user</dt><dd>3</dd><dt>recent</dt><dd>[1,2]</dd></dl></dd>"
+        ));
     }
 
     #[test]
