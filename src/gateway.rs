@@ -61,17 +61,21 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         url().map(|u| u.path().to_string())
     };
     let path = path.as_deref();
-    let origin_base = match &config.origin_url {
-        Some(origin) => origin.join(""),
-        None => url()
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default(),
+    let request_origin;
+    let origin_base = match &isolate.origin_base {
+        Some(base) => base.as_str(),
+        None => {
+            request_origin = url()
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            request_origin.as_str()
+        }
     };
     let facts = RequestFacts {
         cookie_header: inbound.cookie,
         authorization: inbound.authorization,
         dev_browser_in_query: inbound.has_query_param(DEV_BROWSER_QUERY_PARAM),
-        origin_base: &origin_base,
+        origin_base,
         // Only look-ups about cookies are capped per address: no cookie, nothing to read.
         client_address: inbound.cookie.and(inbound.client_address),
     };
@@ -89,7 +93,8 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     // Worker endpoints other than the sign-in token need no identity (the admin API's bearer
     // token is not a session token and must not be read as one).
     let needs_identity = !bridge_route || path == Some(routes::SIGN_IN_TOKEN_PATH);
-    let resolution = if needs_identity {
+    let resolution = if needs_identity && (bridge_route || !carries_no_identity(&inbound, &isolate))
+    {
         isolate.identity.resolve(&facts, kv.as_ref(), now).await
     } else {
         Resolution::anonymous()
@@ -149,6 +154,18 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         source,
         inbound.method,
     ))
+}
+
+/// Whether the request has nothing an identity could come from, so that resolving would only
+/// conclude "anonymous": no cookie, no `Authorization`, and no Clerk development instance (whose
+/// cookieless page loads get the dev-browser handshake).
+fn carries_no_identity(inbound: &InboundRequest<'_>, isolate: &Isolate) -> bool {
+    inbound.cookie.is_none()
+        && inbound.authorization.is_none()
+        && isolate
+            .identity
+            .clerk()
+            .is_none_or(|clerk| !clerk.publishable_key.is_development())
 }
 
 /// Whether the request may carry a handshake result back from Clerk (a necessary condition of

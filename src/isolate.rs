@@ -23,6 +23,8 @@ pub struct Isolate {
     pub assertion: Option<AssertionSigner>,
     /// The KV namespace, looked up once (the binding lives as long as the isolate).
     pub kv: Option<KvStore>,
+    /// `ORIGIN_URL` as a string (where database sessions are asked about), once.
+    pub origin_base: Option<String>,
     /// Every configuration problem, for the log (once) and the admin status. Never holds values.
     pub problems: Vec<String>,
 }
@@ -57,6 +59,7 @@ impl Isolate {
             console_error!("auth-bridge config: {problem}");
         }
         Isolate {
+            origin_base: config.origin_url.as_ref().map(|o| o.join("")),
             config,
             identity,
             assertion,

@@ -775,3 +775,46 @@ fn fractional_exp_is_kept_in_whole_seconds() {
     );
     assert!(f.verifier().decode(V5, &t.token, boundary - 1).is_ok());
 }
+
+/// A verifier remembers the tokens it decoded: whatever it answered first, a repeated token
+/// must get, at every later or earlier moment, exactly what a fresh verifier answers.
+#[test]
+fn remembered_sessions_answer_as_a_fresh_decode_would() {
+    let f = fixture();
+    let mut remembered = 0;
+    for t in &f.tokens {
+        let header = format!("{}={}", t.cookie_name, t.token);
+        let warm = f.verifier();
+        let first = warm.session_from_cookies(&Cookies::parse(&header), f.now);
+        if let NextAuthOutcome::Session(_) = first {
+            remembered += 1;
+        }
+        let exp = t
+            .claims
+            .as_ref()
+            .or(t.minted_claims.as_ref())
+            .and_then(|c| c.get("exp"))
+            .and_then(Value::as_f64)
+            .map(|e| e.ceil() as u64);
+        let mut times = vec![
+            0,
+            f.now - 20,
+            f.now - 16,
+            f.now - 1,
+            f.now,
+            f.now + 1,
+            f.now + 7200,
+        ];
+        if let Some(exp) = exp {
+            times.extend([exp + 13, exp + 14, exp + 15, exp + 16]);
+        }
+        for now in times {
+            let fresh = f
+                .verifier()
+                .session_from_cookies(&Cookies::parse(&header), now);
+            let again = warm.session_from_cookies(&Cookies::parse(&header), now);
+            assert_eq!(again, fresh, "{} at {now}", t.label);
+        }
+    }
+    assert!(remembered > 3, "the fixture has valid sessions to remember");
+}

@@ -5,6 +5,7 @@
 //! could craft a token that collides with a victim's and be handed the victim's identity.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -74,11 +75,155 @@ impl<V: Clone> VerifiedCache<V> {
     }
 }
 
+/// Remembers verified tokens by their exact bytes (compared in full), for caches whose keys are
+/// long: no digest is computed per request, only [`TailHash`] over the key's last bytes.
+pub struct ExactCache<V> {
+    entries: HashMap<Box<[u8]>, (V, u64), TailHash>,
+    capacity: usize,
+}
+
+impl<V: Clone> ExactCache<V> {
+    pub fn new(capacity: usize) -> Self {
+        ExactCache {
+            entries: HashMap::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The exact key of several parts: each length-prefixed, so ("ab","c") and ("a","bc")
+    /// differ. The last part ends the key, so the hash sees its last bytes.
+    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> Box<[u8]> {
+        let len = parts.iter().map(|p| p.as_ref().len() + 8).sum();
+        let mut key = Vec::with_capacity(len);
+        for part in parts {
+            let part = part.as_ref();
+            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            key.extend_from_slice(part);
+        }
+        key.into_boxed_slice()
+    }
+
+    /// The remembered value, if it has not expired at `now`.
+    pub fn get(&mut self, key: &[u8], now: u64) -> Option<V> {
+        match self.entries.get(key) {
+            Some((value, expires)) if *expires > now => Some(value.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers `value` until `expires` (unix seconds). Makes room first when full.
+    pub fn insert(&mut self, key: Box<[u8]>, value: V, expires: u64, now: u64) {
+        if expires <= now {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            self.entries.retain(|_, (_, e)| *e > now);
+            if self.entries.len() >= self.capacity {
+                // Still full of live entries: start over (a miss only costs crypto).
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (value, expires));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A hasher for maps keyed by whole tokens that are compared in full on every look-up: it hashes
+/// only the last [`TAIL_HASH_BYTES`] bytes of the key (FNV-1a), which in a token are its
+/// signature or authentication tag, random by construction. Safe only for maps whose entries are
+/// verified tokens: a colliding hash costs one extra comparison and can never match another
+/// token. Far cheaper than hashing a kilobyte of token (or a SHA-256 of it) per request.
+#[derive(Clone, Copy, Default)]
+pub struct TailHash;
+
+/// How much of a key [`TailHash`] looks at.
+pub const TAIL_HASH_BYTES: usize = 32;
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+pub struct TailHasher(u64);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in &bytes[bytes.len().saturating_sub(TAIL_HASH_BYTES)..] {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     type Cache = VerifiedCache<String>;
+
+    #[test]
+    fn tail_hash_tells_different_tails_apart_and_looks_no_further() {
+        let hash = |s: &str| TailHash.hash_one(s);
+        let tail = "t".repeat(TAIL_HASH_BYTES);
+        assert_eq!(hash(&format!("aaaa{tail}")), hash(&format!("bbbb{tail}")));
+        assert_ne!(hash(&format!("{tail}x")), hash(&format!("{tail}y")));
+        let mut map: HashMap<Box<str>, u8, TailHash> = HashMap::default();
+        map.insert(format!("aaaa{tail}").into(), 1);
+        map.insert(format!("bbbb{tail}").into(), 2);
+        // Same hash, still two entries, each found only by its exact token.
+        assert_eq!(map.get(format!("aaaa{tail}").as_str()), Some(&1));
+        assert_eq!(map.get(format!("bbbb{tail}").as_str()), Some(&2));
+        assert_eq!(map.get(format!("cccc{tail}").as_str()), None);
+    }
+
+    #[test]
+    fn exact_cache_matches_only_the_same_parts() {
+        type Exact = ExactCache<u8>;
+        let mut cache = Exact::new(2);
+        let sig = [7u8; 256];
+        cache.insert(Exact::key(&[&b"header.payload"[..], &sig]), 1, 100, 0);
+        assert_eq!(
+            cache.get(&Exact::key(&[&b"header.payload"[..], &sig]), 99),
+            Some(1)
+        );
+        // Same bytes split differently, or one byte off: not the same key.
+        assert_eq!(
+            cache.get(&Exact::key(&[&b"header.payloa"[..], &[b'd'][..], &sig]), 1),
+            None
+        );
+        let mut other = sig;
+        other[0] = 8;
+        assert_eq!(
+            cache.get(&Exact::key(&[&b"header.payload"[..], &other]), 1),
+            None
+        );
+        assert_eq!(
+            cache.get(&Exact::key(&[&b"header.payload"[..], &sig]), 100),
+            None
+        );
+        assert!(cache.is_empty(), "expired entries are dropped on read");
+        for i in 0..10u8 {
+            cache.insert(Exact::key(&[[i]]), i, 100, 0);
+            assert!(cache.len() <= 2);
+        }
+    }
 
     #[test]
     fn remembers_until_expiry() {

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use worker::kv::KvStore;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
-use super::cache::VerifiedCache;
+use super::cache::ExactCache;
 use super::clerk::{
     ClerkRequestState, ClerkSession, ClerkTokenError, ClerkTokenSource, ClerkValidation, Jwks,
     KeyError, RsaPublicKey, SignatureVerifier, SignedOutReason,
@@ -57,8 +57,8 @@ impl Drop for RefreshingFlag {
 
 thread_local! {
     static ISOLATE_JWKS: RefCell<IsolateJwks> = RefCell::new(IsolateJwks::default());
-    static VERIFIED_TOKENS: RefCell<VerifiedCache<()>> =
-        RefCell::new(VerifiedCache::new(VERIFIED_TOKEN_CACHE_CAPACITY));
+    static VERIFIED_TOKENS: RefCell<ExactCache<()>> =
+        RefCell::new(ExactCache::new(VERIFIED_TOKEN_CACHE_CAPACITY));
 }
 
 #[derive(Default)]
@@ -187,9 +187,9 @@ impl SignatureVerifier for KeySource {
         now: u64,
     ) -> Result<(), ClerkTokenError> {
         // A session token is sent again with every request of its short life: a signature that
-        // held is remembered (by hash of what it signs and the signature itself; the kid is in
-        // the signed header). Claims, `exp` included, are still checked on every use.
-        let cache_key = VerifiedCache::<()>::key(&[signing_input, signature]);
+        // held is remembered (by what it signs and the signature itself, compared in full; the
+        // kid is in the signed header). Claims, `exp` included, are still checked on every use.
+        let cache_key = ExactCache::<()>::key(&[signing_input, signature]);
         if VERIFIED_TOKENS.with(|cache| cache.borrow_mut().get(&cache_key, now).is_some()) {
             return Ok(());
         }

@@ -17,9 +17,13 @@
 //! produces them.
 //!
 //! Every key is derived once, in [`NextAuthVerifier::new`]; a decode is base64, one AEAD
-//! check and a small JSON parse.
+//! check and a small JSON parse. A session cookie comes back with every request of its user:
+//! each cookie name remembers the tokens it decoded to a valid session (by their exact text,
+//! until `exp` + tolerance, at most an hour), so a repeated token costs one map look-up.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockDecryptMut, InnerIvInit, KeyInit};
@@ -34,6 +38,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::cache::TailHash;
 use crate::cookies::{ChunkError, Cookies};
 
 /// Seconds of clock skew allowed on `exp` and `nbf` (next-auth's `clockTolerance`).
@@ -42,6 +47,10 @@ pub const CLOCK_TOLERANCE_SECS: u64 = 15;
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Longest value taken for an opaque database-session token (real ones are UUIDs or 64 hex).
 pub const MAX_DATABASE_TOKEN_LEN: usize = 1024;
+/// Decoded sessions remembered per cookie name (see [`CookieScheme::recall`]).
+const REMEMBERED_SESSIONS: usize = 1024;
+/// A remembered session is decoded again after this long even when its `exp` is later.
+const REMEMBER_SECS: u64 = 3600;
 /// Longest protected-header segment accepted (real ones are about 150 characters).
 const MAX_HEADER_SEGMENT_LEN: usize = 2048;
 
@@ -234,6 +243,68 @@ struct CookieScheme {
     v4: bool,
     /// v5 keys for this cookie name, one per secret in order; empty when v5 is not tried.
     v5: Vec<V5Key>,
+    /// Tokens of this cookie name already decoded, by their exact text.
+    // A Mutex only so the verifier stays `Sync` (tests keep one in a static); workers are
+    // single-threaded and never contend for it.
+    remembered: Mutex<HashMap<Box<str>, Remembered, TailHash>>,
+}
+
+/// A token that decoded to a valid session.
+struct Remembered {
+    session: NextAuthSession,
+    decoded_at: u64,
+    /// First second at which the token must be decoded again: `exp` plus the tolerance (when
+    /// the claims check would refuse it), or [`REMEMBER_SECS`] after decoding.
+    valid_until: u64,
+}
+
+impl CookieScheme {
+    fn new(name: &str, v4: bool, v5: Vec<V5Key>) -> CookieScheme {
+        CookieScheme {
+            name: name.to_owned(),
+            v4,
+            v5,
+            remembered: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// The session a token of this cookie decoded to earlier, while the checks that depend on
+    /// time would still pass: a session valid at `decoded_at` stays valid (its `nbf` is behind)
+    /// until `exp` + tolerance. The same token always decodes to the same claims under the same
+    /// keys, so repeating the decryption would only repeat this answer.
+    fn recall(&self, token: &str, now: u64) -> Option<NextAuthSession> {
+        let remembered = self.remembered.lock().ok()?;
+        let hit = remembered.get(token)?;
+        (hit.decoded_at <= now && now < hit.valid_until).then(|| hit.session.clone())
+    }
+
+    fn remember(&self, token: &str, session: &NextAuthSession, now: u64) {
+        let by_exp = session
+            .exp
+            .map_or(u64::MAX, |exp| exp.saturating_add(CLOCK_TOLERANCE_SECS));
+        let valid_until = by_exp.min(now.saturating_add(REMEMBER_SECS));
+        if valid_until <= now {
+            return;
+        }
+        let Ok(mut remembered) = self.remembered.lock() else {
+            return;
+        };
+        if remembered.len() >= REMEMBERED_SESSIONS {
+            remembered.retain(|_, r| r.valid_until > now);
+            if remembered.len() >= REMEMBERED_SESSIONS {
+                // Still full of live sessions: start over (a miss only costs one decryption).
+                remembered.clear();
+            }
+        }
+        remembered.insert(
+            token.into(),
+            Remembered {
+                session: session.clone(),
+                decoded_at: now,
+                valid_until,
+            },
+        );
+    }
 }
 
 /// Decodes NextAuth / Auth.js session cookies. Build it once per isolate: it derives every key.
@@ -477,20 +548,12 @@ impl NextAuthVerifier {
             .map(str::trim)
             .filter(|n| !n.is_empty())
         {
-            Some(name) => vec![CookieScheme {
-                name: name.to_owned(),
-                v4: true,
-                v5: v5_keys(name),
-            }],
+            Some(name) => vec![CookieScheme::new(name, true, v5_keys(name))],
             None => DEFAULT_COOKIE_NAMES
                 .iter()
                 .map(|&name| {
                     let v5 = name.ends_with("authjs.session-token");
-                    CookieScheme {
-                        name: name.to_owned(),
-                        v4: !v5,
-                        v5: if v5 { v5_keys(name) } else { Vec::new() },
-                    }
+                    CookieScheme::new(name, !v5, if v5 { v5_keys(name) } else { Vec::new() })
                 })
                 .collect(),
         };
@@ -536,8 +599,14 @@ impl NextAuthVerifier {
                 NextAuthOutcome::Rejected(NextAuthError::Malformed)
             };
         }
+        if let Some(session) = scheme.recall(&value, now) {
+            return NextAuthOutcome::Session(session);
+        }
         match self.decode_with(scheme, &value, now) {
-            Ok(session) => NextAuthOutcome::Session(session),
+            Ok(session) => {
+                scheme.remember(&value, &session, now);
+                NextAuthOutcome::Session(session)
+            }
             Err(e) => NextAuthOutcome::Rejected(e),
         }
     }

@@ -1,12 +1,12 @@
 //! RS256 signature checks with the runtime's WebCrypto (`crypto.subtle`), which in workerd is
 //! native code and far faster than RSA compiled to wasm.
 //!
-//! Keys are imported once per isolate and kept in a thread-local map keyed by the key's
-//! fingerprint (Workers isolates are single-threaded, so a thread-local is an isolate-local).
-//! `crypto` is read from `js_sys::global()` because workerd has no `window`.
+//! Keys are imported once per isolate and kept in a thread-local list, found by comparing the
+//! key itself (Workers isolates are single-threaded, so a thread-local is an isolate-local); a
+//! cold verification is then one `verify` call. `crypto.subtle` is read from `js_sys::global()`
+//! (workerd has no `window`) once per isolate.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{OnceCell, RefCell};
 
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -21,7 +21,8 @@ const RSASSA_PKCS1_V1_5: &str = "RSASSA-PKCS1-v1_5";
 const MAX_IMPORTED_KEYS: usize = 32;
 
 thread_local! {
-    static IMPORTED_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+    static IMPORTED_KEYS: RefCell<Vec<(RsaPublicKey, CryptoKey)>> = const { RefCell::new(Vec::new()) };
+    static SUBTLE: OnceCell<Result<SubtleCrypto, WebCryptoError>> = const { OnceCell::new() };
 }
 
 /// Why WebCrypto could not be used. Holds no key or token material.
@@ -44,7 +45,12 @@ impl std::fmt::Display for WebCryptoError {
 
 impl std::error::Error for WebCryptoError {}
 
+/// `crypto.subtle`, looked up once per isolate.
 pub(crate) fn subtle() -> Result<SubtleCrypto, WebCryptoError> {
+    SUBTLE.with(|cell| cell.get_or_init(look_up_subtle).clone())
+}
+
+fn look_up_subtle() -> Result<SubtleCrypto, WebCryptoError> {
     let global = js_sys::global();
     let crypto = Reflect::get(&global, &JsValue::from_str("crypto"))
         .map_err(|_| WebCryptoError::Unavailable)?;
@@ -68,8 +74,13 @@ fn set(target: &Object, name: &str, value: &JsValue) -> Result<(), WebCryptoErro
 
 /// The `CryptoKey` for `key`, imported on first use and then reused for the isolate's lifetime.
 pub async fn import_rs256_key(key: &RsaPublicKey) -> Result<CryptoKey, WebCryptoError> {
-    let fingerprint = key.fingerprint();
-    if let Some(imported) = IMPORTED_KEYS.with(|keys| keys.borrow().get(&fingerprint).cloned()) {
+    let known = IMPORTED_KEYS.with(|keys| {
+        let keys = keys.borrow();
+        keys.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, imported)| imported.clone())
+    });
+    if let Some(imported) = known {
         return Ok(imported);
     }
 
@@ -98,7 +109,9 @@ pub async fn import_rs256_key(key: &RsaPublicKey) -> Result<CryptoKey, WebCrypto
         if keys.len() >= MAX_IMPORTED_KEYS {
             keys.clear();
         }
-        keys.insert(fingerprint, imported.clone());
+        if !keys.iter().any(|(k, _)| k == key) {
+            keys.push((key.clone(), imported.clone()));
+        }
     });
     Ok(imported)
 }
