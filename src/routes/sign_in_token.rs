@@ -421,7 +421,9 @@ async fn coalesced_migration(
             code: "rate_limited".into(),
         };
     }
-    let migrator = Migrator::new(clerk, KvLedgerStore::new(kv.clone()), Mode::Migrate);
+    // By reference, as the batch consumer does: one instance of the Migrator in the wasm.
+    let store = KvLedgerStore::new(kv.clone());
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
     let migration = migrator.migrate_trickle(&user).await;
     crate::budget::record_calls(Some(&kv), isolate::now_ms(), migration.calls).await;
     leading.0 = None;
