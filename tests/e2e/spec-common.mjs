@@ -23,11 +23,16 @@ export async function nextAuthV4At(secret, claims, iat, maxAge = 30 * 24 * 3600)
 
 /**
  * Starts the bridge with exactly `vars` (no default MIGRATION_PHASE) and optional Miniflare
- * options (`upstream`, `kvPersist`, captured logs).
+ * options (`upstream`, `kvPersist`), captured logs, or without the KV and Queue bindings.
  */
-export async function startExactBridge(vars, miniflareOptions = {}, { captureLogs = false } = {}) {
+export async function startExactBridge(vars, miniflareOptions = {}, { captureLogs = false, withoutBindings = false } = {}) {
   const worker = bridgeWorker(vars);
   worker.bindings = { ...vars };
+  if (withoutBindings) {
+    delete worker.kvNamespaces;
+    delete worker.queueProducers;
+    delete worker.queueConsumers;
+  }
   const logs = [];
   const capture = captureLogs
     ? {

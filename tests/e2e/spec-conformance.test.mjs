@@ -649,3 +649,28 @@ test('config: misconfiguration is reported in admin/status, never a 500 for ordi
     await broken.close();
   }
 });
+
+test('config: without the KV and Queue bindings, ordinary traffic still reaches the origin; nothing answers 500', async () => {
+  const bare = await startExactBridge(
+    { ORIGIN_URL: origin.url, MIGRATION_PHASE: 'migrate', NEXTAUTH_SECRET: SECRET, CLERK_SECRET_KEY: clerk.secretKey, CLERK_PUBLISHABLE_KEY: clerk.publishableKey, CLERK_API_URL: clerk.url, AUTH_BRIDGE_ADMIN_TOKEN: ADMIN },
+    {},
+    { withoutBindings: true },
+  );
+  try {
+    const na = await naCookie('legacy-nokv');
+    assert.equal((await id(bare, na))['x-auth-user-id'], 'legacy-nokv');
+    assert.equal((await id(bare, clerkBrowser(clerk, { sub: 'user_nokv' }), XHR))['x-auth-source'], 'clerk');
+    const sit = await signInToken(bare, na);
+    assert.ok(sit.status !== 500 && sit.status >= 400, `sign-in-token ${sit.status}`);
+    await sit.arrayBuffer();
+    for (const [method, route] of [['GET', '/status'], ['POST', '/imports'], ['GET', '/readiness'], ['GET', '/failures']]) {
+      const res = await bare.fetch(`/__auth-bridge/admin${route}`, { method, headers: { authorization: `Bearer ${ADMIN}` }, body: method === 'POST' ? '{"id":"a","email":"a@example.com"}\n' : undefined });
+      assert.notEqual(res.status, 500, route);
+      const text = await res.text();
+      assert.match(text, /AUTH_BRIDGE_KV/, `${route} names the missing binding`);
+    }
+    await bare.scheduled(Date.now());
+  } finally {
+    await bare.close();
+  }
+});
