@@ -7,7 +7,9 @@
 import fs from 'node:fs';
 
 /** Names the worker reads (README "Configuration"): taken from the environment as they are. */
-const SETTING = /^(ORIGIN_URL|MIGRATION_PHASE|INJECT_CLIENT_SCRIPT|NEXTAUTH_[A-Z0-9_]+|CLERK_[A-Z0-9_]+|AUTH_BRIDGE_[A-Z0-9_]+)$/;
+const SETTING = /^(ORIGIN_URL|MIGRATION_PHASE|INJECT_CLIENT_SCRIPT|READINESS_[A-Z0-9_]+|NEXTAUTH_[A-Z0-9_]+|CLERK_[A-Z0-9_]+|AUTH_BRIDGE_[A-Z0-9_]+)$/;
+/** Variables of the scripts and tests themselves, not of the worker. */
+const TOOLING = /^AUTH_BRIDGE_(DEV_|SCREENSHOT)/;
 /** Settings whose values are not printed. */
 const SECRET = /SECRET|TOKEN|_KEY$/;
 const PUBLIC = new Set(['CLERK_PUBLISHABLE_KEY', 'CLERK_JWT_KEY']);
@@ -35,8 +37,10 @@ export function devSettings(env, { demoOrigin, clerk } = {}) {
     settings.CLERK_PUBLISHABLE_KEY = clerk.publishable_key;
     settings.CLERK_SECRET_KEY = clerk.secret_key;
   }
+  // An Auth.js v5 app's secret is usually AUTH_SECRET; the worker reads it as NEXTAUTH_SECRET.
+  if (env.AUTH_SECRET && !env.NEXTAUTH_SECRET) settings.NEXTAUTH_SECRET = env.AUTH_SECRET;
   for (const [name, value] of Object.entries(env)) {
-    if (SETTING.test(name) && value !== undefined && value !== '') settings[name] = value;
+    if (SETTING.test(name) && !TOOLING.test(name) && value !== undefined && value !== '') settings[name] = value;
   }
   return settings;
 }
