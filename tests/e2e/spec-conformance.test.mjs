@@ -339,7 +339,7 @@ test('headers: clock tolerance — NextAuth 15 s, Clerk 5 s', async () => {
   const longExpired = await nextAuthV4At(SECRET, { sub: 'legacy-too-old' }, t - 3600, 3600 - 60);
   assert.equal((await id(bridges.main, { 'next-auth.session-token': longExpired }))['x-auth-source'], 'anonymous');
   const bearer = (o) => id(bridges.main, null, { authorization: `Bearer ${clerk.mintSessionToken({ sub: 'user_skew', ...o })}` });
-  assert.equal((await bearer({ iat: t - 62, nbf: t - 62, exp: t - 2 }))['x-auth-source'], 'clerk', 'expired 2 s ago: within the skew');
+  assert.equal((await bearer({ iat: t - 61, nbf: t - 61, exp: t - 1 }))['x-auth-source'], 'clerk', 'expired 1 s ago: within the skew');
   assert.equal((await bearer({ iat: t - 90, nbf: t - 90, exp: t - 30 }))['x-auth-source'], 'anonymous', 'expired 30 s ago');
   assert.equal((await bearer({ iat: t, nbf: t + 2, exp: t + 60 }))['x-auth-source'], 'clerk', 'nbf 2 s ahead: within the skew');
   assert.equal((await bearer({ iat: t, nbf: t + 40, exp: t + 60 }))['x-auth-source'], 'anonymous', 'nbf 40 s ahead');
