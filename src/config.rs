@@ -159,6 +159,17 @@ impl BaseUrl {
                 return None;
             }
         }
+        // A default port is dropped, as URL parsing drops it from the `Host` header the origin
+        // receives: `host()` is the assertion's `aud`, which the origin compares with that header.
+        let default_port = match scheme {
+            "https://" => "443",
+            _ => "80",
+        };
+        let authority = if port == Some(default_port) {
+            host
+        } else {
+            authority
+        };
         Some(BaseUrl {
             origin: format!("{scheme}{}", authority.to_ascii_lowercase()),
             path: path.trim_end_matches('/').to_string(),
@@ -706,6 +717,17 @@ mod tests {
         );
         let u = BaseUrl::parse("https://App.Example.com/base/").unwrap();
         assert_eq!(u.join("/x"), "https://app.example.com/base/x");
+        // Default ports are dropped (the Host header the origin sees has none).
+        let u = BaseUrl::parse("https://app.example.com:443/base").unwrap();
+        assert_eq!(u.host(), "app.example.com");
+        assert_eq!(u.join("/x"), "https://app.example.com/base/x");
+        assert_eq!(
+            BaseUrl::parse("http://10.0.0.2:80").unwrap().host(),
+            "10.0.0.2"
+        );
+        assert_eq!(BaseUrl::parse("http://[::1]:80/").unwrap().host(), "[::1]");
+        assert_eq!(BaseUrl::parse("http://h:443").unwrap().host(), "h:443");
+        assert_eq!(BaseUrl::parse("https://h:80").unwrap().host(), "h:80");
         for bad in [
             "",
             "example.com",
