@@ -228,6 +228,13 @@ test('flow: Authorization: Bearer tokens skip the cookie rules', async () => {
   assert.equal(dev['x-auth-clerk-user-id'], 'user_dev_bearer');
   // An invalid Bearer token is anonymous, not an error.
   assert.equal((await id(bridges.main, null, { authorization: 'Bearer not-a-token' }))['x-auth-source'], 'anonymous');
+  // Beside a valid NextAuth cookie, an Authorization header that is no Clerk session (an app's own
+  // API token) leaves the NextAuth identity in place: otherwise a valid NextAuth session.
+  for (const authorization of ['Bearer not-a-token', 'Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln', 'Basic dXNlcjpwYXNz']) {
+    const a = await id(bridges.main, await naCookie('legacy-own-api'), { authorization });
+    assert.equal(a['x-auth-source'], 'nextauth', authorization);
+    assert.equal(a['x-auth-user-id'], 'legacy-own-api');
+  }
 });
 
 // ------------------------------------------------------------------------------------------
