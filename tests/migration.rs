@@ -758,3 +758,38 @@ fn a_page_of_candidates_is_judged_per_record() {
     assert_eq!(clerk.user(&attacker).unwrap().external_id, None);
     assert_eq!(clerk.user_count(), 4);
 }
+
+#[test]
+fn a_session_without_an_identifier_still_finds_its_migrated_user() {
+    // A database session the origin vouched for may carry no email: nothing to create with,
+    // but the batch may already have migrated this person.
+    let clerk = MemoryClerk::default();
+    let existing = seed_with_id(&clerk, "L1", "a@example.com");
+    let store = MemoryStore::new();
+    let m = Migrator::new(&clerk, &store, Mode::Migrate);
+    let bare = TrickleUser {
+        legacy_id: "L1".into(),
+        ..TrickleUser::default()
+    };
+    let (out, token) = block_on(m.sign_in(&bare, 60));
+    assert_eq!(
+        out.outcome,
+        Outcome::AlreadyMigrated {
+            clerk_id: existing.clone()
+        }
+    );
+    assert_eq!(token.unwrap().user_id, existing);
+    // Someone unknown: Clerk's refusal stands.
+    let (out, token) = block_on(m.sign_in(
+        &TrickleUser {
+            legacy_id: "L2".into(),
+            ..TrickleUser::default()
+        },
+        60,
+    ));
+    assert!(token.is_none());
+    assert!(
+        matches!(out.outcome, Outcome::Failed { ref code, .. } if code == "form_param_missing"),
+        "{out:?}"
+    );
+}

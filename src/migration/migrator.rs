@@ -446,6 +446,14 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
                 continue;
             }
             if !err.is_identifier_exists() {
+                // Clerk refused the body for good (e.g. a session with no identifier to create
+                // with): the person may still exist already, bound by the legacy id.
+                if matches!(err, ClerkError::Api { .. }) && !err.is_retryable() {
+                    let found = api.find(&UserQuery::by_external_id(&rec.id)).await?;
+                    if let Decision::Bound { user, .. } = proof::by_external_id(&rec.id, &found) {
+                        return self.complete(api, rec, user, false, run).await;
+                    }
+                }
                 return Err(err);
             }
             // Someone holds one of our identifiers: this person (a racing caller, an earlier
