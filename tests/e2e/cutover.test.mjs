@@ -298,7 +298,7 @@ test('ES256 assertion: jwks.json (current and previous keys) verifies it with jo
 
     const na = await seen(b, { 'next-auth.session-token': await session('legacy-es') });
     assert.equal(decodeProtectedHeader(na.assertion).kid, KEY_KID);
-    const { payload, protectedHeader } = await jwtVerify(na.assertion, JWKS, { issuer: 'auth-bridge', audience, algorithms: ['ES256'] });
+    const { payload, protectedHeader } = await jwtVerify(na.assertion, JWKS, { issuer: 'auth-bridge', audience, algorithms: ['ES256'], maxTokenAge: '60s' });
     assert.equal(protectedHeader.alg, 'ES256');
     assert.equal(payload.sub, 'legacy-es');
     assert.equal(payload.legacy_user_id, 'legacy-es');
@@ -309,7 +309,7 @@ test('ES256 assertion: jwks.json (current and previous keys) verifies it with jo
 
     await (await b.kv()).put('map:c2l:user_es', 'legacy-es-migrated');
     const ck = await seen(b, clerkCookies('user_es'));
-    const verified = (await jwtVerify(ck.assertion, JWKS, { issuer: 'auth-bridge', audience, algorithms: ['ES256'] })).payload;
+    const verified = (await jwtVerify(ck.assertion, JWKS, { issuer: 'auth-bridge', audience, algorithms: ['ES256'], maxTokenAge: '60s' })).payload;
     assert.equal(verified.sub, 'legacy-es-migrated');
     assert.equal(verified.clerk_user_id, 'user_es');
     assert.equal(verified.legacy_user_id, 'legacy-es-migrated');
