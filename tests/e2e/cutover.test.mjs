@@ -424,3 +424,42 @@ test('readiness: not ready on NextAuth users, pending records or an unreachable 
     await cutover.close();
   }
 });
+
+test('readiness follows the batch: a failure blocks it, retry-failed turns it into pending, a clean run makes it ready', async () => {
+  const b = await startBridge(vars());
+  let minute = Date.now();
+  const drain = async () => {
+    await b.scheduled((minute += 60_000));
+    for (let i = 0; i < 75; i++) {
+      const s = await status(b);
+      if (s.counts.pending === 0) return s;
+      await sleep(400);
+    }
+    assert.fail('the batch did not finish');
+  };
+  try {
+    const first = await readinessAfter(b, clerkCookies('user_batch_ready'));
+    assert.equal(first.ready, true, JSON.stringify(first));
+    // Clerk refuses the next creation for good.
+    clerk.addFault({ path: '/v1/users', method: 'POST', sequence: [422] });
+    const up = await admin(b, '/imports', { method: 'POST', body: '{"id":"legacy-refused","email":"refused@example.com","email_verified":true}\n' });
+    assert.equal(up.status, 202);
+    assert.equal((await drain()).counts.failed, 1);
+    clerk.clearFaults();
+    let r = await (await admin(b, '/readiness')).json();
+    assert.deepEqual(r.checks.filter((c) => !c.ok).map((c) => c.name), ['batch_failed']);
+    assert.equal(check(r, 'batch_failed').value, 1);
+    // Acknowledged with retry-failed: no longer failed, pending again.
+    assert.equal((await admin(b, '/retry-failed', { method: 'POST' })).status, 200);
+    r = await (await admin(b, '/readiness')).json();
+    assert.deepEqual(r.checks.filter((c) => !c.ok).map((c) => c.name), ['batch_pending']);
+    // Migrated on the next run: ready.
+    const done = await drain();
+    assert.equal(done.counts.migrated, 1, JSON.stringify(done.counts));
+    r = await (await admin(b, '/readiness')).json();
+    assert.equal(r.ready, true, JSON.stringify(r));
+  } finally {
+    clerk.clearFaults();
+    await b.close();
+  }
+});
