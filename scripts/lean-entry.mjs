@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Replaces the default export of worker-build's bundle (build/index.js) with a plain module
+// worker object. worker-build exports a Proxy around a WorkerEntrypoint class: every request
+// constructs the class, spreads a dozen proxy hooks into a fresh object and wraps the handler in
+// two more Proxies, about 7% of the whole request's CPU for a worker this small. The object
+// written here calls the same handlers with the same panic recovery (the reset check before each
+// call, a WebAssembly trap marks the instance for reset) and nothing else.
+//
+//   node scripts/lean-entry.mjs build/index.js
+//
+// The bundle is minified, so the pieces are found by shape; if any is missing (another
+// worker-build version), the build fails here rather than ship a worker without a fetch handler.
+import fs from 'node:fs';
+
+const file = process.argv[2] ?? 'build/index.js';
+let code = fs.readFileSync(file, 'utf8');
+const id = '[\\w$]+';
+const find = (re, what) => {
+  const m = code.match(re);
+  if (!m) {
+    console.error(`lean-entry: ${what} not found in ${file}; worker-build's output changed`);
+    process.exit(1);
+  }
+  return m;
+};
+const [, entrypoint] = find(new RegExp(`(${id})\\.prototype\\.fetch=function\\(${id}\\)\\{return ${id}\\.call\\(this,${id},this\\.env,this\\.ctx\\)\\}`), 'the fetch handler');
+const [, reinitialize] = find(new RegExp(`construct\\(${id},${id},${id}\\)\\{try\\{(${id})\\(\\);`), 'the reset check');
+const [, , critical] = find(new RegExp(`catch\\((${id})\\)\\{throw (${id})\\(\\1\\),\\1\\}`), 'the trap handler');
+const [exported, proxied] = find(new RegExp(`(${id}) as default\\}`), 'the default export');
+if (!code.includes(`${proxied}=new Proxy(${entrypoint},`)) {
+  console.error(`lean-entry: the default export is not the proxied entrypoint in ${file}`);
+  process.exit(1);
+}
+const lean = `var __leanEntry=(()=>{const handlers={};for(const name of ["fetch","queue","scheduled"]){const handler=${entrypoint}.prototype[name];if(typeof handler!=="function")continue;handlers[name]=function(arg,env,ctx){${reinitialize}();try{const out=handler.call({env,ctx},arg);return out&&typeof out.then==="function"?out.catch(e=>{${critical}(e);throw e}):out}catch(e){${critical}(e);throw e}}}return handlers})();`;
+const at = code.lastIndexOf('export{');
+code = code.slice(0, at) + lean + code.slice(at).replace(exported, '__leanEntry as default}');
+fs.writeFileSync(file, code);
+console.log(`lean-entry: ${file} exports a plain module worker (fetch, queue, scheduled) with the same reset handling`);
