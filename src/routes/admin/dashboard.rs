@@ -303,7 +303,7 @@ fn failures(doc: &Value, failures: &[Value], truncated: bool) -> String {
     codes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let _ = write!(
         out,
-        "<p class=muted>By Clerk's error code{}:</p>\n<table class=codes>",
+        "<p class=muted>By error code (Clerk's, or the migration's own){}:</p>\n<table class=codes>",
         if truncated {
             format!(", among the first {} read", failures.len())
         } else {
