@@ -406,6 +406,31 @@ test('retry-failed puts the failed records back; pause holds the batch, resume r
   assert.equal(clerkUser('legacy-paused-1').length, 1);
 });
 
+test('transient Clerk errors (5xx, 429, a dropped connection) never end a record as failed: it stays pending, then migrates, once', async () => {
+  const before = await status();
+  clerk.addFault({ path: '/v1/users', method: 'POST', sequence: [503, { status: 429, retryAfter: 1 }, 'reset', 'reset-after', 500] });
+  const ids = ['legacy-transient-1', 'legacy-transient-2', 'legacy-transient-3'];
+  const up = await upload(ids.map((id) => ({ id, email: `${id}@example.com`, email_verified: true })));
+  assert.equal(up.status, 202);
+  const started = Date.now();
+  await bridge.scheduled((minute += 60_000));
+  let s;
+  for (;;) {
+    s = await status();
+    assert.equal(s.counts.failed, before.counts.failed, `a transient error ended a record as failed: ${JSON.stringify(s.counts)}`);
+    if (s.counts.pending === 0) break;
+    assert.ok(Date.now() - started < 60_000, `still pending: ${JSON.stringify(s.counts)}`);
+    // The pacer's next minute picks up what is due again.
+    await bridge.scheduled((minute += 60_000));
+    await sleep(1000);
+  }
+  clerk.clearFaults();
+  assert.equal(s.counts.migrated, before.counts.migrated + 3);
+  // Exactly one Clerk user each, although one creation went through with its answer lost.
+  for (const id of ids) assert.equal(clerkUser(id).length, 1, id);
+  console.log(`# 3 records through 5 transient Clerk errors: ${Date.now() - started} ms`);
+});
+
 // ------------------------------------------------------------------------------------------
 // Cutover: revoke, readiness.
 
