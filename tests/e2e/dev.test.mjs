@@ -43,7 +43,12 @@ async function startDev(settings = {}) {
     Object.entries(process.env).filter(([k]) => !/^(ORIGIN_URL|MIGRATION_PHASE|NEXTAUTH_|CLERK_|AUTH_BRIDGE_)/.test(k)),
   );
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-bridge-dev-'));
-  const ports = { PORT: await deadPort(), CLERK_PORT: await deadPort(), DEMO_ORIGIN_PORT: await deadPort() };
+  const ports = {
+    PORT: await deadPort(),
+    CLERK_PORT: await deadPort(),
+    DEMO_ORIGIN_PORT: await deadPort(),
+    INSPECTOR_PORT: await deadPort(),
+  };
   const child = spawn('bash', [path.join(ROOT, 'scripts/dev')], {
     cwd: ROOT,
     env: {
