@@ -155,7 +155,14 @@ test('settings from the environment win: your own origin, secret and admin token
   });
   const secret = 'my-apps-own-nextauth-secret-0123456789';
   const token = 'my-own-admin-token-0123456789';
-  const dev = await startDev({ ORIGIN_URL: origin.url, NEXTAUTH_SECRET: secret, AUTH_BRIDGE_ADMIN_TOKEN: token });
+  // A failed start must still close the origin, or its listening socket keeps this file's
+  // process (and the whole test run) alive.
+  const dev = await startDev({ ORIGIN_URL: origin.url, NEXTAUTH_SECRET: secret, AUTH_BRIDGE_ADMIN_TOKEN: token }).catch(
+    async (e) => {
+      await origin.close();
+      throw e;
+    },
+  );
   try {
     assert.doesNotMatch(dev.output(), new RegExp(secret), 'secrets are not printed');
     const cookie = await nextAuthV4(secret, { sub: 'my-user-42', email: 'u42@example.com' });
