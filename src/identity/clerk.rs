@@ -381,7 +381,9 @@ fn uses_suffixed_cookies<'a>(
     let client_uat = get(CLIENT_UAT_COOKIE);
     let suffixed_session = suffixed(SESSION_COOKIE);
     let session = get(SESSION_COOKIE);
-    let session_claims = session.and_then(peek_claims);
+    // Decoded once per isolate per token (see `clerk_decoded`); verification reuses it.
+    let session_decoded = session.map(super::clerk_decoded::decoded);
+    let session_claims = session_decoded.as_deref().and_then(|d| d.peeked_claims());
 
     if session.is_some() {
         let issuer = session_claims
@@ -403,9 +405,10 @@ fn uses_suffixed_cookies<'a>(
         return false;
     }
 
-    let suffixed_claims = suffixed_session.and_then(peek_claims);
-    let session_iat = numeric_claim(session_claims.as_ref(), "iat");
-    let suffixed_session_iat = numeric_claim(suffixed_claims.as_ref(), "iat");
+    let suffixed_decoded = suffixed_session.map(super::clerk_decoded::decoded);
+    let suffixed_claims = suffixed_decoded.as_deref().and_then(|d| d.peeked_claims());
+    let session_iat = numeric_claim(session_claims, "iat");
+    let suffixed_session_iat = numeric_claim(suffixed_claims, "iat");
     let suffixed_uat_is_zero = suffixed_client_uat == Some("0");
     let uat_is_zero = client_uat == Some("0");
 
@@ -470,22 +473,6 @@ fn numeric_claim(claims: Option<&Map<String, Value>>, name: &str) -> f64 {
         .and_then(|claims| claims.get(name))
         .and_then(Value::as_f64)
         .unwrap_or(0.0)
-}
-
-/// Decodes the payload of a token WITHOUT verifying it, as Clerk's `decodeJwt` does; only used
-/// to choose between cookie sets, never to trust anything.
-fn peek_claims(token: &str) -> Option<Map<String, Value>> {
-    if token.len() > MAX_TOKEN_LEN {
-        return None;
-    }
-    let mut parts = token.split('.');
-    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-    URL_SAFE_NO_PAD.decode(signature).ok()?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
 /// The cookie rule applied after verification: a token issued before the client's last update
@@ -911,7 +898,10 @@ pub async fn verify_session_token(
     validation: &ClerkValidation,
     now: u64,
 ) -> Result<ClerkSession, ClerkTokenError> {
-    let untrusted = UntrustedClerkToken::parse(token)?;
+    // The decoding is remembered per isolate by the exact token; the signature (remembered
+    // separately) and the claims at `now` are checked on every call.
+    let decoded = super::clerk_decoded::decoded(token);
+    let untrusted = decoded.parsed().clone()?;
     verifier
         .verify_signature(
             untrusted.kid(),

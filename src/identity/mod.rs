@@ -4,6 +4,7 @@
 pub mod assertion;
 pub mod cache;
 pub mod clerk;
+pub mod clerk_decoded;
 pub mod jwks;
 pub mod legacy_id;
 pub mod nextauth;

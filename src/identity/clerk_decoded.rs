@@ -1,0 +1,175 @@
+//! Per-isolate memory of what a Clerk session token's bytes decode to, so a token sent again
+//! (every request of its ~60 s life) is base64- and JSON-decoded once per isolate instead of
+//! twice per request (once for Clerk's suffixed-cookie choice, once to verify).
+//!
+//! Invariants (tested below):
+//! - Only decoding is remembered: the unverified payload as Clerk's `decodeJwt` reads it, and the
+//!   outcome of [`UntrustedClerkToken::parse`] (header rules, shape). Both are pure functions of
+//!   the token's bytes, so a remembered answer is exactly what decoding again would give,
+//!   whatever the time, the other cookies or the keys. Nothing here says a token is valid: the
+//!   signature (its own memory in `jwks`), the claims and every time check (`exp`/`nbf`/`iat`
+//!   with skew) and the request-state rules (`__client_uat`, dev browser) still run on every
+//!   request.
+//! - An entry is found only by the exact token, compared in full (no hash, no prefix).
+//! - Bounded: at most [`CAPACITY`] tokens of at most [`MAX_TOKEN_LEN`] bytes; a longer token is
+//!   decoded (and refused) without being remembered. The oldest entry makes room.
+
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use super::clerk::{ClerkTokenError, UntrustedClerkToken, MAX_TOKEN_LEN};
+
+/// Tokens remembered per isolate: a handful of concurrent sessions per isolate is typical.
+pub const CAPACITY: usize = 8;
+
+/// One token's decodings, each computed at most once, on first use.
+pub struct DecodedToken {
+    token: Box<str>,
+    peeked: OnceCell<Option<Map<String, Value>>>,
+    parsed: OnceCell<Result<UntrustedClerkToken, ClerkTokenError>>,
+}
+
+impl DecodedToken {
+    fn new(token: &str) -> Self {
+        Self {
+            token: token.into(),
+            peeked: OnceCell::new(),
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// The payload decoded WITHOUT verification, as Clerk's `decodeJwt` does; only to choose
+    /// between cookie sets, never to trust anything.
+    pub fn peeked_claims(&self) -> Option<&Map<String, Value>> {
+        self.peeked
+            .get_or_init(|| peek_claims(&self.token))
+            .as_ref()
+    }
+
+    /// [`UntrustedClerkToken::parse`] of the token.
+    pub fn parsed(&self) -> &Result<UntrustedClerkToken, ClerkTokenError> {
+        self.parsed
+            .get_or_init(|| UntrustedClerkToken::parse(&self.token))
+    }
+}
+
+fn peek_claims(token: &str) -> Option<Map<String, Value>> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    URL_SAFE_NO_PAD.decode(signature).ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+#[derive(Default)]
+struct Memory {
+    entries: Vec<Rc<DecodedToken>>,
+    /// Where the next new token goes once full (oldest first).
+    next: usize,
+}
+
+thread_local! {
+    static MEMORY: RefCell<Memory> = RefCell::new(Memory::default());
+}
+
+/// The decodings of `token`, remembered per isolate (see the module invariants).
+pub fn decoded(token: &str) -> Rc<DecodedToken> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Rc::new(DecodedToken::new(token));
+    }
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if let Some(found) = memory.entries.iter().find(|e| *e.token == *token) {
+            return Rc::clone(found);
+        }
+        let entry = Rc::new(DecodedToken::new(token));
+        if memory.entries.len() < CAPACITY {
+            memory.entries.push(Rc::clone(&entry));
+        } else {
+            let slot = memory.next;
+            memory.entries[slot] = Rc::clone(&entry);
+            memory.next = (slot + 1) % CAPACITY;
+        }
+        entry
+    })
+}
+
+#[cfg(test)]
+fn remembered(token: &str) -> bool {
+    MEMORY.with(|m| m.borrow().entries.iter().any(|e| *e.token == *token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn token(payload: &str) -> String {
+        format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#),
+            b64(payload),
+            b64("sig")
+        )
+    }
+
+    #[test]
+    fn a_repeated_token_is_decoded_once_and_answers_as_a_fresh_decoding() {
+        let t = token(r#"{"sub":"user_1","iss":"https://a.clerk.accounts.dev","iat":1}"#);
+        let first = decoded(&t);
+        let again = decoded(&t);
+        assert!(Rc::ptr_eq(&first, &again), "the same entry");
+        assert_eq!(first.peeked_claims(), peek_claims(&t).as_ref());
+        assert_eq!(
+            again.parsed().as_ref().map(|u| u.kid().to_owned()).ok(),
+            UntrustedClerkToken::parse(&t)
+                .map(|u| u.kid().to_owned())
+                .ok()
+        );
+    }
+
+    #[test]
+    fn a_different_token_never_hits_even_with_a_shared_prefix() {
+        let a = token(r#"{"sub":"user_a"}"#);
+        let mut b = a.clone();
+        b.push('A'); // same bytes plus one: a prefix match would be wrong
+        let da = decoded(&a);
+        let db = decoded(&b);
+        assert!(!Rc::ptr_eq(&da, &db));
+        assert!(da.parsed().is_ok());
+        assert!(db.parsed().is_err(), "the longer signature does not decode");
+        assert_eq!(da.peeked_claims().unwrap()["sub"], "user_a");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_oversized_tokens_are_not_kept() {
+        let tokens: Vec<String> = (0..CAPACITY + 3)
+            .map(|i| token(&format!(r#"{{"sub":"user_{i}"}}"#)))
+            .collect();
+        for t in &tokens {
+            decoded(t);
+        }
+        MEMORY.with(|m| assert_eq!(m.borrow().entries.len(), CAPACITY));
+        assert!(remembered(tokens.last().unwrap()));
+        assert!(!remembered(&tokens[0]), "the oldest made room");
+
+        let huge = token(&format!(r#"{{"sub":"{}"}}"#, "x".repeat(MAX_TOKEN_LEN)));
+        let d = decoded(&huge);
+        assert!(matches!(d.parsed(), Err(ClerkTokenError::TooLarge)));
+        assert!(d.peeked_claims().is_none());
+        assert!(!remembered(&huge));
+    }
+}
