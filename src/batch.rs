@@ -1,7 +1,8 @@
-//! The batch import after the upload: the cron tick that paces records into the Queue, the
-//! queue consumer that migrates them, and the dead-letter consumer that records what could
-//! not be done. Decisions are plain functions here (host-tested); `tick`, `consume` and
-//! `status` are the glue around KV, the Queue and Clerk.
+//! The batch import after the upload: the cron tick that paces pages of records into the
+//! Queue, the queue consumer that migrates them ([`crate::migration::page`]), and the
+//! dead-letter consumer that hands what the Queue gave up on back to the backlog. Decisions
+//! are plain functions here (host-tested); `tick`, `consume` and `status` are the glue around
+//! KV, the Queue and Clerk.
 //!
 //! # Keys used beside the ledger's (see [`crate::migration`])
 //!
@@ -12,6 +13,7 @@
 //! | `ctl:pause` | present while the admin paused the batch | admin |
 //! | `ctl:ratelimit_until` | end of a pause asked by a Clerk `429` (ms) | consumer |
 //! | `tally:cache` | the last computed counts | admin status |
+//! | `stats:batch` | [`status::BatchStats`]: calls and imported users, recent and total | consumer |
 //!
 //! # Two ticks at once
 //!
@@ -24,7 +26,7 @@
 //! budget, never correctness: the consumer skips records already migrated or skipped, the
 //! migrator finds a user by `external_id` before creating one, and Clerk refuses a second
 //! user with the same email, phone or username — so a legacy user still becomes one Clerk
-//! user — and the consumer's live [`crate::pacer::Pacer::admit`] check keeps the real call
+//! user — and the consumer's live [`crate::pacer::Pacer::grant`] check keeps the real call
 //! rate under the limit whatever was sent.
 
 pub mod consume;
@@ -32,142 +34,82 @@ pub mod status;
 pub mod tick;
 pub mod upload;
 
-use crate::migration::Outcome;
-
 /// KV keys of this module (see the table above).
 pub const PACER_STATE_KEY: &str = "pacer:state";
 pub const TICK_LOCK_KEY: &str = "lock:tick";
 pub const ADMIN_PAUSE_KEY: &str = "ctl:pause";
 pub const RATE_LIMIT_PAUSE_KEY: &str = "ctl:ratelimit_until";
 pub const TALLY_CACHE_KEY: &str = "tally:cache";
+pub const BATCH_STATS_KEY: &str = "stats:batch";
 
 /// Queue names (wrangler.toml).
 pub const IMPORT_QUEUE_NAME: &str = "auth-bridge-import";
 pub const DEAD_LETTER_QUEUE_NAME: &str = "auth-bridge-import-dlq";
 
-pub use crate::migration::ledger::DEFERRAL_CODES;
-
-/// Backend API calls one record may cost, per phase (`observe` only looks up).
-pub fn calls_per_record(dry_run: bool) -> u32 {
-    if dry_run {
-        2
-    } else {
-        3
-    }
-}
-
-/// Delay before the next delivery after a transient failure: 5 s doubling, at most 5 min.
-pub fn backoff_secs(deliveries: u32) -> u32 {
-    5u32.saturating_mul(1 << deliveries.saturating_sub(1).min(6))
+/// Delay before a record's next try after `attempts` tries that met only transient errors:
+/// 5 s doubling, at most 5 min. Capped, never given up: only Clerk's permanent refusals end a
+/// record as failed.
+pub fn backoff_secs(attempts: u32) -> u32 {
+    5u32.saturating_mul(1 << attempts.saturating_sub(1).min(6))
         .min(300)
 }
 
-/// What the consumer does with a message after the migrator ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    /// Write the outcome to the ledger (or the dry-run verdict) and ack.
-    Record,
-    /// Retry after `delay_secs`; `pause_until_ms` is set when Clerk asked every batch call to
-    /// wait (a `429`).
-    Retry {
-        delay_secs: u32,
-        code: String,
-        pause_until_ms: Option<u64>,
-    },
-}
+/// Retry codes that mean "not now" rather than "it went wrong" (a batch-wide 429 pause, the
+/// live budget check): they do not grow a record's backoff.
+pub const DEFERRAL_CODES: &[&str] = &[
+    crate::migration::page::RATE_LIMITED,
+    crate::migration::page::DEFERRED,
+];
 
-/// The decision for an outcome; `deliveries` counts earlier deliveries that ended in a retry.
-pub fn next_step(outcome: &Outcome, deliveries: u32, now_ms: u64) -> Next {
-    match outcome {
-        Outcome::Retry { after_secs, code } => {
-            let rate_limited = code == "rate_limited";
-            let delay_secs = after_secs
-                .unwrap_or_else(|| backoff_secs(deliveries + 1))
-                .max(1);
-            Next::Retry {
-                delay_secs,
-                code: code.clone(),
-                pause_until_ms: rate_limited.then(|| now_ms + u64::from(delay_secs) * 1000),
-            }
-        }
-        _ => Next::Record,
+/// When a record that ended a delivery with a transient `Retry` is tried again, and with how
+/// many attempts counted: `(due_ms, attempts)`. A deferral waits only for what it waited on
+/// (Clerk's `Retry-After`, or the next slot); a real error backs off.
+pub fn retry_schedule(
+    after_secs: Option<u32>,
+    code: &str,
+    attempts: u32,
+    now_ms: u64,
+) -> (u64, u32) {
+    if DEFERRAL_CODES.contains(&code) {
+        return (now_ms + u64::from(after_secs.unwrap_or(0)) * 1000, attempts);
     }
-}
-
-/// The message recorded for a record whose deliveries ran out.
-pub fn exhausted_message(last: Option<&crate::migration::ledger::LastError>) -> String {
-    match last {
-        Some(l) => format!(
-            "gave up after {} failed deliveries; last error: {} ({})",
-            l.deliveries, l.code, l.message
-        ),
-        None => "gave up after the queue's retries; no error was recorded".to_owned(),
-    }
+    let attempts = attempts.saturating_add(1);
+    let secs = after_secs.unwrap_or(0).max(backoff_secs(attempts)).min(300);
+    (now_ms + u64::from(secs) * 1000, attempts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migration::ledger::LastError;
 
     #[test]
     fn backoff_doubles_and_is_capped() {
         let delays: Vec<u32> = (1..=9).map(backoff_secs).collect();
         assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(backoff_secs(0), 5);
+        assert_eq!(backoff_secs(u32::MAX), 300);
     }
 
     #[test]
-    fn a_429_pauses_everyone_for_its_retry_after() {
-        let o = Outcome::Retry {
-            after_secs: Some(7),
-            code: "rate_limited".into(),
-        };
+    fn deferrals_wait_without_growing_the_backoff_and_errors_back_off() {
         assert_eq!(
-            next_step(&o, 0, 1_000),
-            Next::Retry {
-                delay_secs: 7,
-                code: "rate_limited".into(),
-                pause_until_ms: Some(8_000)
-            }
-        );
-        let o = Outcome::Retry {
-            after_secs: None,
-            code: "clerk_unavailable".into(),
-        };
-        assert_eq!(
-            next_step(&o, 2, 0),
-            Next::Retry {
-                delay_secs: 20,
-                code: "clerk_unavailable".into(),
-                pause_until_ms: None
-            }
+            retry_schedule(Some(7), "rate_limited", 3, 1_000),
+            (8_000, 3)
         );
         assert_eq!(
-            next_step(
-                &Outcome::Failed {
-                    code: "x".into(),
-                    message: "y".into()
-                },
-                0,
-                0
-            ),
-            Next::Record
+            retry_schedule(None, "admission_deferred", 0, 1_000),
+            (1_000, 0)
         );
-        assert_eq!(next_step(&Outcome::WouldCreate, 0, 0), Next::Record);
-    }
-
-    #[test]
-    fn exhausted_message_names_the_last_error() {
-        let l = LastError {
-            deliveries: 4,
-            code: "clerk_unavailable".into(),
-            message: "Clerk unavailable (503)".into(),
-            updated_at_ms: 0,
-        };
-        let m = exhausted_message(Some(&l));
-        assert!(m.contains("4 failed deliveries") && m.contains("clerk_unavailable"));
-        assert!(exhausted_message(None).contains("no error"));
-        assert!(DEFERRAL_CODES.contains(&"rate_limited"));
+        assert_eq!(retry_schedule(None, "clerk_unavailable", 2, 0), (20_000, 3));
+        assert_eq!(
+            retry_schedule(Some(60), "clerk_unavailable", 0, 0),
+            (60_000, 1),
+            "Retry-After is honoured when longer"
+        );
+        assert_eq!(
+            retry_schedule(None, "timeout", 40, 0),
+            (300_000, 41),
+            "capped, and never a give-up"
+        );
     }
 }

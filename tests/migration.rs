@@ -3,7 +3,9 @@
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
 use auth_bridge::clerk_api::{ClerkApi, CreateUser, IdentificationStatus, UserQuery};
 use auth_bridge::migration::ledger::{self, RecordState};
-use auth_bridge::migration::{parse_line, MemoryStore, Migrator, Mode, Outcome, TrickleUser};
+use auth_bridge::migration::{
+    parse_line, verdict, MemoryStore, Migrator, Mode, Outcome, TrickleUser,
+};
 use futures::executor::block_on;
 use serde_json::json;
 
@@ -341,17 +343,17 @@ fn ledger_counts_reconcile_under_redelivery_and_never_demote() {
         message: "y".into(),
     };
     for _ in 0..2 {
-        block_on(ledger::record_outcome(&store, "imp1", "L0", &migrated, 1)).unwrap();
+        block_on(verdict::record_outcome(&store, "imp1", "L0", &migrated, 1)).unwrap();
     }
-    let kept = block_on(ledger::record_outcome(&store, "imp1", "L0", &failed, 2)).unwrap();
+    let kept = block_on(verdict::record_outcome(&store, "imp1", "L0", &failed, 2)).unwrap();
     assert_eq!(kept, Some(RecordState::Migrated));
-    block_on(ledger::record_outcome(&store, "imp1", "L1", &failed, 2)).unwrap();
+    block_on(verdict::record_outcome(&store, "imp1", "L1", &failed, 2)).unwrap();
     let retry = Outcome::Retry {
         after_secs: None,
         code: "timeout".into(),
     };
     assert_eq!(
-        block_on(ledger::record_outcome(&store, "imp1", "L2", &retry, 2)).unwrap(),
+        block_on(verdict::record_outcome(&store, "imp1", "L2", &retry, 2)).unwrap(),
         None
     );
     let t = block_on(ledger::tally(&store)).unwrap();

@@ -1,50 +1,292 @@
-//! Virtual-time simulation of a whole batch import under Clerk's rate limit, with a trickle
-//! burst of the same users signing in half-way, 5% transient faults, queue retries with
-//! backoff and a dead-letter path.
+//! Virtual-time simulation of a whole batch import under Clerk's rate limit: the cron pacer
+//! planning pages of calls, one queue consumer migrating the pages with the worker's own page
+//! code ([`migrate_page`]), a trickle burst of sign-ins half-way — many of them users whose page
+//! is in flight at that moment — 5 % transient faults, queue redeliveries of half-done pages,
+//! and Clerk answering after a latency.
 //!
-//! `SIM_USERS` sets the size (default 100,000; about 3 s in a debug build), `SIM_RATE` the
-//! limit (default `100/10s`). See the numbers with
-//! `cargo test --test simulation -- --nocapture`.
+//! The trickle and the batch run **at the same time**: every Backend API call awaits a virtual
+//! latency, and a small single-threaded executor with a virtual clock interleaves the sign-ins
+//! with the pages call by call, so a sign-in can create a user between the page's look-up and
+//! its create (the page then finds the user and completes it). Exactly once is checked on the
+//! result: no Clerk user twice, no record lost.
+//!
+//! `SIM_USERS` sets the size (default 100,000), `SIM_RATE` the limit (default `100/10s`). See
+//! the figures with `cargo test --test simulation -- --nocapture`.
 
+use auth_bridge::batch::retry_schedule;
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
-use auth_bridge::migration::ledger::{self, BacklogCursor, QueueMessage};
-use auth_bridge::migration::{parse_line, MemoryStore, Migrator, Mode, Outcome, TrickleUser};
-use auth_bridge::pacer::{CallCounter, Pacer, PacerConfig, PacerState, RateLimit};
+use auth_bridge::clerk_api::{
+    ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
+    UserQuery,
+};
+use auth_bridge::migration::ledger::{self, BacklogCursor};
+use auth_bridge::migration::page::{migrate_page, paginate, PageMessage, Spender};
+use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
+use auth_bridge::migration::{ImportRecord, TrickleUser};
+use auth_bridge::pacer::{CallCounter, CallLog, Pace, Pacer, PacerConfig, PacerState, RateLimit};
 use futures::executor::block_on;
+use futures::task::ArcWake;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 const CRON_MS: u64 = 60_000;
-const MAX_DELIVERIES: u32 = 8;
+const IMPORT: &str = "0000000000000-00000001";
 const MAX_TRICKLE_ATTEMPTS: u32 = 8;
+/// Queue consumers at once (wrangler.toml's `max_concurrency`).
+const CONSUMERS: u32 = 4;
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Event {
-    Cron,
-    Deliver {
-        msg: usize,
-        attempt: u32,
-    },
-    /// A NextAuth user asks for a sign-in token.
-    SignIn {
-        user: usize,
-        attempt: u32,
-    },
+// ---------------------------------------------------------------------------------------------
+// A virtual clock and the timers of a single-threaded executor.
+
+#[derive(Default)]
+struct Clock {
+    now: Cell<u64>,
+    seq: Cell<u64>,
+    timers: RefCell<BTreeMap<(u64, u64), Waker>>,
 }
 
-struct Sim {
-    now: u64,
-    seq: u64,
-    events: BinaryHeap<Reverse<(u64, u64, Event)>>,
-    messages: Vec<QueueMessage>,
+impl Clock {
+    fn now(&self) -> u64 {
+        self.now.get()
+    }
+    fn sleep(self: &Rc<Self>, ms: u64) -> Sleep {
+        Sleep {
+            clock: self.clone(),
+            at: self.now() + ms,
+            key: None,
+        }
+    }
+    /// Moves time to the next timer and wakes every task due then; false when none is left.
+    fn advance(&self) -> bool {
+        let Some((&(at, _), _)) = self.timers.borrow().iter().next() else {
+            return false;
+        };
+        self.now.set(self.now.get().max(at));
+        let due: Vec<(u64, u64)> = self
+            .timers
+            .borrow()
+            .range(..(at + 1, 0))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(w) = self.timers.borrow_mut().remove(&key) {
+                w.wake();
+            }
+        }
+        true
+    }
 }
 
-impl Sim {
-    fn at(&mut self, t: u64, e: Event) {
-        self.seq += 1;
-        self.events.push(Reverse((t, self.seq, e)));
+struct Sleep {
+    clock: Rc<Clock>,
+    at: u64,
+    key: Option<(u64, u64)>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.clock.now() >= self.at {
+            return Poll::Ready(());
+        }
+        let key = match self.key {
+            Some(k) => k,
+            None => {
+                let seq = self.clock.seq.get() + 1;
+                self.clock.seq.set(seq);
+                (self.at, seq)
+            }
+        };
+        self.key = Some(key);
+        self.clock
+            .timers
+            .borrow_mut()
+            .insert(key, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clerk after a latency, counting who called.
+
+#[derive(Default)]
+struct Calls {
+    /// The batch's calls, counted when granted (at their exact times), for the live check.
+    batch_log: RefCell<CallLog>,
+    /// The trickle's calls at their arrival, for the live check and the pacer.
+    trickle: RefCell<CallCounter>,
+    batch: Cell<u64>,
+    trickle_total: Cell<u64>,
+    batch_times: RefCell<Vec<u64>>,
+    batch_429: Cell<u64>,
+    trickle_429: Cell<u64>,
+    /// Batch creates Clerk refused as taken (someone, e.g. the trickle, got there first).
+    batch_taken: Cell<u64>,
+}
+
+struct Latent<'a> {
+    clerk: &'a MemoryClerk,
+    clock: Rc<Clock>,
+    calls: &'a Calls,
+    trickle: bool,
+    rng: &'a RefCell<StdRng>,
+}
+
+impl Latent<'_> {
+    /// The request travels to Clerk (where it counts from its arrival), then the answer
+    /// travels back ([`Self::answer`]).
+    async fn arrive(&self) {
+        let one_way = self.rng.borrow_mut().gen_range(20..140);
+        self.clock.sleep(one_way).await;
+        let now = self.clock.now();
+        self.clerk.set_now(now);
+        if self.trickle {
+            // The batch's calls are counted when granted (see `SimSpender`).
+            self.calls.trickle.borrow_mut().record(now, 1);
+            self.calls
+                .trickle_total
+                .set(self.calls.trickle_total.get() + 1);
+        } else {
+            self.calls.batch.set(self.calls.batch.get() + 1);
+            self.calls.batch_times.borrow_mut().push(now);
+        }
+    }
+    async fn answer(&self) {
+        let one_way = self.rng.borrow_mut().gen_range(20..140);
+        self.clock.sleep(one_way).await;
+    }
+    fn note<T>(&self, r: &Result<T, ClerkError>) {
+        match r {
+            Err(ClerkError::RateLimited { .. }) if self.trickle => {
+                self.calls.trickle_429.set(self.calls.trickle_429.get() + 1)
+            }
+            Err(ClerkError::RateLimited { .. }) => {
+                self.calls.batch_429.set(self.calls.batch_429.get() + 1)
+            }
+            Err(e) if e.is_identifier_exists() && !self.trickle => {
+                self.calls.batch_taken.set(self.calls.batch_taken.get() + 1)
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ClerkApi for Latent<'_> {
+    async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+        self.arrive().await;
+        let r = self.clerk.find_users(q).await;
+        self.note(&r);
+        self.answer().await;
+        r
+    }
+    async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
+        self.arrive().await;
+        let r = self.clerk.create_user(body).await;
+        self.note(&r);
+        self.answer().await;
+        r
+    }
+    async fn update_user(&self, id: &str, body: &UpdateUser) -> Result<ClerkUser, ClerkError> {
+        self.arrive().await;
+        let r = self.clerk.update_user(id, body).await;
+        self.note(&r);
+        self.answer().await;
+        r
+    }
+    async fn update_user_metadata(
+        &self,
+        id: &str,
+        body: &UpdateUserMetadata,
+    ) -> Result<ClerkUser, ClerkError> {
+        self.arrive().await;
+        let r = self.clerk.update_user_metadata(id, body).await;
+        self.note(&r);
+        self.answer().await;
+        r
+    }
+    async fn create_sign_in_token(
+        &self,
+        user_id: &str,
+        expires_in_seconds: u32,
+    ) -> Result<SignInToken, ClerkError> {
+        self.arrive().await;
+        let r = self
+            .clerk
+            .create_sign_in_token(user_id, expires_in_seconds)
+            .await;
+        self.note(&r);
+        self.answer().await;
+        r
+    }
+}
+
+/// A consumer's live budget check, on the virtual clock: its share of the budget, and the
+/// window of every call.
+struct SimSpender<'a> {
+    pacer: Pacer,
+    clock: Rc<Clock>,
+    calls: &'a Calls,
+    paused_until: &'a Cell<u64>,
+    deferred: &'a Cell<u64>,
+    pace: RefCell<Pace>,
+    /// Calls granted and not yet reported spent (they count in the window from the grant).
+    outstanding: Cell<u32>,
+    grant_wait: &'a Cell<u64>,
+}
+
+impl Spender for SimSpender<'_> {
+    async fn acquire(&self, want: u32) -> u32 {
+        let mut waited = 0;
+        loop {
+            let now = self.clock.now();
+            if now < self.paused_until.get() {
+                return 0;
+            }
+            let granted = self.pacer.grant(
+                now,
+                &self.calls.batch_log.borrow(),
+                &self.calls.trickle.borrow(),
+                &mut self.pace.borrow_mut(),
+                CONSUMERS,
+                want,
+            );
+            match granted {
+                Ok(n) => {
+                    self.calls.batch_log.borrow_mut().record(now, n);
+                    self.outstanding.set(self.outstanding.get() + n);
+                    return n;
+                }
+                Err(_) if waited >= 30_000 => {
+                    self.deferred.set(self.deferred.get() + 1);
+                    return 0;
+                }
+                Err(wait) => {
+                    self.grant_wait.set(self.grant_wait.get() + wait);
+                    self.clock.sleep(wait).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+    fn spent(&self, calls: u32) {
+        // Calls beyond the grant (a record that needed more than one) count now.
+        let extra = calls.saturating_sub(self.outstanding.get());
+        self.outstanding
+            .set(self.outstanding.get().saturating_sub(calls));
+        if extra > 0 {
+            self.calls
+                .batch_log
+                .borrow_mut()
+                .record(self.clock.now(), extra);
+        }
     }
 }
 
@@ -60,22 +302,44 @@ fn max_in_window(times: &mut [u64], window_ms: u64) -> usize {
     best
 }
 
+#[derive(Default)]
+struct Progress {
+    /// Pages sent and not yet consumed.
+    queue: RefCell<VecDeque<(u64, PageMessage)>>,
+    /// Pages a consumer is working on.
+    working: Cell<usize>,
+    backlog_left: Cell<usize>,
+    sign_ins_left: Cell<usize>,
+    last_outcome_at: Cell<u64>,
+    /// Ids of the users in the pages most recently sent (the burst picks among them).
+    in_flight: RefCell<Vec<usize>>,
+    redelivered: Cell<u64>,
+    pages: Cell<u64>,
+    trickle_ok: Cell<u64>,
+    /// Records ended so far, and when the 50/90/99/100 % marks were passed.
+    ended: Cell<u64>,
+    /// Time consumers waited for a page (none queued, or not due yet).
+    idle_ms: Cell<u64>,
+    grant_wait_ms: Cell<u64>,
+    marks: RefCell<Vec<(u64, u64)>>,
+    trickle_not_signed_in: Cell<u64>,
+}
+
 #[test]
-fn batch_and_trickle_migrate_everyone_exactly_once_within_the_rate_limit() {
+fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit() {
     let users: usize = std::env::var("SIM_USERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let limit = RateLimit::parse(&std::env::var("SIM_RATE").unwrap_or("100/10s".into())).unwrap();
-    let mut rng = StdRng::seed_from_u64(7);
+    let rng = RefCell::new(StdRng::seed_from_u64(7));
 
     // Clerk: sliding-window limit, duplicate external ids allowed so duplicates are visible,
     // 5% transient faults (half 500, half timeouts, a fifth of those after the write).
     let clerk = MemoryClerk::new(Some((limit.calls, limit.window_ms)));
     clerk.set_unique_external_id(false);
-    let fault_seed = std::cell::Cell::new(0x9E37_79B9_7F4A_7C15u64);
+    let fault_seed = Cell::new(0x9E37_79B9_7F4A_7C15u64);
     clerk.set_fault_hook(move |_| {
-        // xorshift: cheap, deterministic.
         let mut x = fault_seed.get();
         x ^= x << 13;
         x ^= x >> 7;
@@ -89,7 +353,6 @@ fn batch_and_trickle_migrate_everyone_exactly_once_within_the_rate_limit() {
         }
     });
     let store = MemoryStore::new();
-    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
 
     // A few users already exist in Clerk (signed up there with the same email).
     let lines: Vec<String> = (0..users)
@@ -105,180 +368,224 @@ fn batch_and_trickle_migrate_everyone_exactly_once_within_the_rate_limit() {
             )
         })
         .collect();
-    let records: Vec<_> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
+    let records: Vec<ImportRecord> = lines.iter().map(|l| parse_line(l).unwrap()).collect();
     for r in records.iter().step_by(500) {
         let mut body = r.to_create_user();
         body.external_id = None;
         clerk.seed(&body);
     }
-    block_on(ledger::store_import(
-        &store,
-        "0000000000000-00000001",
-        &records,
-        0,
-    ))
-    .unwrap();
+    block_on(ledger::store_import(&store, IMPORT, &records, 0)).unwrap();
 
     let pacer = Pacer::new(PacerConfig {
         limit,
         ..PacerConfig::default()
     });
-    let mut pacer_state = PacerState::default();
-    let mut cursor = BacklogCursor::default();
-    // All calls (trickle + batch): the live counter the consumer checks. The pacer subtracts
-    // the trickle's recent pace and the retries reserved for the future.
-    let mut all_calls = CallCounter::new();
-    let mut trickle_calls = CallCounter::new();
-    let mut reserved = CallCounter::new();
-    let mut batch_429 = 0u64;
-    let mut trickle_429 = 0u64;
-    let mut dead_lettered = 0u64;
-    let mut batch_calls = 0u64;
-    let mut trickle_ok = 0u64;
-    let mut trickle_not_signed_in = 0u64;
-    let mut last_outcome_at = 0u64;
-    let mut deferred = 0u64;
-    let mut batch_times: Vec<u64> = Vec::new();
-    let mut backlog_left = users;
-
-    let mut sim = Sim {
-        now: 0,
-        seq: 0,
-        events: BinaryHeap::new(),
-        messages: Vec::new(),
+    let clock = Rc::new(Clock::default());
+    // Requeued pages are keyed by due time and a nonce: never reuse one.
+    let nonces = Cell::new(0u32);
+    let nonce = || {
+        nonces.set(nonces.get() + 1);
+        nonces.get()
     };
-    sim.at(0, Event::Cron);
-    // Trickle burst half-way through the expected run: for ten minutes, sign-ins at about 40%
-    // of the limit (one sign-in costs ~4 calls), drawn from the users being imported.
-    let expected_ms = users as u64 * 3 * limit.window_ms / pacer.budget_per_window() as u64;
-    let burst_start = expected_ms / 2;
-    let calls_per_sec = limit.calls as u64 * 1000 / limit.window_ms;
-    let burst_users = ((calls_per_sec * 600 / 10) as usize).clamp(10, users);
-    for _ in 0..burst_users {
-        let user = rng.gen_range(0..users);
-        sim.at(
-            burst_start + rng.gen_range(0..600_000),
-            Event::SignIn { user, attempt: 0 },
-        );
-    }
+    let calls = Calls::default();
+    let progress = Progress::default();
+    progress.backlog_left.set(users);
+    let paused_until = Cell::new(0u64);
+    let deferred = Cell::new(0u64);
+    let batch_clerk = Latent {
+        clerk: &clerk,
+        clock: clock.clone(),
+        calls: &calls,
+        trickle: false,
+        rng: &rng,
+    };
+    let trickle_clerk = Latent {
+        clerk: &clerk,
+        clock: clock.clone(),
+        calls: &calls,
+        trickle: true,
+        rng: &rng,
+    };
+    let migrator = Migrator::new(&trickle_clerk, &store, Mode::Migrate);
+    let batch_migrator = Migrator::new(&batch_clerk, &store, Mode::Migrate);
 
-    while let Some(Reverse((t, _, event))) = sim.events.pop() {
-        sim.now = sim.now.max(t);
-        let now = sim.now;
-        store.set_now(now);
-        match event {
-            Event::Cron => {
-                // Ticks are not punctual: some late, some doubled, some skipped.
-                let plan = pacer.plan(
-                    &mut pacer_state,
-                    now,
-                    &trickle_calls,
-                    &reserved,
-                    backlog_left,
-                );
-                let msgs =
-                    block_on(ledger::take_backlog(&store, &mut cursor, plan.records())).unwrap();
-                backlog_left -= msgs.len();
-                for (m, delay) in msgs.into_iter().zip(&plan.delays_secs) {
-                    sim.messages.push(m);
-                    let id = sim.messages.len() - 1;
-                    sim.at(
-                        now + *delay as u64 * 1000,
-                        Event::Deliver {
-                            msg: id,
-                            attempt: 1,
-                        },
-                    );
-                }
-                trickle_calls.prune(now.saturating_sub(2 * limit.window_ms));
-                reserved.prune(now.saturating_sub(2 * limit.window_ms));
-                all_calls.prune(now.saturating_sub(2 * limit.window_ms));
-                let busy = backlog_left > 0
-                    || sim
-                        .events
-                        .iter()
-                        .any(|Reverse((_, _, e))| !matches!(e, Event::Cron));
-                if busy {
-                    let next = match rng.gen_range(0..20) {
-                        0 => now + CRON_MS + rng.gen_range(1_000..45_000), // late
-                        1 => now + 1_500,                                  // doubled
-                        2 => now + 2 * CRON_MS,                            // skipped
-                        _ => now + CRON_MS,
-                    };
-                    sim.at(next, Event::Cron);
-                }
+    // Trickle burst half-way through the expected run; half of the sign-ins are users whose
+    // page is being migrated at that moment.
+    let expected_ms = users as u64 * limit.window_ms / pacer.budget_per_window() as u64;
+    let burst_start = expected_ms / 2;
+    // The burst lasts 6 % of the run (ten minutes at 100/10s), sign-ins at a tenth of the
+    // limit's calls per second (about a quarter of the limit in calls).
+    let burst_ms = (expected_ms * 6 / 100).max(10_000);
+    let calls_per_sec = limit.calls as u64 * 1000 / limit.window_ms;
+    let burst = ((calls_per_sec * burst_ms / 1000 / 10) as usize).clamp(10, users);
+    progress.sign_ins_left.set(burst);
+
+    let cron = async {
+        let mut state = PacerState::default();
+        let mut cursor = BacklogCursor::default();
+        loop {
+            let now = clock.now();
+            state.paused_until_ms = paused_until.get();
+            let none = CallCounter::new();
+            let trickle = calls.trickle.borrow().clone();
+            let room = pacer
+                .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
+                .records();
+            let returned = ledger::take_requeued(&store, room, now).await.unwrap();
+            let mut messages = returned.messages.clone();
+            let fresh = ledger::take_backlog(&store, &mut cursor, room - messages.len())
+                .await
+                .unwrap();
+            progress
+                .backlog_left
+                .set(progress.backlog_left.get() - fresh.len());
+            messages.extend(fresh);
+            let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
+            let overflow = messages.split_off(plan.records().min(messages.len()));
+            let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
+            for (i, page) in paginate(messages, &sizes) {
+                let at = now.div_ceil(1000) * 1000 + plan.pages[i].delay_secs as u64 * 1000;
+                progress.queue.borrow_mut().push_back((at, page));
             }
-            Event::Deliver { msg, attempt } => {
-                let cost = pacer.config.calls_per_record;
-                if let Err(wait) = pacer.admit(now, &all_calls, cost) {
-                    deferred += 1;
-                    // Not an attempt: the consumer defers without calling Clerk.
-                    let jitter = rng.gen_range(0..1000);
-                    reserved.record(now + wait + jitter, cost);
-                    sim.at(now + wait + jitter, Event::Deliver { msg, attempt });
+            ledger::requeue(&store, &overflow, now, nonce())
+                .await
+                .unwrap();
+            ledger::commit_requeued(&store, &returned).await.unwrap();
+            calls
+                .trickle
+                .borrow_mut()
+                .prune(now.saturating_sub(2 * limit.window_ms));
+            calls
+                .batch_log
+                .borrow_mut()
+                .prune(now.saturating_sub(2 * limit.window_ms));
+
+            let waiting = ledger::requeued_count(&store).await.unwrap();
+            let busy = progress.backlog_left.get() > 0
+                || waiting > 0
+                || !progress.queue.borrow().is_empty()
+                || progress.working.get() > 0
+                || progress.sign_ins_left.get() > 0;
+            if !busy {
+                return;
+            }
+            // Ticks are not punctual: some late, some doubled, some skipped.
+            let roll = rng.borrow_mut().gen_range(0..20);
+            let next = match roll {
+                0 => CRON_MS + rng.borrow_mut().gen_range(1_000..45_000),
+                1 => 1_500,
+                2 => 2 * CRON_MS,
+                _ => CRON_MS,
+            };
+            clock.sleep(next).await;
+        }
+    };
+
+    // Concurrent consumers (max_concurrency): pages in the order they become due.
+    let consumer = || async {
+        let spender = SimSpender {
+            pacer,
+            clock: clock.clone(),
+            calls: &calls,
+            paused_until: &paused_until,
+            deferred: &deferred,
+            pace: RefCell::new(Pace::default()),
+            outstanding: Cell::new(0),
+            grant_wait: &progress.grant_wait_ms,
+        };
+        loop {
+            let next = progress.queue.borrow_mut().pop_front();
+            let Some((at, page)) = next else {
+                if progress.backlog_left.get() == 0
+                    && progress.sign_ins_left.get() == 0
+                    && progress.working.get() == 0
+                    && ledger::requeued_count(&store).await.unwrap() == 0
+                {
+                    return;
+                }
+                progress.idle_ms.set(progress.idle_ms.get() + 1_000);
+                clock.sleep(1_000).await;
+                continue;
+            };
+            progress.working.set(progress.working.get() + 1);
+            if at > clock.now() {
+                progress
+                    .idle_ms
+                    .set(progress.idle_ms.get() + at - clock.now());
+                clock.sleep(at - clock.now()).await;
+            }
+            let recs: Vec<ImportRecord> = page
+                .items
+                .iter()
+                .map(|m| parse_line(&m.record).unwrap())
+                .collect();
+            {
+                let mut f = progress.in_flight.borrow_mut();
+                f.clear();
+                f.extend(recs.iter().map(|r| r.id[1..].parse::<usize>().unwrap()));
+            }
+            progress.pages.set(progress.pages.get() + 1);
+            let result = migrate_page(&batch_migrator, &batch_clerk, &spender, &recs).await;
+            let now = clock.now();
+            if let Some(secs) = result.rate_limited_secs {
+                paused_until.set(paused_until.get().max(now + secs as u64 * 1000));
+            }
+            // Now and then the consumer dies before writing: the Queue redelivers the page.
+            if rng.borrow_mut().gen_range(0..100) == 0 {
+                progress.redelivered.set(progress.redelivered.get() + 1);
+                let again = now + 5_000;
+                progress.queue.borrow_mut().push_front((again, page));
+                progress.working.set(progress.working.get() - 1);
+                continue;
+            }
+            for ((item, rec), outcome) in page.items.iter().zip(&recs).zip(&result.outcomes) {
+                if let Outcome::Retry { after_secs, code } = outcome {
+                    let (due, attempts) = retry_schedule(*after_secs, code, item.attempts, now);
+                    let mut back = item.clone();
+                    back.attempts = attempts;
+                    ledger::requeue(&store, std::slice::from_ref(&back), due, nonce())
+                        .await
+                        .unwrap();
                     continue;
                 }
-                let m = &sim.messages[msg];
-                let rec = parse_line(&m.record).unwrap();
-                clerk.set_now(now);
-                let before = clerk.request_log.borrow().len();
-                let limited_before = clerk.rate_limited.get();
-                let result = block_on(migrator.migrate_record(&rec));
-                let made = clerk.request_log.borrow().len() - before;
-                batch_calls += made as u64;
-                batch_times.extend(std::iter::repeat_n(now, made));
-                batch_429 += clerk.rate_limited.get() - limited_before;
-                all_calls.record(now, made as u32);
-                match &result.outcome {
-                    Outcome::Retry { after_secs, code } => {
-                        if code == "rate_limited" {
-                            pacer_state.pause_until(now + after_secs.unwrap_or(10) as u64 * 1000);
-                        }
-                        if attempt >= MAX_DELIVERIES {
-                            // Dead-letter queue consumer: record the failure with its reason.
-                            dead_lettered += 1;
-                            let failed = Outcome::Failed {
-                                code: "retries_exhausted".into(),
-                                message: format!("gave up after {attempt} deliveries: {code}"),
-                            };
-                            block_on(ledger::record_outcome(
-                                &store,
-                                &m.import_id,
-                                &rec.id,
-                                &failed,
-                                now,
-                            ))
-                            .unwrap();
-                            last_outcome_at = now;
-                        } else {
-                            let backoff = after_secs
-                                .map(|s| s as u64 * 1000)
-                                .unwrap_or(1000 << attempt.min(8))
-                                + rng.gen_range(0..1000);
-                            reserved.record(now + backoff, cost);
-                            sim.at(
-                                now + backoff,
-                                Event::Deliver {
-                                    msg,
-                                    attempt: attempt + 1,
-                                },
-                            );
-                        }
-                    }
-                    outcome => {
-                        block_on(ledger::record_outcome(
-                            &store,
-                            &m.import_id,
-                            &rec.id,
-                            outcome,
-                            now,
-                        ))
-                        .unwrap();
-                        last_outcome_at = now;
-                    }
+                verdict::record_outcome(&store, IMPORT, &rec.id, outcome, now)
+                    .await
+                    .unwrap();
+                progress.last_outcome_at.set(now);
+                let ended = progress.ended.get() + 1;
+                progress.ended.set(ended);
+                if [50, 90, 99].iter().any(|p| ended == users as u64 * p / 100) {
+                    progress
+                        .marks
+                        .borrow_mut()
+                        .push((ended * 100 / users as u64, now / 1000));
                 }
             }
-            Event::SignIn { user, attempt } => {
+            progress.working.set(progress.working.get() - 1);
+        }
+    };
+
+    let sign_ins = async {
+        let mut starts: Vec<u64> = (0..burst)
+            .map(|_| burst_start + rng.borrow_mut().gen_range(0..burst_ms))
+            .collect();
+        starts.sort_unstable();
+        let mut tasks = Vec::new();
+        let (clock, progress, rng, records, migrator, clerk) =
+            (&clock, &progress, &rng, &records, &migrator, &clerk);
+        for start in starts {
+            let sign_in = async move {
+                clock.sleep(start).await;
+                // Half the burst: someone whose page is being migrated right now.
+                let user = {
+                    let f = progress.in_flight.borrow();
+                    let mut r = rng.borrow_mut();
+                    if !f.is_empty() && r.gen_bool(0.5) {
+                        f[r.gen_range(0..f.len())]
+                    } else {
+                        r.gen_range(0..users)
+                    }
+                };
                 let r = &records[user];
                 let t = TrickleUser {
                     legacy_id: r.id.clone(),
@@ -287,70 +594,114 @@ fn batch_and_trickle_migrate_everyone_exactly_once_within_the_rate_limit() {
                     name: r.name.clone(),
                     image: None,
                 };
-                clerk.set_now(now);
-                let before = clerk.request_log.borrow().len();
-                let limited_before = clerk.rate_limited.get();
-                let (m, token) = block_on(migrator.sign_in(&t, 300));
-                let made = clerk.request_log.borrow().len() - before;
-                trickle_429 += clerk.rate_limited.get() - limited_before;
-                all_calls.record(now, made as u32);
-                trickle_calls.record(now, made as u32);
-                match (&m.outcome, token) {
-                    (_, Some(tok)) => {
-                        trickle_ok += 1;
-                        assert_eq!(tok.user_id, m.outcome.clerk_id().unwrap());
+                for attempt in 0..MAX_TRICKLE_ATTEMPTS {
+                    let (m, token) = migrator.sign_in(&t, 300).await;
+                    match (&m.outcome, token) {
+                        (_, Some(tok)) => {
+                            assert_eq!(tok.user_id, m.outcome.clerk_id().unwrap());
+                            let holder = clerk.user_by_external_id(&r.id).unwrap();
+                            assert_eq!(holder.id, tok.user_id, "a token for this user only");
+                            progress.trickle_ok.set(progress.trickle_ok.get() + 1);
+                            break;
+                        }
+                        (Outcome::Retry { after_secs, .. }, None)
+                            if attempt + 1 < MAX_TRICKLE_ATTEMPTS =>
+                        {
+                            // client.js: backoff with jitter, honouring Retry-After.
+                            let wait = after_secs
+                                .map(|s| s as u64 * 1000)
+                                .unwrap_or(500 << attempt)
+                                + rng.borrow_mut().gen_range(0..500);
+                            clock.sleep(wait).await;
+                        }
+                        _ => {
+                            progress
+                                .trickle_not_signed_in
+                                .set(progress.trickle_not_signed_in.get() + 1);
+                            break;
+                        }
                     }
-                    (Outcome::Retry { after_secs, .. }, None) if attempt < MAX_TRICKLE_ATTEMPTS => {
-                        // client.js: backoff with jitter, honouring Retry-After.
-                        let wait = after_secs
-                            .map(|s| s as u64 * 1000)
-                            .unwrap_or(500 << attempt)
-                            + rng.gen_range(0..500);
-                        sim.at(
-                            now + wait,
-                            Event::SignIn {
-                                user,
-                                attempt: attempt + 1,
-                            },
-                        );
-                    }
-                    _ => trickle_not_signed_in += 1,
                 }
-            }
+                progress.sign_ins_left.set(progress.sign_ins_left.get() - 1);
+            };
+            tasks.push(sign_in);
         }
-    }
+        futures::future::join_all(tasks).await;
+    };
+    // The three run as one task each on the virtual clock; `join` polls them in turn, so the
+    // sign-ins' calls interleave with the pages' at every await.
+    let everything = async {
+        let consumers = futures::future::join_all((0..CONSUMERS).map(|_| consumer()));
+        futures::join!(cron, consumers, sign_ins);
+    };
+    assert!(
+        run_virtual(everything, &clock).is_some(),
+        "the simulation stalled"
+    );
 
     // Everything accounted for.
     let tally = block_on(ledger::tally(&store)).unwrap();
     let dups = clerk.duplicate_external_ids();
     let failures = block_on(ledger::failures(&store, usize::MAX)).unwrap();
-    let total_calls = clerk.request_log.borrow().len();
-    let max_window = max_in_window(&mut clerk.request_log.borrow().clone(), limit.window_ms);
+    let max_attempted = max_in_window(&mut clerk.request_log.borrow().clone(), limit.window_ms);
     let max_accepted = max_in_window(&mut clerk.accepted_log.borrow().clone(), limit.window_ms);
-    let max_batch = max_in_window(&mut batch_times, limit.window_ms);
-    let physical_s = users as f64 * 3.0 * limit.window_ms as f64 / 1000.0 / limit.calls as f64;
-    let calls_per_record = batch_calls as f64 / users as f64;
+    let max_batch = max_in_window(&mut calls.batch_times.borrow().clone(), limit.window_ms);
+    let windows_over = windows_over(&clerk.accepted_log.borrow(), limit);
+    let finished_s = progress.last_outcome_at.get() as f64 / 1000.0;
+    let physical_s = users as f64 * limit.window_ms as f64 / 1000.0 / limit.calls as f64;
+    let batch_calls = calls.batch.get();
+    let migrated = tally.migrated.max(1);
 
     println!(
-        "users {users}, limit {}/{}s",
+        "users {users}, limit {}/{}s, batch budget {} calls/window",
         limit.calls,
-        limit.window_ms / 1000
-    );
-    println!(
-        "finished after {:.0} s virtual ({:.2} h); physical limit at 3 calls/user {:.0} s ({:.2} h): {:.0}% of it",
-        last_outcome_at as f64 / 1000.0,
-        last_outcome_at as f64 / 3.6e6,
-        physical_s,
-        physical_s / 3600.0,
-        100.0 * physical_s * 1000.0 / last_outcome_at.max(1) as f64
-    );
-    println!(
-        "calls: {total_calls} total, batch {batch_calls} ({calls_per_record:.2}/record); max in any window: {max_window} attempted, {max_accepted} accepted, {max_batch} batch (limit {}, batch budget {})",
-        limit.calls,
+        limit.window_ms / 1000,
         pacer.budget_per_window()
     );
     println!(
-        "tally {tally:?}; dead-lettered {dead_lettered}; deferred by the live check {deferred}; 429s batch {batch_429} trickle {trickle_429}; sign-ins ok {trickle_ok} not signed in (skipped, failed or gave up) {trickle_not_signed_in}"
+        "finished after {finished_s:.0} s virtual; physical limit (one call per user) {physical_s:.0} s: {:.1}% of it",
+        100.0 * physical_s / finished_s.max(1.0)
+    );
+    println!(
+        "calls: batch {batch_calls} ({:.3} per migrated user, {:.3} per record), trickle {}; max in any window: {max_accepted} accepted, {max_attempted} attempted, {max_batch} batch (limit {}); windows over the limit {windows_over}",
+        batch_calls as f64 / migrated as f64,
+        batch_calls as f64 / users as f64,
+        calls.trickle_total.get(),
+        limit.calls
+    );
+    println!("progress (percent done, s): {:?}", progress.marks.borrow());
+    if std::env::var("SIM_DEBUG").is_ok() {
+        println!(
+            "  consumers idle (no page due) {} s, waiting for grants {} s",
+            progress.idle_ms.get() / 1000,
+            progress.grant_wait_ms.get() / 1000
+        );
+        let t = calls.batch_times.borrow();
+        let step: u64 = std::env::var("SIM_DEBUG").unwrap().parse().unwrap_or(1000);
+        let end = progress.last_outcome_at.get() / 1000 + step;
+        let mut k = 0;
+        while k < end {
+            let (a, b) = (k * 1000, (k + step) * 1000);
+            let n = t.iter().filter(|&&x| x >= a && x < b).count();
+            println!(
+                "  batch calls/s in [{k}, {}) s: {:.2}",
+                k + step,
+                n as f64 / step as f64
+            );
+            k += step;
+        }
+    }
+    println!(
+        "tally {tally:?}; duplicates {}; pages {} ({} redelivered after a crash); batch creates refused as taken (raced) {}; deferred by the live check {}; 429s batch {} trickle {}; sign-ins ok {} not signed in {}",
+        dups.len(),
+        progress.pages.get(),
+        progress.redelivered.get(),
+        calls.batch_taken.get(),
+        deferred.get(),
+        calls.batch_429.get(),
+        calls.trickle_429.get(),
+        progress.trickle_ok.get(),
+        progress.trickle_not_signed_in.get()
     );
 
     assert!(
@@ -361,34 +712,83 @@ fn batch_and_trickle_migrate_everyone_exactly_once_within_the_rate_limit() {
     assert_eq!(tally.accepted, users as u64);
     assert_eq!(tally.pending, 0, "lost records: {tally:?}");
     assert_eq!(tally.migrated + tally.skipped + tally.failed, users as u64);
+    // Transient faults never fail a record: only the binding rules refused some (the seeded
+    // natives whose legacy email is unverified), each with its code.
     assert!(failures
         .iter()
-        .all(|f| f.code.is_some() && f.message.is_some()));
-    // The batch never drives Clerk over the limit: it was never refused, and its own calls
-    // stay under the consumer's hard guard (limit less a quarter of the margin). Attempts
-    // above the limit can only be trickle calls that were refused (429) and retried later.
-    assert_eq!(batch_429, 0, "the batch must never be rate limited");
-    let guard = limit.calls as usize * (400 - 20) / 400;
-    assert!(max_batch <= guard, "{max_batch} batch calls in one window");
-    assert!(max_accepted <= limit.calls as usize);
+        .all(|f| f.code.as_deref() == Some("link_email_unverified_legacy")));
+    assert!(failures.len() < users / 100 && (users < 5_000 || !failures.is_empty()));
+    // No window holds more accepted calls than the limit, and the batch stays within its
+    // budget; a sign-in arriving in the same instant as a batch call can still make Clerk
+    // refuse one of them now and then (the page then stops and honours Retry-After).
     assert!(
-        max_window <= limit.calls as usize + trickle_429 as usize,
-        "{max_window} attempts in one window"
+        calls.batch_429.get() <= 3,
+        "{} batch calls refused",
+        calls.batch_429.get()
     );
-    // Clerk holds exactly the migrated users (plus the seeded natives that were linked).
+    assert!(max_batch <= limit.calls as usize + calls.batch_429.get() as usize);
+    assert_eq!(windows_over, 0);
+    // Clerk holds exactly the migrated users.
     for r in records.iter().step_by(97) {
-        let st = store
-            .peek(&ledger::state_key("0000000000000-00000001", &r.id))
-            .unwrap();
+        let st = store.peek(&ledger::state_key(IMPORT, &r.id)).unwrap();
         if st.contains("\"migrated\"") {
             assert!(clerk.user_by_external_id(&r.id).is_some(), "{}", r.id);
         }
     }
-    // Seeded natives with an unverified legacy email were refused (a listed failure with the
-    // refusal's code), not linked.
-    assert!(tally.failed > 0 && tally.failed < users as u64 / 100);
-    assert!(failures
-        .iter()
-        .all(|f| f.code.as_deref() == Some("link_email_unverified_legacy")));
-    assert!(trickle_ok > 0);
+    assert!(progress.trickle_ok.get() > 0);
+    if users >= 10_000 {
+        assert!(
+            calls.batch_taken.get() > 0,
+            "the trickle raced the batch for some users (the interleaving is real)"
+        );
+        // Near the physical limit (one call per user at the full rate): the faults' retries
+        // and their backoff, the trickle's priority and the 1 % margin cost the rest (about
+        // 1.15× at 100/10s, 1.26× at 1000/10s where the retries' tail weighs more).
+        assert!(finished_s <= physical_s * 1.3, "{finished_s} s");
+    }
+}
+
+/// Accepted calls whose trailing window holds more than the limit.
+fn windows_over(times: &[u64], limit: RateLimit) -> usize {
+    let mut t = times.to_vec();
+    t.sort_unstable();
+    let mut n = 0;
+    let mut lo = 0;
+    for hi in 0..t.len() {
+        while t[hi] - t[lo] >= limit.window_ms {
+            lo += 1;
+        }
+        if hi - lo + 1 > limit.calls as usize {
+            n += 1;
+        }
+    }
+    n
+}
+
+struct Woken(AtomicBool);
+
+impl ArcWake for Woken {
+    fn wake_by_ref(arc: &Arc<Self>) {
+        arc.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs `fut` to completion on the virtual clock: polls it while something woke it, and when
+/// every task waits, moves time to the next timer. `None` if it stalls (no timer left).
+fn run_virtual<F: Future>(fut: F, clock: &Clock) -> Option<F::Output> {
+    let woken = Arc::new(Woken(AtomicBool::new(true)));
+    let waker = futures::task::waker(woken.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if woken.0.swap(false, Ordering::SeqCst) {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return Some(v);
+            }
+            continue;
+        }
+        if !clock.advance() {
+            return None;
+        }
+    }
 }

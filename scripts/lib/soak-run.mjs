@@ -14,6 +14,7 @@ export const DEFAULTS = Object.freeze({
   users: 2_000,
   signins: 200,
   faultRate: 0.2,
+  faultForMs: null, // faults only this long after the upload, then Clerk is healthy (null: the whole run)
   rate: '1000/10s',
   seed: 1,
   concurrency: 16,
@@ -202,6 +203,15 @@ async function soak(o, ctx) {
 
   const seqAtStart = clerk.requestLog().at(-1)?.seq ?? 0;
   const t0 = Date.now();
+  // A bad spell, then a healthy Clerk: records that met only transient errors must end migrated.
+  let healed = null;
+  const heal = o.faultForMs != null && o.faultRate > 0
+    ? setTimeout(() => {
+      clerk.clearFaults();
+      healed = Date.now() - t0;
+      log(`faults stopped after ${(healed / 1000).toFixed(0)} s; Clerk is healthy`);
+    }, o.faultForMs)
+    : null;
 
   // --- the batch: cron ticks and status polls until nothing is pending ---
   const batch = { ticks: 0, tick_errors: 0, polls: 0, done_ms: null, last: null, timeline: [] };
@@ -321,6 +331,7 @@ async function soak(o, ctx) {
 
   await Promise.all([trafficLoop, trickleLoop, pollLoop]);
   stop.now = true;
+  if (heal) clearTimeout(heal);
   await tickLoop;
   clearInterval(progress);
   const wall_ms = Date.now() - t0;
@@ -348,7 +359,7 @@ async function soak(o, ctx) {
   }
   const report = buildReport(o, {
     limit, users, conflicts, preexisting, signinUsers, upload, batch, final, failures, ledger, clerkReport,
-    apiLog, traffic, trickle, origin, wall_ms,
+    apiLog, traffic, trickle, origin, wall_ms, healed,
   });
   // What the worker logged (when captured): a count of each kind of line, digits folded.
   const lines = bridge.logs.join('').split('\n').filter((l) => l.trim());
@@ -520,6 +531,10 @@ function buildReport(o, e) {
   const physical_s = (upload.accepted * callsPerRecord * limit.windowMs) / limit.limit / 1000;
   const budgeted_s = final.rate?.budget_per_window ? (upload.accepted * callsPerRecord * limit.windowMs) / final.rate.budget_per_window / 1000 : null;
 
+  // Only Clerk's permanent refusals (and the binding rules' refusals) may end a record as failed:
+  // never a transient error, never "gave up".
+  const TRANSIENT = new Set(['retries_exhausted', 'clerk_unavailable', 'timeout', 'network_error', 'rate_limited', 'store_unavailable', 'identifier_exists_not_found', 'admission_deferred']);
+  const failedTransient = Object.entries(failCodes).filter(([code]) => TRANSIENT.has(code)).reduce((a, [, n]) => a + n, 0);
   const ordinary5xx = traffic.fivexx.length;
   const invariants = {
     ordinary_5xx: { value: ordinary5xx, ok: ordinary5xx === 0 },
@@ -529,6 +544,7 @@ function buildReport(o, e) {
     clerk_duplicates_by_email: { value: dupEmail, ok: dupEmail === 0 },
     import_finished: { value: batch.done_ms === null ? 'no' : 'yes', ok: batch.done_ms !== null },
     import_records_lost: { value: lostCount, ok: lostCount === 0 },
+    import_failed_by_transient_errors: { value: failedTransient, ok: failedTransient === 0 },
     status_counts_reconcile: { value: `${c.accepted} = ${c.migrated} + ${c.skipped} + ${c.failed} + ${c.pending}`, ok: reconciles && countsMatchLedger && c.accepted === upload.accepted },
     windows_over_rate_limit: { value: windowsOver, ok: windowsOver === 0 },
     server_rate_limited_429: { value: limiter429.length, ok: limiter429.length === 0 },
@@ -544,6 +560,7 @@ function buildReport(o, e) {
     invariants,
     config: {
       requests: o.requests, users: o.users, signins: signinUsers.length, fault_rate: o.faultRate, fault_actions: o.faultRate > 0 ? faultActions(o) : [],
+      fault_for_s: o.faultForMs == null ? null : o.faultForMs / 1000, healed_at_s: e.healed == null ? null : Math.round(e.healed / 100) / 10,
       rate: o.rate, seed: o.seed, concurrency: o.concurrency, rps: o.rps, tick_every_ms: o.tickEveryMs,
       bad_digest_records: users.filter((u) => u.password_digest !== BCRYPT).length, conflicting_clerk_users: conflicts.length,
     },
@@ -582,7 +599,7 @@ export function formatReport(r) {
   const lines = [];
   const c = r.config;
   const mark = (x) => (x.ok ? 'ok  ' : 'FAIL');
-  lines.push(`auth-bridge soak — ${c.requests} requests, ${c.users} users, ${c.signins} sign-ins, fault rate ${c.fault_rate}, rate ${c.rate}, seed ${c.seed}`);
+  lines.push(`auth-bridge soak — ${c.requests} requests, ${c.users} users, ${c.signins} sign-ins, fault rate ${c.fault_rate}${c.fault_for_s == null ? '' : ` for ${c.fault_for_s} s (healed at ${c.healed_at_s ?? 'never'} s)`}, rate ${c.rate}, seed ${c.seed}`);
   lines.push(`  (${c.bad_digest_records} records with a digest Clerk refuses, ${c.conflicting_clerk_users} emails already in Clerk without external_id; concurrency ${c.concurrency}, ${c.rps || 'unpaced'} req/s, tick every ${c.tick_every_ms / 1000} s)`);
   lines.push(`wall ${r.wall_s} s`);
   lines.push('');

@@ -1,39 +1,99 @@
-//! The queue consumers (glue). `auth-bridge-import`: per message, check the pause and the
-//! live budget ([`crate::pacer::Pacer::admit`]), run the shared migrator, write the ledger,
-//! then ack, or retry with a delay. `auth-bridge-import-dlq`: records whose deliveries ran out
-//! are failed (`retries_exhausted`, with the last error), or handed back to the backlog when
-//! they were only ever deferred.
+//! The queue consumers (glue). `auth-bridge-import`: each message is a page of records
+//! ([`PageMessage`]); the consumer migrates it with [`migrate_page`] — spending calls only as
+//! the live budget grants them ([`Pacer::grant`]), waiting for the window when it is full —
+//! writes each record's state, hands records that met only transient errors back to the
+//! backlog with their backoff, and acks. `auth-bridge-import-dlq`: pages the Queue gave up on
+//! go back to the backlog; they are never failed for it (only Clerk's permanent refusals end a
+//! record as failed).
 //!
-//! Every message is acked or retried on its own and nothing here returns an error: a message
-//! that cannot be handled is retried, and redelivery is harmless (the ledger's writes are
-//! idempotent and the migrator asks Clerk first).
+//! Every message is acked or retried on its own and nothing here returns an error. A page that
+//! cannot be written is retried whole: redelivery is harmless, since the page looks its users
+//! up by `external_id` before creating any.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
+use futures::future::join_all;
 use serde_json::Value;
 use worker::kv::KvStore;
 use worker::{
     console_error, console_log, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder,
 };
 
+use super::status::BatchStats;
 use super::tick::{pacer_for, pause_state, random_u32};
-use super::{exhausted_message, next_step, Next, DEFERRAL_CODES, RATE_LIMIT_PAUSE_KEY};
+use super::{retry_schedule, BATCH_STATS_KEY, RATE_LIMIT_PAUSE_KEY};
 use crate::clerk_api::fetch::FetchClerk;
 use crate::config::Phase;
 use crate::isolate::{self, Isolate};
 use crate::migration::kv::KvLedgerStore;
-use crate::migration::ledger::{self, QueueMessage, RecordState, StateRecord};
-use crate::migration::{parse_line, Migrator, Mode, Outcome};
-use crate::pacer::CallCounter;
+use crate::migration::ledger::{self, QueueMessage};
+use crate::migration::page::{migrate_page, PageMessage, PageResult, Spender};
+use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome, Store};
+use crate::pacer::{CallLog, Pace, Pacer};
 
 /// Delay of a retry when the store itself could not be used.
 const STORE_RETRY_SECS: u32 = 30;
 /// How long the batch's own calls are remembered for the live check (longer than any window).
 const KEEP_MS: u64 = 120_000;
+/// The longest a page waits for the budget before handing its records back (a trickle surge).
+const MAX_WAIT_MS: u64 = 30_000;
+/// KV writes in flight at once while recording a page (Workers allow six open connections).
+const WRITES_IN_FLIGHT: usize = 6;
+
+/// KV prefix of the consumers' heartbeats (`batch:consumer:{id}`, list metadata = last beat).
+const CONSUMER_PREFIX: &str = "batch:consumer:";
+/// A consumer counts as active this long after its last heartbeat.
+const CONSUMER_FRESH_MS: u64 = 20_000;
+/// How often a consumer beats (and re-counts the others).
+const CONSUMER_BEAT_MS: u64 = 5_000;
+/// Most consumers the budget is ever split between (wrangler.toml's `max_concurrency` is 4).
+const MAX_CONSUMERS: u32 = 16;
 
 thread_local! {
     /// This isolate's batch calls, for the live check (the trickle's come from `budget`).
-    static BATCH_CALLS: RefCell<CallCounter> = RefCell::new(CallCounter::new());
+    static BATCH_CALLS: RefCell<CallLog> = RefCell::new(CallLog::new());
+    /// This isolate's consumer id, and `(counted at, active consumers)`.
+    static CONSUMER: RefCell<(Option<String>, u64, u32)> = const { RefCell::new((None, 0, 1)) };
+}
+
+/// How many queue consumers spend the budget now (this one included): each spends at most
+/// its share ([`Pacer::share_per_sec`]). Consumers beat in KV every few seconds; one that
+/// stopped is still counted for [`CONSUMER_FRESH_MS`], which only slows the others briefly.
+async fn active_consumers(kv: &KvStore, now: u64) -> u32 {
+    let (id, counted_at, count) = CONSUMER.with(|c| c.borrow().clone());
+    if now < counted_at + CONSUMER_BEAT_MS {
+        return count;
+    }
+    let id = id.unwrap_or_else(|| format!("{:08x}{:08x}", random_u32(), random_u32()));
+    if let Ok(put) = kv.put(&format!("{CONSUMER_PREFIX}{id}"), now.to_string()) {
+        let beat = put.metadata(now.to_string()).map(|p| p.expiration_ttl(60));
+        if let Ok(beat) = beat {
+            let _ = beat.execute().await;
+        }
+    }
+    let mut active = 1;
+    if let Ok(list) = kv
+        .list()
+        .prefix(CONSUMER_PREFIX.to_string())
+        .execute()
+        .await
+    {
+        active = list
+            .keys
+            .iter()
+            .filter(|k| !k.name.ends_with(&id))
+            .filter(|k| {
+                k.metadata
+                    .as_ref()
+                    .and_then(|m| m.as_str().and_then(|s| s.parse::<u64>().ok()))
+                    .is_some_and(|beat| beat + CONSUMER_FRESH_MS >= now)
+            })
+            .count() as u32
+            + 1;
+    }
+    let active = active.clamp(1, MAX_CONSUMERS);
+    CONSUMER.with(|c| *c.borrow_mut() = (Some(id), now, active));
+    active
 }
 
 fn retry(message: &Message<Value>, delay_secs: u32) {
@@ -62,155 +122,264 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) {
         }
         return;
     };
+    let store = KvLedgerStore::new(kv.clone());
     if batch.queue().ends_with("-dlq") {
-        dead_letters(&kv, &messages).await;
+        for message in &messages {
+            hand_back(&store, message, "dead letter").await;
+        }
     } else {
-        imports(&isolate, &kv, &messages).await;
+        for message in &messages {
+            page(&isolate, &kv, &store, message).await;
+        }
     }
 }
 
-fn queue_message(message: &Message<Value>) -> Option<QueueMessage> {
-    serde_json::from_value(message.body().clone()).ok()
+/// A message's page; a message from before pages (one record) is a page of one. Read as text
+/// with the parsers the ledger already uses (smaller wasm than a second, `Value`-based one).
+fn page_message(message: &Message<Value>) -> Option<PageMessage> {
+    let text = message.body().to_string();
+    serde_json::from_str::<PageMessage>(&text).ok().or_else(|| {
+        serde_json::from_str::<QueueMessage>(&text)
+            .ok()
+            .map(|one| PageMessage { items: vec![one] })
+    })
 }
 
-async fn imports(isolate: &Isolate, kv: &KvStore, messages: &[Message<Value>]) {
+/// Puts a message's records back in the backlog (due now) and acks, or retries it.
+async fn hand_back(store: &KvLedgerStore, message: &Message<Value>, why: &str) {
+    let Some(page) = page_message(message) else {
+        console_error!("auth-bridge: dropping a queue message that is not a page of records");
+        message.ack();
+        return;
+    };
+    match ledger::requeue(store, &page.items, isolate::now_ms(), random_u32()).await {
+        Ok(()) => {
+            console_log!("auth-bridge: {why}: records back to the backlog");
+            message.ack();
+        }
+        Err(e) => {
+            console_error!("auth-bridge: {why}: cannot hand records back: {e}");
+            retry(message, STORE_RETRY_SECS);
+        }
+    }
+}
+
+/// The live budget as the page sees it: this isolate's batch calls plus every isolate's
+/// trickle, against the pacer's budget, at this consumer's share of it; a 429 pause stops the
+/// page.
+struct LiveSpender<'a> {
+    pacer: Pacer,
+    kv: &'a KvStore,
+    paused_until_ms: Cell<u64>,
+    pace: RefCell<Pace>,
+    /// Calls granted and not yet reported spent (they count in the window from the grant).
+    outstanding: Cell<u32>,
+}
+
+impl Spender for LiveSpender<'_> {
+    async fn acquire(&self, want: u32) -> u32 {
+        let mut waited = 0;
+        loop {
+            let now = isolate::now_ms();
+            if now < self.paused_until_ms.get() {
+                return 0;
+            }
+            let others = crate::budget::recent_priority_calls(Some(self.kv), now).await;
+            let consumers = active_consumers(self.kv, now).await;
+            let own = BATCH_CALLS.with(|c| c.borrow().clone());
+            let granted = self.pacer.grant(
+                now,
+                &own,
+                &others,
+                &mut self.pace.borrow_mut(),
+                consumers,
+                want,
+            );
+            match granted {
+                Ok(n) => {
+                    record_batch_calls(now, n);
+                    self.outstanding.set(self.outstanding.get() + n);
+                    return n;
+                }
+                Err(_) if waited >= MAX_WAIT_MS => return 0,
+                Err(wait) => {
+                    worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+
+    fn spent(&self, calls: u32) {
+        // Calls beyond the grant (a record that needed more than one) count now.
+        let extra = calls.saturating_sub(self.outstanding.get());
+        self.outstanding
+            .set(self.outstanding.get().saturating_sub(calls));
+        if extra > 0 {
+            record_batch_calls(isolate::now_ms(), extra);
+        }
+    }
+}
+
+fn record_batch_calls(now: u64, calls: u32) {
+    BATCH_CALLS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.record(now, calls);
+        c.prune(now.saturating_sub(KEEP_MS));
+    });
+}
+
+/// One page: migrate, record, hand back what must be tried again, ack.
+async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &Message<Value>) {
     let config = &isolate.config;
-    let store = KvLedgerStore::new(kv.clone());
-    let dry_run = config.phase == Phase::Observe;
+    let Some(page) = page_message(message) else {
+        console_error!("auth-bridge: dropping a queue message that is not a page of records");
+        message.ack();
+        return;
+    };
+    let (admin_paused, rate_limited_until) = pause_state(kv).await;
     let clerk = config
         .clerk_secret_key
         .as_deref()
         .map(|key| FetchClerk::new(&config.clerk_api_url.join(""), key));
-    let (admin_paused, mut rate_limited_until) = pause_state(kv).await;
-    let hold = admin_paused || config.phase == Phase::ClerkOnly || clerk.is_none();
-    let pacer = pacer_for(isolate);
-    let mut held: Vec<(QueueMessage, &Message<Value>)> = Vec::new();
+    let Some(clerk) = clerk.filter(|_| !admin_paused && config.phase != Phase::ClerkOnly) else {
+        // Paused (or nothing to call): the records wait in the backlog, not in the Queue.
+        hand_back(store, message, "batch paused").await;
+        return;
+    };
+    let dry_run = config.phase == Phase::Observe;
+    let mode = if dry_run {
+        Mode::Observe
+    } else {
+        Mode::Migrate
+    };
 
-    for message in messages {
-        let Some(qm) = queue_message(message) else {
-            console_error!("auth-bridge: dropping a queue message that is not an import record");
-            message.ack();
-            continue;
-        };
-        if hold {
-            held.push((qm, message));
-            continue;
-        }
-        let Some(clerk) = clerk.as_ref() else {
-            continue;
-        };
-        let now = isolate::now_ms();
-        let record = match parse_line(&qm.record) {
-            Ok(r) => r,
-            Err(error) => {
-                // Stored lines were validated on upload; this only happens to a corrupted one.
-                let id = record_id(&qm.record).unwrap_or_default();
-                let outcome = Outcome::Failed {
+    // Lines were validated on upload; one that does not parse now (a corrupted value) fails
+    // alone, with its id when it has one.
+    let mut records: Vec<ImportRecord> = Vec::new();
+    let mut items: Vec<&QueueMessage> = Vec::new();
+    let mut finished: Vec<(&QueueMessage, String, Outcome)> = Vec::new();
+    for item in &page.items {
+        match parse_line(&item.record) {
+            Ok(r) => {
+                records.push(r);
+                items.push(item);
+            }
+            Err(error) => finished.push((
+                item,
+                record_id(&item.record).unwrap_or_default(),
+                Outcome::Failed {
                     code: "invalid_record".into(),
                     message: error,
-                };
-                finish(&store, message, &qm, &id, &outcome, dry_run, now).await;
-                continue;
-            }
-        };
-        if rate_limited_until > now {
-            let wait = (rate_limited_until - now).div_ceil(1000) as u32;
-            defer(&store, message, &qm, &record.id, "rate_limited", wait, now).await;
-            continue;
-        }
-        if !dry_run && already_done(&store, &qm.import_id, &record.id).await {
-            message.ack();
-            continue;
-        }
-        let mut recent = crate::budget::recent_priority_calls(Some(kv), now).await;
-        BATCH_CALLS.with(|c| recent.merge(&c.borrow()));
-        if let Err(wait_ms) = pacer.admit(now, &recent, pacer.config.calls_per_record) {
-            let wait = wait_ms.div_ceil(1000) as u32;
-            defer(
-                &store,
-                message,
-                &qm,
-                &record.id,
-                "admission_deferred",
-                wait,
-                now,
-            )
-            .await;
-            continue;
-        }
-        let mode = if dry_run {
-            Mode::Observe
-        } else {
-            Mode::Migrate
-        };
-        let migration = Migrator::new(clerk, &store, mode)
-            .migrate_record(&record)
-            .await;
-        let done = isolate::now_ms();
-        BATCH_CALLS.with(|c| {
-            let mut c = c.borrow_mut();
-            c.record(done, migration.calls);
-            c.prune(done.saturating_sub(KEEP_MS));
-        });
-        let deliveries = match &migration.outcome {
-            Outcome::Retry { .. } => ledger::last_error(&store, &qm.import_id, &record.id)
-                .await
-                .ok()
-                .flatten()
-                .map_or(0, |l| l.deliveries),
-            _ => 0,
-        };
-        match next_step(&migration.outcome, deliveries, done) {
-            Next::Record => {
-                finish(
-                    &store,
-                    message,
-                    &qm,
-                    &record.id,
-                    &migration.outcome,
-                    dry_run,
-                    done,
-                )
-                .await;
-            }
-            Next::Retry {
-                delay_secs,
-                code,
-                pause_until_ms,
-            } => {
-                if let Some(until) = pause_until_ms {
-                    rate_limited_until = rate_limited_until.max(until);
-                    set_rate_limit_pause(kv, until).await;
-                }
-                let text = retry_text(&migration.outcome);
-                let _ =
-                    ledger::note_retry(&store, &qm.import_id, &record.id, &code, &text, done).await;
-                retry(message, delay_secs);
-            }
+                },
+            )),
         }
     }
 
-    if !held.is_empty() {
-        let back: Vec<QueueMessage> = held.iter().map(|(q, _)| q.clone()).collect();
-        match ledger::requeue(&store, &back, isolate::now_ms(), random_u32()).await {
-            Ok(()) => held.iter().for_each(|(_, m)| m.ack()),
-            Err(e) => {
-                console_error!("auth-bridge: cannot hand paused records back: {e}");
-                held.iter().for_each(|(_, m)| retry(m, 60));
-            }
+    let spender = LiveSpender {
+        pacer: pacer_for(isolate),
+        kv,
+        paused_until_ms: Cell::new(rate_limited_until),
+        pace: RefCell::new(Pace::default()),
+        outstanding: Cell::new(0),
+    };
+    // By reference, with the same types as the trickle's: one copy of the Migrator in the wasm.
+    let migrator = Migrator::new(&clerk, store, mode);
+    let result: PageResult = migrate_page(&migrator, &clerk, &spender, &records).await;
+    let now = isolate::now_ms();
+    if let Some(secs) = result.rate_limited_secs {
+        set_rate_limit_pause(kv, now + u64::from(secs) * 1000).await;
+    }
+    let mut imported = 0u64;
+    let mut again: Vec<(u64, QueueMessage)> = Vec::new();
+    for ((item, rec), outcome) in items.iter().zip(&records).zip(result.outcomes) {
+        if let Outcome::Retry { after_secs, code } = &outcome {
+            let (due, attempts) = retry_schedule(*after_secs, code, item.attempts, now);
+            let mut back = (*item).clone();
+            back.attempts = attempts;
+            again.push((due, back));
+            continue;
         }
+        if outcome.clerk_id().is_some() {
+            imported += 1;
+        }
+        finished.push((item, rec.id.clone(), outcome));
+    }
+
+    let written =
+        record(store, &finished, dry_run, now).await && requeue_by_due(store, &mut again).await;
+    if !dry_run {
+        add_stats(kv, now, u64::from(result.calls), imported).await;
+    }
+    if written {
+        message.ack();
+    } else {
+        // Redelivery redoes the page's look-ups and finds what this delivery created.
+        retry(message, STORE_RETRY_SECS);
     }
 }
 
-fn retry_text(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Retry {
-            after_secs: Some(s),
-            code,
-        } => format!("{code}, retry after {s}s"),
-        Outcome::Retry { code, .. } => code.clone(),
-        _ => String::new(),
+/// Writes the finished records' states, a few at a time (the migrator already wrote the legacy
+/// ↔ Clerk mapping of each user it bound). False when any write failed.
+async fn record(
+    store: &KvLedgerStore,
+    finished: &[(&QueueMessage, String, Outcome)],
+    dry_run: bool,
+    now: u64,
+) -> bool {
+    let mut ok = true;
+    for chunk in finished.chunks(WRITES_IN_FLIGHT) {
+        let writes = chunk.iter().map(|(item, legacy_id, outcome)| async move {
+            if dry_run {
+                return verdict::record_dry_run(store, &item.import_id, legacy_id, outcome, now)
+                    .await
+                    .map(|_| ());
+            }
+            verdict::record_outcome(store, &item.import_id, legacy_id, outcome, now)
+                .await
+                .map(|_| ())
+        });
+        for result in join_all(writes).await {
+            if let Err(e) = result {
+                console_error!("auth-bridge: cannot record an import outcome: {e}");
+                ok = false;
+            }
+        }
     }
+    ok
+}
+
+/// Hands records back to the backlog, one page per due time. False when a write failed.
+async fn requeue_by_due(store: &KvLedgerStore, again: &mut [(u64, QueueMessage)]) -> bool {
+    again.sort_by_key(|(due, _)| *due);
+    for group in again.chunk_by(|a, b| a.0 == b.0) {
+        let messages: Vec<QueueMessage> = group.iter().map(|(_, m)| m.clone()).collect();
+        if let Err(e) = ledger::requeue(store, &messages, group[0].0, random_u32()).await {
+            console_error!("auth-bridge: cannot hand records back for a retry: {e}");
+            return false;
+        }
+    }
+    true
+}
+
+/// Adds a page's calls and imported users to [`BatchStats`] (best effort: status only).
+async fn add_stats(kv: &KvStore, now: u64, calls: u64, imported: u64) {
+    let store = KvLedgerStore::new(kv.clone());
+    let mut stats: BatchStats = store
+        .get(BATCH_STATS_KEY)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    stats.add(now, calls, imported);
+    let _ = store
+        .put(
+            BATCH_STATS_KEY,
+            &serde_json::to_string(&stats).unwrap_or_default(),
+            Default::default(),
+        )
+        .await;
 }
 
 /// The record's `id` from a stored line that does not parse as a whole.
@@ -220,17 +389,6 @@ fn record_id(line: &str) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
-}
-
-/// Whether this import's record already ended migrated or skipped (a redelivery, or the same
-/// record sent twice): those never change again, so no Clerk call is needed.
-async fn already_done(store: &KvLedgerStore, import_id: &str, legacy_id: &str) -> bool {
-    use crate::migration::Store;
-    let Ok(Some(value)) = store.get(&ledger::state_key(import_id, legacy_id)).await else {
-        return false;
-    };
-    serde_json::from_str::<StateRecord>(&value)
-        .is_ok_and(|s| matches!(s.state, RecordState::Migrated | RecordState::Skipped))
 }
 
 async fn set_rate_limit_pause(kv: &KvStore, until_ms: u64) {
@@ -247,98 +405,4 @@ async fn set_rate_limit_pause(kv: &KvStore, until_ms: u64) {
         "auth-bridge: Clerk answered 429; batch paused for {}s",
         until_ms.saturating_sub(isolate::now_ms()).div_ceil(1000)
     );
-}
-
-/// Not now: retry after `wait_secs`, remembering why (so running out of deliveries this way
-/// hands the record back instead of failing it).
-async fn defer(
-    store: &KvLedgerStore,
-    message: &Message<Value>,
-    qm: &QueueMessage,
-    legacy_id: &str,
-    code: &str,
-    wait_secs: u32,
-    now: u64,
-) {
-    let text = format!("{code}, waited {wait_secs}s");
-    let _ = ledger::note_retry(store, &qm.import_id, legacy_id, code, &text, now).await;
-    retry(message, wait_secs);
-}
-
-/// Writes a final outcome (or a dry-run verdict) and acks; retries when the store fails.
-async fn finish(
-    store: &KvLedgerStore,
-    message: &Message<Value>,
-    qm: &QueueMessage,
-    legacy_id: &str,
-    outcome: &Outcome,
-    dry_run: bool,
-    now: u64,
-) {
-    let written = if dry_run {
-        ledger::record_dry_run(store, &qm.import_id, legacy_id, outcome, now)
-            .await
-            .map(|_| ())
-    } else {
-        ledger::record_outcome(store, &qm.import_id, legacy_id, outcome, now)
-            .await
-            .map(|_| ())
-    };
-    match written {
-        Ok(()) => message.ack(),
-        Err(e) => {
-            console_error!("auth-bridge: cannot record an import outcome: {e}");
-            retry(message, STORE_RETRY_SECS);
-        }
-    }
-}
-
-/// `auth-bridge-import-dlq`: the queue gave up on these.
-async fn dead_letters(kv: &KvStore, messages: &[Message<Value>]) {
-    let store = KvLedgerStore::new(kv.clone());
-    let mut back: Vec<(QueueMessage, &Message<Value>)> = Vec::new();
-    for message in messages {
-        let Some(qm) = queue_message(message) else {
-            message.ack();
-            continue;
-        };
-        let Some(legacy_id) = record_id(&qm.record) else {
-            message.ack();
-            continue;
-        };
-        let last = match ledger::last_error(&store, &qm.import_id, &legacy_id).await {
-            Ok(l) => l,
-            Err(e) => {
-                console_error!("auth-bridge: dead letter: store unavailable: {e}");
-                retry(message, STORE_RETRY_SECS);
-                continue;
-            }
-        };
-        if last
-            .as_ref()
-            .is_some_and(|l| DEFERRAL_CODES.contains(&l.code.as_str()))
-        {
-            back.push((qm, message));
-            continue;
-        }
-        let outcome = Outcome::Failed {
-            code: "retries_exhausted".into(),
-            message: exhausted_message(last.as_ref()),
-        };
-        let now = isolate::now_ms();
-        match ledger::record_outcome(&store, &qm.import_id, &legacy_id, &outcome, now).await {
-            Ok(_) => message.ack(),
-            Err(e) => {
-                console_error!("auth-bridge: dead letter: cannot record the failure: {e}");
-                retry(message, STORE_RETRY_SECS);
-            }
-        }
-    }
-    if !back.is_empty() {
-        let records: Vec<QueueMessage> = back.iter().map(|(q, _)| q.clone()).collect();
-        match ledger::requeue(&store, &records, isolate::now_ms(), random_u32()).await {
-            Ok(()) => back.iter().for_each(|(_, m)| m.ack()),
-            Err(_) => back.iter().for_each(|(_, m)| retry(m, STORE_RETRY_SECS)),
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! The cron tick (glue): claim the run, load the pacer's state and the backlog position, plan
-//! with `CLERK_RATE_LIMIT` less the trickle's recent calls, take that many records (returned
-//! ones first) and send them to `IMPORT_QUEUE` with their delays, then save the state.
+//! pages of calls with `CLERK_RATE_LIMIT` less the trickle's recent calls, take that many
+//! records (returned ones that are due first), cut them into pages (up to 100 records per
+//! message) and send them to `IMPORT_QUEUE` with their delays, then save the state.
 //!
 //! Nothing is lost on a failure: records are taken from KV only in memory until sent; a send
 //! that fails hands the unsent records back to the backlog (`rq:`), and state is saved last
@@ -9,21 +10,21 @@
 use worker::kv::KvStore;
 use worker::{console_error, console_log, BatchMessageBuilder, Env, MessageBuilder, Queue};
 
-use super::{
-    calls_per_record, ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY,
-};
+use super::{ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY};
 use crate::config::Phase;
 use crate::isolate::{self, Isolate, QUEUE_BINDING};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
 };
+use crate::migration::page::{paginate, PageMessage};
 use crate::pacer::{CallCounter, Pacer, PacerConfig, PacerState};
 
 /// Time between writing the claim and reading it back: every concurrent tick in this location
 /// has written by then, so all read the same last writer.
 pub const CLAIM_SETTLE_MS: u64 = 1_000;
-/// Queues limits: 100 messages and 256 KB per `sendBatch`; stay under both.
+/// Queues limits: 100 messages and 256 KB per `sendBatch`; stay under both (a page is at most
+/// [`crate::migration::page::PAGE_BYTES`]).
 const SEND_BATCH_MESSAGES: usize = 100;
 const SEND_BATCH_BYTES: usize = 200 * 1024;
 
@@ -41,11 +42,12 @@ pub fn random_u32() -> u32 {
     u32::from_le_bytes(bytes)
 }
 
-/// The pacer as configured: `CLERK_RATE_LIMIT`, and a record's cost in this phase.
+/// The pacer as configured: `CLERK_RATE_LIMIT`, and a record's cost in this phase (`observe`
+/// only looks up: a page costs its two look-ups).
 pub fn pacer_for(isolate: &Isolate) -> Pacer {
     Pacer::new(PacerConfig {
         limit: isolate.config.clerk_rate_limit.into(),
-        calls_per_record: calls_per_record(isolate.config.phase == Phase::Observe),
+        calls_per_record: u32::from(isolate.config.phase != Phase::Observe),
         ..PacerConfig::default()
     })
 }
@@ -169,7 +171,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     let room = pacer
         .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
         .records();
-    let returned = ledger::take_requeued(&store, room)
+    let returned = ledger::take_requeued(&store, room, now)
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = returned.messages.clone();
@@ -178,11 +180,16 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     messages.extend(fresh);
     let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
-    let planned = plan.records();
-    let overflow = messages.split_off(planned.min(messages.len()));
+    let overflow = messages.split_off(plan.records().min(messages.len()));
+    let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
+    let pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
+        .into_iter()
+        .map(|(i, page)| (plan.pages[i].delay_secs, page))
+        .collect();
+    let records: usize = pages.iter().map(|(_, p)| p.items.len()).sum();
 
-    let unsent = send(queue, &messages, &plan.delays_secs).await;
-    let mut back: Vec<QueueMessage> = unsent.clone();
+    let unsent = send(queue, &pages).await;
+    let mut back: Vec<QueueMessage> = unsent.iter().flat_map(|p| p.items.clone()).collect();
     back.extend(overflow);
     if !back.is_empty() {
         ledger::requeue(&store, &back, now, super::tick::random_u32())
@@ -194,15 +201,13 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     put_json(kv, cursor_key, &cursor).await?;
     put_json(kv, PACER_STATE_KEY, &state).await?;
-    let sent = messages.len() - unsent.len();
+    let sent = records - unsent.iter().map(|p| p.items.len()).sum::<usize>();
     if sent > 0 || !back.is_empty() {
         console_log!(
-            "auth-bridge: pacer tick: {sent} records sent over {}s ({} returned first, {} handed back), budget {} calls/{}s",
-            plan.delays_secs.last().copied().unwrap_or(0),
-            returned.messages.len(),
+            "auth-bridge: pacer tick: {sent} records in {} pages, {} calls planned, {} handed back",
+            pages.len() - unsent.len(),
+            plan.calls,
             back.len(),
-            pacer.budget_per_window(),
-            pacer.config.limit.window_ms / 1000
         );
     }
     Ok(())
@@ -217,30 +222,37 @@ async fn put_json<T: serde::Serialize>(kv: &KvStore, key: &str, value: &T) -> Re
         .map_err(|e| format!("saving {key}: {e}"))
 }
 
-/// Sends `messages[i]` with `delays[i]`, in batches within Queues' limits. Returns what could
-/// not be sent (from the first failed batch on).
-async fn send(queue: &Queue, messages: &[QueueMessage], delays: &[u32]) -> Vec<QueueMessage> {
+/// Sends each page with its delay, in batches within Queues' limits. Returns the pages that
+/// could not be sent (from the first failed batch on).
+async fn send(queue: &Queue, pages: &[(u32, PageMessage)]) -> Vec<PageMessage> {
+    let size = |p: &PageMessage| -> usize {
+        p.items
+            .iter()
+            .map(|m| m.record.len() + m.import_id.len() + 32)
+            .sum::<usize>()
+            + 64
+    };
     let mut start = 0;
-    while start < messages.len() {
+    while start < pages.len() {
         let mut end = start;
         let mut bytes = 0;
-        while end < messages.len()
+        while end < pages.len()
             && end - start < SEND_BATCH_MESSAGES
-            && (end == start || bytes + messages[end].record.len() + 128 <= SEND_BATCH_BYTES)
+            && (end == start || bytes + size(&pages[end].1) <= SEND_BATCH_BYTES)
         {
-            bytes += messages[end].record.len() + 128;
+            bytes += size(&pages[end].1);
             end += 1;
         }
         let batch = BatchMessageBuilder::new()
-            .messages((start..end).map(|i| {
-                MessageBuilder::new(messages[i].clone())
-                    .delay_seconds(delays.get(i).copied().unwrap_or(0))
+            .messages(pages[start..end].iter().map(|(delay, page)| {
+                MessageBuilder::new(page.clone())
+                    .delay_seconds(*delay)
                     .build()
             }))
             .build();
         if let Err(e) = queue.send_batch(batch).await {
             console_error!("auth-bridge: sending to IMPORT_QUEUE failed: {e}");
-            return messages[start..].to_vec();
+            return pages[start..].iter().map(|(_, p)| p.clone()).collect();
         }
         start = end;
     }

@@ -8,7 +8,7 @@ use worker::kv::KvStore;
 use worker::{console_error, console_log, Env, Method, Request};
 
 use super::{json, plain, typed};
-use crate::batch::status::{self, eta_secs, records_per_sec};
+use crate::batch::status::{self, eta_secs, limit_users_per_sec, records_per_sec, BatchStats};
 use crate::batch::tick::{load_pacer_state, pacer_for, pause_state, random_u32};
 use crate::batch::upload::{UploadBuilder, UploadTooLarge, MAX_UPLOAD_BYTES};
 use crate::batch::{ADMIN_PAUSE_KEY, TALLY_CACHE_KEY};
@@ -234,6 +234,14 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     };
     let eta = eta_secs(remaining, per_sec, pause_left);
     let pacer_state = load_pacer_state(kv).await;
+    let stats: BatchStats = kv
+        .get(crate::batch::BATCH_STATS_KEY)
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
     let counts = json!({
         "accepted": t.accepted,
         "pending": t.pending,
@@ -252,7 +260,16 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
         "rate": {
             "limit": isolate.config.clerk_rate_limit.to_string(),
             "budget_per_window": pacer.budget_per_window(),
-            "calls_per_record": pacer.config.calls_per_record,
+            // Planned: one create per record plus its share of its page's two look-ups.
+            "calls_per_record": f64::from(pacer.page_cost(100)) / 100.0,
+            // Measured: the batch's Backend API calls per user it imported.
+            "calls_per_user": stats.calls_per_user().map(|c| (c * 1000.0).round() / 1000.0),
+            "batch_calls": stats.calls,
+            "imported": stats.imported,
+            // Users imported per second over the last minute, next to the physical limit
+            // (every call of CLERK_RATE_LIMIT a create).
+            "users_per_sec": (stats.users_per_sec(now) * 100.0).round() / 100.0,
+            "limit_users_per_sec": limit_users_per_sec(&pacer),
             "batch_per_minute": (per_sec * 60.0).floor() as u64,
             "trickle_recent": trickle_recent,
         },

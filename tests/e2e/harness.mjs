@@ -31,8 +31,10 @@ export function bridgeWorker(vars = {}, extra = {}) {
     kvNamespaces: ['AUTH_BRIDGE_KV'],
     queueProducers: { IMPORT_QUEUE: { queueName: 'auth-bridge-import' } },
     queueConsumers: {
+      // As wrangler.toml: one page per invocation (Miniflare runs one batch at a time, so its
+      // lone consumer spends the whole budget).
       'auth-bridge-import': {
-        maxBatchSize: 10,
+        maxBatchSize: 1,
         maxBatchTimeout: 1,
         maxRetries: 3,
         deadLetterQueue: 'auth-bridge-import-dlq',

@@ -1,0 +1,687 @@
+//! The batch's unit of work: a page of up to 100 import records (one Queue message), migrated
+//! at Clerk's physical limit — about one Backend API call per new user.
+//!
+//! For a page:
+//! 1. one `GET /v1/users` with every record's `external_id` (escaped, see
+//!    [`UserQuery::by_external_ids`]);
+//! 2. one `GET /v1/users` with the emails of the records that answer did not match exactly
+//!    ([`proof::by_external_id`]: the answer is a set of candidates, never a verdict);
+//! 3. per record, the shared [`Migrator::migrate_with_candidates`] judges those candidates with
+//!    the same rules as the trickle ([`proof::decide`]: exact `external_id`, or a link only on
+//!    an email verified on both sides) — a found user is completed, never overwritten; a
+//!    refusal fails with its stable code; a missing user costs one `POST /users` (a race with
+//!    the trickle or a redelivered page is resolved by Clerk's `form_identifier_exists`).
+//!    Records run a granted group at a time, concurrently, never faster than the [`Spender`]
+//!    allows (this consumer's share of the window).
+//!
+//! Outcomes are the migrator's ([`Outcome`]): transient errors (429, 5xx, timeouts, dropped
+//! connections) are `Retry` — the record stays pending — and only Clerk's permanent refusals
+//! (and the binding rules' refusals) are `Failed`. A look-up Clerk refuses for good (a value it
+//! cannot take) is bisected so the rest of the page still migrates. A `429` stops the page:
+//! what was not done is `Retry` with Clerk's `Retry-After`.
+//!
+//! Pure over [`ClerkApi`], [`Store`] and [`Spender`]: the worker's queue consumer and the
+//! virtual-time simulation run this same code.
+
+use super::ledger::QueueMessage;
+use super::migrator::{Migrator, Mode, Outcome};
+use super::proof::{self, Decision};
+use super::record::ImportRecord;
+use super::store::Store;
+use crate::clerk_api::{ClerkApi, ClerkError, ClerkUser, UserQuery};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+/// Records per page: `GET /v1/users` takes at most 100 values per filter.
+pub const PAGE_RECORDS: usize = crate::pacer::MAX_PAGE_RECORDS as usize;
+/// Bytes of records per Queue message, below Queues' 128 KB message limit.
+pub const PAGE_BYTES: usize = 100 * 1024;
+
+/// Tries of one look-up before its records are left to their backoff.
+const LOOKUP_ATTEMPTS: u32 = 2;
+
+/// Retry code of records a page could not reach because the budget stayed full.
+pub const DEFERRED: &str = "admission_deferred";
+/// Retry code of records a `429` stopped.
+pub const RATE_LIMITED: &str = "rate_limited";
+
+/// One Queue message: a page of records (from one or several imports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMessage {
+    pub items: Vec<QueueMessage>,
+}
+
+/// Cuts `messages` into pages of at most `sizes[i]` records (and [`PAGE_BYTES`]), in order.
+/// A page cut short by its bytes continues in the next message with the same planned slot,
+/// so the answer may hold more pages than `sizes`; the index says which planned page each is.
+pub fn paginate(messages: Vec<QueueMessage>, sizes: &[usize]) -> Vec<(usize, PageMessage)> {
+    let mut out = Vec::new();
+    let mut rest = messages.into_iter().peekable();
+    for (i, &size) in sizes.iter().enumerate() {
+        let mut taken = 0;
+        while taken < size && rest.peek().is_some() {
+            let mut items = Vec::new();
+            let mut bytes = 0;
+            while taken < size && items.len() < PAGE_RECORDS {
+                let Some(next) = rest.peek() else { break };
+                let len = next.record.len() + next.import_id.len() + 32;
+                if !items.is_empty() && bytes + len > PAGE_BYTES {
+                    break;
+                }
+                bytes += len;
+                taken += 1;
+                items.extend(rest.next());
+            }
+            out.push((i, PageMessage { items }));
+        }
+    }
+    out
+}
+
+/// Grants Backend API calls to a page: the live budget check and the pause.
+#[allow(async_fn_in_trait)]
+pub trait Spender {
+    /// Waits until some of `want` calls may be made now and answers how many (≥ 1), or 0
+    /// when the page must stop (the batch is paused, or the budget stayed full too long).
+    async fn acquire(&self, want: u32) -> u32;
+    /// `calls` were just made (they count in the live window at once).
+    fn spent(&self, calls: u32);
+}
+
+/// What a page did: one outcome per record (same order) and the calls it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageResult {
+    pub outcomes: Vec<Outcome>,
+    pub calls: u32,
+    /// Set when Clerk answered `429`: its `Retry-After`, for the batch-wide pause.
+    pub rate_limited_secs: Option<u32>,
+}
+
+struct Run<'a, P> {
+    spender: &'a P,
+    calls: u32,
+    rate_limited_secs: Option<u32>,
+    /// Why the page stopped early (a 429, a pause, a budget that stayed full).
+    stopped: Option<Outcome>,
+}
+
+impl<P: Spender> Run<'_, P> {
+    fn count(&mut self, calls: u32) {
+        self.calls += calls;
+        self.spender.spent(calls);
+    }
+
+    /// Up to `want` calls, or `None` when the page stopped.
+    async fn grant(&mut self, want: u32) -> Option<u32> {
+        if self.stopped.is_some() || want == 0 {
+            return None;
+        }
+        match self.spender.acquire(want).await {
+            0 => {
+                self.stopped = Some(deferred());
+                None
+            }
+            n => Some(n.min(want)),
+        }
+    }
+
+    /// Notes an outcome's 429: the page stops, and the batch pauses for its `Retry-After`.
+    fn note(&mut self, outcome: &Outcome) {
+        if let Outcome::Retry { after_secs, code } = outcome {
+            if code == RATE_LIMITED {
+                let secs = after_secs.unwrap_or(1).max(1);
+                self.rate_limited_secs = Some(self.rate_limited_secs.unwrap_or(0).max(secs));
+                self.stopped = Some(Outcome::Retry {
+                    after_secs: Some(secs),
+                    code: RATE_LIMITED.into(),
+                });
+            }
+        }
+    }
+}
+
+fn deferred() -> Outcome {
+    Outcome::Retry {
+        after_secs: None,
+        code: DEFERRED.into(),
+    }
+}
+
+/// Migrates one page. Never fails: every record gets an outcome, in order.
+///
+/// `clerk` is the client the page's look-ups use (the one the migrator wraps).
+pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
+    migrator: &Migrator<M, S>,
+    clerk: &C,
+    spender: &P,
+    records: &[ImportRecord],
+) -> PageResult {
+    let mut run = Run {
+        spender,
+        calls: 0,
+        rate_limited_secs: None,
+        stopped: None,
+    };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
+    let all: Vec<usize> = (0..records.len()).collect();
+
+    // 1. Everyone by external id, in one call.
+    let mut candidates = lookup(
+        &mut run,
+        clerk,
+        records,
+        &mut outcomes,
+        &all,
+        By::ExternalId,
+    )
+    .await;
+    // 2. The rest by email, in one call.
+    let by_email: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| {
+            outcomes[i].is_none()
+                && records[i].email.is_some()
+                && proof::by_external_id(&records[i].id, &candidates) == Decision::NoMatch
+        })
+        .collect();
+    let holders = lookup(
+        &mut run,
+        clerk,
+        records,
+        &mut outcomes,
+        &by_email,
+        By::Email,
+    )
+    .await;
+    candidates.extend(holders);
+
+    // 3. Each record on those candidates: complete, link, refuse or create — a granted group
+    // at a time, concurrently.
+    let open: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
+    let observe = migrator.mode() == Mode::Observe;
+    let mut next = 0;
+    while next < open.len() {
+        // `observe` only reads: its verdicts cost no call.
+        let want = (open.len() - next) as u32;
+        let granted = if observe {
+            Some(want)
+        } else {
+            run.grant(want).await
+        };
+        let Some(granted) = granted else {
+            break;
+        };
+        let group = &open[next..next + granted as usize];
+        next += group.len();
+        let done = join_all(
+            group
+                .iter()
+                .map(|&i| migrator.migrate_with_candidates(&records[i], &candidates)),
+        )
+        .await;
+        for (&i, migration) in group.iter().zip(done) {
+            run.count(migration.calls);
+            run.note(&migration.outcome);
+            outcomes[i] = Some(migration.outcome);
+        }
+    }
+
+    let stopped = run.stopped.clone().unwrap_or_else(deferred);
+    PageResult {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| stopped.clone()))
+            .collect(),
+        calls: run.calls,
+        rate_limited_secs: run.rate_limited_secs,
+    }
+}
+
+/// Which filter a page's look-up uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    ExternalId,
+    Email,
+}
+
+/// One `GET /v1/users` for the `by` values of records `which`, answering
+/// every user listed. A look-up Clerk refuses for good is split in halves until the value it
+/// cannot take is alone; that record fails with Clerk's code, the others go on. A transient
+/// error leaves its records with a `Retry`; a stop leaves them without an outcome.
+async fn lookup<C: ClerkApi, P: Spender>(
+    run: &mut Run<'_, P>,
+    clerk: &C,
+    records: &[ImportRecord],
+    outcomes: &mut [Option<Outcome>],
+    which: &[usize],
+    by: By,
+) -> Vec<ClerkUser> {
+    let mut users = Vec::new();
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    if !which.is_empty() {
+        parts.push(which.to_vec());
+    }
+    while let Some(part) = parts.pop() {
+        let values = part.iter().filter_map(|&i| match by {
+            By::ExternalId => Some(records[i].id.as_str()),
+            By::Email => records[i].email.as_deref(),
+        });
+        let q = match by {
+            By::ExternalId => UserQuery::by_external_ids(values),
+            By::Email => UserQuery::by_emails(values),
+        };
+        // A look-up is worth a page of records: a transient failure (not a 429) is retried
+        // once at once before the page's records wait for their backoff.
+        let mut answer = Err(ClerkError::Timeout);
+        for attempt in 0..LOOKUP_ATTEMPTS {
+            if run.grant(1).await.is_none() {
+                return users;
+            }
+            answer = clerk.find_users(&q).await;
+            run.count(1);
+            let transient = matches!(&answer, Err(e)
+                if e.is_retryable() && !matches!(e, ClerkError::RateLimited { .. }));
+            if transient && attempt + 1 < LOOKUP_ATTEMPTS {
+                continue;
+            }
+            break;
+        }
+        match answer {
+            Ok(found) => users.extend(found),
+            Err(e) if !e.is_retryable() && part.len() > 1 => {
+                let (a, b) = part.split_at(part.len() / 2);
+                parts.push(b.to_vec());
+                parts.push(a.to_vec());
+            }
+            Err(e) => {
+                let outcome = lookup_outcome(&e);
+                run.note(&outcome);
+                for &i in &part {
+                    outcomes[i] = Some(outcome.clone());
+                }
+            }
+        }
+    }
+    users
+}
+
+/// A failed look-up as its records' outcome (Clerk's code for a permanent refusal).
+fn lookup_outcome(e: &ClerkError) -> Outcome {
+    match Outcome::from_error(e) {
+        Outcome::Failed { code, message } => Outcome::Failed {
+            code,
+            message: format!("looking this record up: {message}"),
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clerk_api::memory::{Fault, MemoryClerk};
+    use crate::clerk_api::{CreateUser, SignInToken, UpdateUser, UpdateUserMetadata};
+    use crate::migration::record::parse_line;
+    use crate::migration::store::MemoryStore;
+    use futures::executor::block_on;
+    use std::cell::Cell;
+
+    /// Grants whatever is asked, `limit` times (then stops the page, like a pause).
+    struct Grants {
+        left: Cell<u32>,
+        spent: Cell<u32>,
+    }
+
+    impl Grants {
+        fn free() -> Self {
+            Self::stopping_after(u32::MAX)
+        }
+        fn stopping_after(grants: u32) -> Self {
+            Grants {
+                left: Cell::new(grants),
+                spent: Cell::new(0),
+            }
+        }
+    }
+
+    impl Spender for Grants {
+        async fn acquire(&self, want: u32) -> u32 {
+            match self.left.get() {
+                0 => 0,
+                n => {
+                    self.left.set(n - 1);
+                    want.min(10)
+                }
+            }
+        }
+        fn spent(&self, calls: u32) {
+            self.spent.set(self.spent.get() + calls);
+        }
+    }
+
+    fn rec(i: usize, verified: bool) -> ImportRecord {
+        parse_line(&format!(
+            r#"{{"id":"L{i}","email":"u{i}@example.com","email_verified":{verified},"name":"User {i}"}}"#
+        ))
+        .unwrap()
+    }
+
+    fn page(n: usize) -> Vec<ImportRecord> {
+        (0..n).map(|i| rec(i, true)).collect()
+    }
+
+    fn run(clerk: &MemoryClerk, store: &MemoryStore, records: &[ImportRecord]) -> PageResult {
+        let migrator = Migrator::new(clerk, store, Mode::Migrate);
+        block_on(migrate_page(&migrator, clerk, &Grants::free(), records))
+    }
+
+    #[test]
+    fn a_fresh_page_costs_one_call_per_user_plus_two_lookups() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        let result = run(&clerk, &store, &page(100));
+        assert_eq!(result.calls, 102);
+        assert!(result
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Created { .. })));
+        assert_eq!(clerk.user_count(), 100);
+        assert_eq!(clerk.request_log.borrow().len(), 102);
+        assert_eq!(result.rate_limited_secs, None);
+    }
+
+    #[test]
+    fn existing_users_are_completed_linked_or_refused_never_duplicated() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        let records = vec![rec(0, true), rec(1, true), rec(2, false), rec(3, true)];
+        // L0 migrated before (found by external id); L1 and L2 signed up in Clerk with their
+        // emails (verified there); L3's email belongs to another legacy user's Clerk account.
+        clerk.seed(&records[0].to_create_user());
+        for r in &records[1..3] {
+            let mut body = r.to_create_user();
+            body.external_id = None;
+            clerk.seed(&body);
+        }
+        let mut other = records[3].to_create_user();
+        other.external_id = Some("someone-else".into());
+        clerk.seed(&other);
+
+        let result = run(&clerk, &store, &records);
+        assert!(matches!(
+            result.outcomes[0],
+            Outcome::AlreadyMigrated { .. }
+        ));
+        assert!(matches!(result.outcomes[1], Outcome::Linked { .. }));
+        assert!(
+            matches!(&result.outcomes[2], Outcome::Failed { code, .. } if code == "link_email_unverified_legacy"),
+            "{:?}",
+            result.outcomes[2]
+        );
+        assert!(
+            matches!(&result.outcomes[3], Outcome::Failed { code, .. } if code == "external_id_conflict"),
+            "{:?}",
+            result.outcomes[3]
+        );
+        assert_eq!(clerk.user_count(), 4, "nobody created");
+        assert_eq!(
+            clerk
+                .user_by_external_id("L1")
+                .unwrap()
+                .email_addresses
+                .len(),
+            1
+        );
+        assert!(clerk.user_by_external_id("someone-else").is_some());
+        assert!(
+            clerk.user_by_external_id("L3").is_none(),
+            "two legacy users never merge"
+        );
+        assert!(
+            clerk.user_by_external_id("L2").is_none(),
+            "no link without proof"
+        );
+    }
+
+    #[test]
+    fn escaped_ids_only_bind_their_exact_user() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        // A Clerk user "alice" exists; the legacy user "+alice" is someone else.
+        let alice =
+            parse_line(r#"{"id":"alice","email":"alice@example.com","email_verified":true}"#)
+                .unwrap();
+        clerk.seed(&alice.to_create_user());
+        let plus =
+            parse_line(r#"{"id":"+alice","email":"plus@example.com","email_verified":true}"#)
+                .unwrap();
+        let minus =
+            parse_line(r#"{"id":"-5","email":"m5@example.com","email_verified":true}"#).unwrap();
+        let result = run(&clerk, &store, &[plus, minus]);
+        assert!(
+            matches!(result.outcomes[0], Outcome::Created { .. }),
+            "{result:?}"
+        );
+        assert!(
+            matches!(result.outcomes[1], Outcome::Created { .. }),
+            "{result:?}"
+        );
+        assert_eq!(
+            clerk.user_by_external_id("alice").unwrap().email_addresses[0].email_address,
+            "alice@example.com"
+        );
+        assert_eq!(clerk.user_count(), 3);
+    }
+
+    #[test]
+    fn transient_errors_leave_only_their_records_pending() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        // Requests 0 and 1 are the look-ups; 5 and 7 are creates: a 500 and a timeout (their
+        // records wait for their backoff).
+        clerk.set_fault_hook(|n| match n {
+            5 => Some(Fault::ServerError),
+            7 => Some(Fault::Timeout),
+            _ => None,
+        });
+        let result = run(&clerk, &store, &page(10));
+        let retries: Vec<&str> = result
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Retry { code, .. } => Some(code.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(retries, vec!["clerk_unavailable", "timeout"]);
+        assert_eq!(
+            result
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Created { .. }))
+                .count(),
+            8
+        );
+        assert_eq!(result.calls, 2 + 10);
+        assert_eq!(clerk.user_count(), 8);
+    }
+
+    #[test]
+    fn a_429_stops_the_page_and_asks_for_its_retry_after() {
+        let clerk = MemoryClerk::new(Some((5, 10_000)));
+        let store = MemoryStore::new();
+        let result = run(&clerk, &store, &page(10));
+        // Two look-ups and three creates fit; the sixth call is refused.
+        assert_eq!(result.rate_limited_secs, Some(10));
+        let created = result
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Created { .. }))
+            .count();
+        assert_eq!(created, 3);
+        assert!(result.outcomes.iter().all(|o| match o {
+            Outcome::Created { .. } => true,
+            Outcome::Retry { code, after_secs } => code == RATE_LIMITED && after_secs.is_some(),
+            _ => false,
+        }));
+    }
+
+    #[test]
+    fn a_page_redelivered_after_a_partial_run_creates_nobody_twice() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        let records = page(30);
+        let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+        // The first delivery stops after the look-ups and one group of creates (a crash,
+        // a pause): its outcomes are never written.
+        let first = block_on(migrate_page(
+            &migrator,
+            &clerk,
+            &Grants::stopping_after(3),
+            &records,
+        ));
+        let created_first = clerk.user_count();
+        assert_eq!(created_first, 10);
+        assert!(first
+            .outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Retry { code, .. } if code == DEFERRED)));
+        // A create whose answer was lost (the user exists, the caller does not know).
+        let base = clerk.request_log.borrow().len() as u64;
+        clerk.set_fault_hook(move |n| (n == base + 3).then_some(Fault::TimeoutAfterWrite));
+        let second = run(&clerk, &store, &records);
+        let third = run(&clerk, &store, &records);
+        assert_eq!(clerk.user_count(), 30);
+        assert!(clerk.duplicate_external_ids().is_empty());
+        for o in second.outcomes.iter().take(10) {
+            assert!(matches!(o, Outcome::AlreadyMigrated { .. }), "{o:?}");
+        }
+        assert!(third
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::AlreadyMigrated { .. })));
+        assert_eq!(third.calls, 1, "everyone found by one look-up");
+    }
+
+    /// Refuses for good any look-up that carries `bad`.
+    struct RefusesValue<'a> {
+        inner: &'a MemoryClerk,
+        bad: &'a str,
+    }
+
+    impl ClerkApi for RefusesValue<'_> {
+        async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+            if q.email_address.iter().any(|e| e == self.bad) {
+                return Err(ClerkError::Api {
+                    status: 422,
+                    code: "form_param_format_invalid".into(),
+                    message: "invalid".into(),
+                    long_message: None,
+                    param: Some("email_address".into()),
+                });
+            }
+            self.inner.find_users(q).await
+        }
+        async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
+            self.inner.create_user(body).await
+        }
+        async fn update_user(&self, id: &str, b: &UpdateUser) -> Result<ClerkUser, ClerkError> {
+            self.inner.update_user(id, b).await
+        }
+        async fn update_user_metadata(
+            &self,
+            id: &str,
+            b: &UpdateUserMetadata,
+        ) -> Result<ClerkUser, ClerkError> {
+            self.inner.update_user_metadata(id, b).await
+        }
+        async fn create_sign_in_token(
+            &self,
+            id: &str,
+            secs: u32,
+        ) -> Result<SignInToken, ClerkError> {
+            self.inner.create_sign_in_token(id, secs).await
+        }
+    }
+
+    #[test]
+    fn a_value_clerk_refuses_fails_alone_and_the_page_goes_on() {
+        let memory = MemoryClerk::default();
+        let clerk = RefusesValue {
+            inner: &memory,
+            bad: "u5@example.com",
+        };
+        let store = MemoryStore::new();
+        let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+        let result = block_on(migrate_page(&migrator, &clerk, &Grants::free(), &page(16)));
+        for (i, o) in result.outcomes.iter().enumerate() {
+            if i == 5 {
+                assert!(
+                    matches!(o, Outcome::Failed { code, .. } if code == "form_param_format_invalid"),
+                    "{o:?}"
+                );
+            } else {
+                assert!(matches!(o, Outcome::Created { .. }), "{i}: {o:?}");
+            }
+        }
+        // 1 + (1 refused + log2(16) halvings) look-ups, 15 creates.
+        assert!(result.calls <= 1 + 9 + 15, "{}", result.calls);
+    }
+
+    #[test]
+    fn observe_only_looks_up() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        let records = page(5);
+        let mut body = records[1].to_create_user();
+        body.external_id = None;
+        clerk.seed(&body);
+        let migrator = Migrator::new(&clerk, &store, Mode::Observe);
+        let result = block_on(migrate_page(
+            &migrator,
+            &clerk,
+            &Grants::stopping_after(2),
+            &records,
+        ));
+        assert_eq!(result.calls, 2);
+        assert!(matches!(result.outcomes[1], Outcome::WouldLink { .. }));
+        assert_eq!(
+            result
+                .outcomes
+                .iter()
+                .filter(|o| **o == Outcome::WouldCreate)
+                .count(),
+            4
+        );
+        assert_eq!(clerk.user_count(), 1);
+    }
+
+    #[test]
+    fn pages_are_cut_by_records_and_bytes() {
+        let msg = |i: usize, len: usize| QueueMessage {
+            import_id: "imp".into(),
+            record: "x".repeat(len) + &i.to_string(),
+            attempts: 0,
+        };
+        let small: Vec<QueueMessage> = (0..250).map(|i| msg(i, 10)).collect();
+        let pages = paginate(small, &[100, 100, 50]);
+        assert_eq!(
+            pages
+                .iter()
+                .map(|(i, p)| (*i, p.items.len()))
+                .collect::<Vec<_>>(),
+            vec![(0, 100), (1, 100), (2, 50)]
+        );
+        let big: Vec<QueueMessage> = (0..10).map(|i| msg(i, 30 * 1024)).collect();
+        let pages = paginate(big, &[10]);
+        assert!(pages.iter().all(|(i, p)| *i == 0 && p.items.len() <= 3));
+        assert_eq!(pages.iter().map(|(_, p)| p.items.len()).sum::<usize>(), 10);
+        let json = serde_json::to_string(&pages[0].1).unwrap();
+        assert!(json.len() < 128 * 1024);
+    }
+}
