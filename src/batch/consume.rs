@@ -40,10 +40,8 @@ const MAX_WAIT_MS: u64 = 30_000;
 /// KV writes in flight at once while recording a page (Workers allow six open connections).
 const WRITES_IN_FLIGHT: usize = 6;
 
-/// KV prefix of the consumers' heartbeats (`batch:consumer:{id}`, list metadata = last beat).
+/// KV prefix of the consumers' heartbeats (`batch:consumer:{id}`, expiring after 60 s).
 const CONSUMER_PREFIX: &str = "batch:consumer:";
-/// A consumer counts as active this long after its last heartbeat.
-const CONSUMER_FRESH_MS: u64 = 20_000;
 /// How often a consumer beats (and re-counts the others).
 const CONSUMER_BEAT_MS: u64 = 5_000;
 /// Most consumers the budget is ever split between (wrangler.toml's `max_concurrency` is 4).
@@ -57,41 +55,27 @@ thread_local! {
 }
 
 /// How many queue consumers spend the budget now (this one included): each spends at most
-/// its share ([`Pacer::share_per_sec`]). Consumers beat in KV every few seconds; one that
-/// stopped is still counted for [`CONSUMER_FRESH_MS`], which only slows the others briefly.
+/// its share ([`Pacer::share_per_sec`]). A consumer beats every few seconds by writing its key
+/// with KV's shortest expiry (60 s); the live keys are the consumers. One that stopped is still
+/// counted until its key expires, which only slows the others for that minute.
 async fn active_consumers(kv: &KvStore, now: u64) -> u32 {
     let (id, counted_at, count) = CONSUMER.with(|c| c.borrow().clone());
     if now < counted_at + CONSUMER_BEAT_MS {
         return count;
     }
-    let id = id.unwrap_or_else(|| format!("{:08x}{:08x}", random_u32(), random_u32()));
-    if let Ok(put) = kv.put(&format!("{CONSUMER_PREFIX}{id}"), now.to_string()) {
-        let beat = put.metadata(now.to_string()).map(|p| p.expiration_ttl(60));
-        if let Ok(beat) = beat {
-            let _ = beat.execute().await;
-        }
+    let id = id.unwrap_or_else(|| format!("{:08x}", random_u32()));
+    if let Ok(put) = kv.put(&format!("{CONSUMER_PREFIX}{id}"), "1") {
+        let _ = put.expiration_ttl(60).execute().await;
     }
-    let mut active = 1;
-    if let Ok(list) = kv
+    let active = match kv
         .list()
         .prefix(CONSUMER_PREFIX.to_string())
         .execute()
         .await
     {
-        active = list
-            .keys
-            .iter()
-            .filter(|k| !k.name.ends_with(&id))
-            .filter(|k| {
-                k.metadata
-                    .as_ref()
-                    .and_then(|m| m.as_str().and_then(|s| s.parse::<u64>().ok()))
-                    .is_some_and(|beat| beat + CONSUMER_FRESH_MS >= now)
-            })
-            .count() as u32
-            + 1;
-    }
-    let active = active.clamp(1, MAX_CONSUMERS);
+        Ok(list) => (list.keys.len() as u32).clamp(1, MAX_CONSUMERS),
+        Err(_) => count,
+    };
     CONSUMER.with(|c| *c.borrow_mut() = (Some(id), now, active));
     active
 }
