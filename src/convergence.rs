@@ -4,8 +4,18 @@
 //! Each forwarded request is counted under one kind: `nextauth_only` (a valid NextAuth session,
 //! no Clerk session), `clerk_only`, `both` (a valid Clerk session and a valid NextAuth JWT
 //! cookie) or `anonymous`. Distinct users per kind are kept in a sparse HyperLogLog (2¹²
-//! registers, ~1.6 % error, exact-ish below a few hundred thanks to linear counting) of SHA-256
-//! of `x-auth-user-id`, so sets from many isolates merge by register maximum.
+//! registers, ~1.6 % error, exact-ish below a few hundred thanks to linear counting) of a 64-bit
+//! SipHash-1-3 of `x-auth-user-id` under a fixed key, so sets from many isolates merge by
+//! register maximum.
+//!
+//! Why that hash: HyperLogLog needs well-mixed 64-bit values, not a cryptographic digest (the
+//! ids are the app's own, and a register set reveals nothing usable either way), and it runs
+//! on every signed-in request. It must also be the SAME function in every isolate and every
+//! release within a day, or one user would count once per isolate: hence a fixed key (a
+//! per-isolate random key would break the union) and the `siphasher` crate, whose output is
+//! specified (std's `DefaultHasher` may change between Rust releases). Sets stored before this
+//! hash replaced SHA-256 (a one-off change) may count a user twice in the day window until they
+//! expire.
 //!
 //! Counting is per isolate and in memory, in 10-minute buckets grouped by clock hour; at most
 //! once a minute an isolate writes its whole current hour to `conv:v1:<hour>:<isolate id>`
@@ -19,7 +29,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
+use siphasher::sip::SipHasher13;
 use worker::kv::KvStore;
 
 use crate::cookies::Cookies;
@@ -56,11 +66,10 @@ pub struct Hll {
 }
 
 impl Hll {
+    /// The same in every isolate and release (see the module doc): never change the key.
     pub fn hash(user_id: &str) -> u64 {
-        let digest = Sha256::digest(user_id.as_bytes());
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&digest[..8]);
-        u64::from_be_bytes(bytes)
+        const KEY: (u64, u64) = (0x6175_7468_2d62_7269, 0x6467_652d_686c_6c31);
+        SipHasher13::new_with_keys(KEY.0, KEY.1).hash(user_id.as_bytes())
     }
 
     pub fn add(&mut self, hash: u64) {
@@ -575,6 +584,21 @@ mod tests {
         }
         let estimate = big.estimate() as f64;
         assert!((estimate - 50_000.0).abs() / 50_000.0 < 0.05, "{estimate}");
+    }
+
+    /// SipHash-1-3 of `user_2abc` under the fixed key.
+    const PINNED: u64 = 14_908_552_068_929_163_259;
+
+    #[test]
+    fn hll_hash_is_fixed_across_isolates_and_releases() {
+        // Register sets from every isolate of the last day are merged: the hash must never
+        // depend on the isolate, the process or the Rust release.
+        assert_eq!(
+            Hll::hash("user_2abc"),
+            Hll::hash(&String::from("user_2abc"))
+        );
+        assert_eq!(Hll::hash("user_2abc"), PINNED);
+        assert_ne!(Hll::hash("user_2abc"), Hll::hash("user_2abd"));
     }
 
     #[test]
