@@ -258,11 +258,25 @@ async function soak(o, ctx) {
   }, 10_000);
 
   // --- ordinary traffic ---
-  const traffic = { sent: 0, done: 0, statuses: {}, by_kind: {}, latencies: [], fivexx: [], errors: [], mismatches: [], elapsed_ms: 0 };
+  const traffic = { sent: 0, done: 0, statuses: {}, by_kind: {}, latencies: [], fivexx: [], errors: [], mismatches: [], degraded: 0, elapsed_ms: 0 };
+  // A Clerk session seen as anonymous is acceptable only while Clerk could not answer: some
+  // Backend API call failed (a fault, a 429, a dropped or abandoned request) within the worker's
+  // no-identity spell (5 s, plus slack for a loaded machine) before the request was answered.
+  // After the faults stop, every Clerk session must carry its identity again.
+  const NO_IDENTITY_SPELL_MS = 8_000;
+  const clerkCouldNotSay = (expect, seen, startedAt, endedAt) =>
+    expect?.source === 'clerk' &&
+    seen?.source === 'anonymous' &&
+    seen.user_id == null &&
+    seen.clerk_user_id == null &&
+    clerk
+      .requestLog({ since: seqAtStart })
+      .some((e) => e.counted && e.t >= startedAt - NO_IDENTITY_SPELL_MS && e.t <= endedAt && (e.outcome !== 'ok' || (e.status ?? 0) >= 429));
   const trafficLoop = (async () => {
     const tStart = Date.now();
     let next = 0;
     const one = async (i) => {
+      const t0Abs = Date.now();
       const req = makeRequest(mix, i, clerkToken);
       const k = (traffic.by_kind[req.kind] ??= { n: 0, statuses: {}, latencies: [], mismatches: 0 });
       const t = performance.now();
@@ -283,7 +297,12 @@ async function soak(o, ctx) {
             /* not the origin's answer */
           }
           const wrong = identityMismatch(req.expect, seen);
-          if (wrong.length) {
+          if (wrong.length && clerkCouldNotSay(req.expect, seen, t0Abs, Date.now())) {
+            // Designed degradation, not a wrong identity: a Clerk session whose legacy id
+            // Clerk could not confirm is forwarded with no identity for a few seconds.
+            k.degraded = (k.degraded || 0) + 1;
+            traffic.degraded++;
+          } else if (wrong.length) {
             k.mismatches++;
             if (traffic.mismatches.length < 20) traffic.mismatches.push({ i, kind: req.kind, fields: wrong, expected: req.expect, seen });
           }
@@ -540,6 +559,8 @@ function buildReport(o, e) {
     ordinary_5xx: { value: ordinary5xx, ok: ordinary5xx === 0 },
     ordinary_unanswered: { value: o.requests - traffic.done + (traffic.statuses.error ?? 0), ok: traffic.done === o.requests && !traffic.statuses.error },
     identity_mismatches: { value: Object.values(traffic.by_kind).reduce((a, k) => a + k.mismatches, 0), ok: traffic.mismatches.length === 0 },
+    // Not a failure: Clerk sessions forwarded with no identity while Clerk could not confirm them.
+    identity_degraded_while_clerk_failed: { value: traffic.degraded, ok: true },
     clerk_duplicates_by_external_id: { value: dupExt, ok: dupExt === 0 },
     clerk_duplicates_by_email: { value: dupEmail, ok: dupEmail === 0 },
     import_finished: { value: batch.done_ms === null ? 'no' : 'yes', ok: batch.done_ms !== null },
@@ -554,7 +575,7 @@ function buildReport(o, e) {
   };
 
   const kinds = {};
-  for (const [k, v] of Object.entries(traffic.by_kind).sort()) kinds[k] = { n: v.n, statuses: v.statuses, mismatches: v.mismatches, ...latencySummary(v.latencies) };
+  for (const [k, v] of Object.entries(traffic.by_kind).sort()) kinds[k] = { n: v.n, statuses: v.statuses, mismatches: v.mismatches, degraded: v.degraded ?? 0, ...latencySummary(v.latencies) };
   return {
     ok: Object.values(invariants).every((x) => x.ok),
     invariants,
@@ -610,7 +631,7 @@ export function formatReport(r) {
   lines.push(`ordinary traffic: ${t.answered}/${t.sent} answered in ${t.elapsed_s} s (${t.rps} req/s); p50 ${t.latency.p50_ms} ms, p99 ${t.latency.p99_ms} ms, max ${t.latency.max_ms} ms`);
   lines.push(`  statuses ${JSON.stringify(t.statuses)}; origin saw ${t.origin_requests}`);
   for (const [k, v] of Object.entries(t.by_kind)) {
-    lines.push(`  ${k.padEnd(26)} n ${String(v.n).padStart(5)}  p50 ${String(v.p50_ms).padStart(6)}  p99 ${String(v.p99_ms).padStart(7)}  ${JSON.stringify(v.statuses)}${v.mismatches ? `  MISMATCHES ${v.mismatches}` : ''}`);
+    lines.push(`  ${k.padEnd(26)} n ${String(v.n).padStart(5)}  p50 ${String(v.p50_ms).padStart(6)}  p99 ${String(v.p99_ms).padStart(7)}  ${JSON.stringify(v.statuses)}${v.mismatches ? `  MISMATCHES ${v.mismatches}` : ''}${v.degraded ? `  no identity while Clerk failed ${v.degraded}` : ''}`);
   }
   for (const m of t.mismatches.slice(0, 5)) lines.push(`  mismatch: ${JSON.stringify(m)}`);
   for (const f of t.fivexx.slice(0, 5)) lines.push(`  5xx: ${JSON.stringify(f)}`);
