@@ -337,7 +337,7 @@ struct HandshakePayload {
 
 /// `{"directives":[…]}` from `GET /v1/clients/handshake_payload`; non-strings are dropped.
 pub fn parse_payload(body: &[u8]) -> Option<Vec<String>> {
-    let payload: HandshakePayload = serde_json::from_slice(body).ok()?;
+    let payload: HandshakePayload = crate::json::from_slice(body).ok()?;
     Some(
         payload
             .directives

@@ -15,6 +15,7 @@ pub mod cookies;
 pub mod handshake;
 pub mod identity;
 pub mod inject;
+pub mod json;
 pub mod migration;
 pub mod pacer;
 pub mod phase;

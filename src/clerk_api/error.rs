@@ -154,7 +154,7 @@ pub fn parse_clerk_errors(body: &[u8]) -> Option<Vec<ClerkErrorItem>> {
     if body.len() > MAX_ERROR_BODY {
         return None;
     }
-    let raw: RawErrors = serde_json::from_slice(body).ok()?;
+    let raw: RawErrors = crate::json::from_slice(body).ok()?;
     let items: Vec<ClerkErrorItem> = raw
         .errors
         .into_iter()

@@ -103,7 +103,7 @@ fn parse_ok<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T
     if body.len() > MAX_RESPONSE_BODY {
         return Err(ClerkError::Network(format!("{what} response too large")));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    crate::json::from_slice(body).map_err(|e| {
         // serde's message names the position, never echoes the body.
         ClerkError::Network(format!("malformed {what} response: {e}"))
     })

@@ -856,7 +856,7 @@ fn decode_json_object(part: &str, which: TokenPart) -> Result<Map<String, Value>
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| ClerkTokenError::InvalidBase64(which))?;
-    serde_json::from_slice(&bytes).map_err(|_| ClerkTokenError::InvalidJson(which))
+    crate::json::from_slice(&bytes).map_err(|_| ClerkTokenError::InvalidJson(which))
 }
 
 /// NumericDate claims as non-negative integers; Clerk mints integers, so anything else is

@@ -66,9 +66,9 @@ fn peek_claims(token: &str) -> Option<Map<String, Value>> {
     if parts.next().is_some() {
         return None;
     }
-    serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    crate::json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     URL_SAFE_NO_PAD.decode(signature).ok()?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    crate::json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
 #[derive(Default)]

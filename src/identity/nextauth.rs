@@ -414,7 +414,7 @@ fn parse_header(segment: &str) -> Result<Header, NextAuthError> {
         .decode(segment)
         .map_err(|_| NextAuthError::BadBase64)?;
     let mut header: Map<String, Value> =
-        serde_json::from_slice(&bytes).map_err(|_| NextAuthError::BadHeader)?;
+        crate::json::from_slice(&bytes).map_err(|_| NextAuthError::BadHeader)?;
     if header.contains_key("crit") {
         return Err(NextAuthError::CriticalHeader);
     }

@@ -576,7 +576,7 @@ async fn fetch_database_session(
         .map_err(|e| format!("session answer: {e}"))?;
     // next-auth answers `{}` (or `null`) when there is no session.
     let answer: Option<SessionAnswer> =
-        serde_json::from_slice(&body).map_err(|_| "session answer is not JSON".to_string())?;
+        crate::json::from_slice(&body).map_err(|_| "session answer is not JSON".to_string())?;
     Ok(answer
         .and_then(|a| a.user)
         .map(|user| DatabaseSessionFacts {

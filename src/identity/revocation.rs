@@ -143,7 +143,7 @@ struct RevokeBody {
 
 /// Parses and checks a revoke body. The error is a sentence for the `400` answer.
 pub fn parse_revoke_body(body: &[u8]) -> Result<RevokeRequest, String> {
-    let parsed: RevokeBody = serde_json::from_slice(body)
+    let parsed: RevokeBody = crate::json::from_slice(body)
         .map_err(|e| format!("expected {{\"user_id\": \"…\", \"revoked\": true|false}}: {e}"))?;
     let Value::String(user_id) = parsed.user_id else {
         return Err(
