@@ -242,47 +242,20 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
         .flatten()
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
-    let counts = json!({
-        "accepted": t.accepted,
-        "pending": t.pending,
-        "migrated": t.migrated,
-        "skipped": t.skipped,
-        "failed": t.failed,
-    });
-    let mut doc = json!({
-        "phase": phase.as_str(),
-        "counts": counts,
-        "accepted": t.accepted,
-        "pending": t.pending,
-        "migrated": t.migrated,
-        "skipped": t.skipped,
-        "failed": t.failed,
-        "rate": {
-            "limit": isolate.config.clerk_rate_limit.to_string(),
-            "budget_per_window": pacer.budget_per_window(),
-            // Planned: one create per record plus its share of its page's two look-ups.
-            "calls_per_record": f64::from(pacer.page_cost(100)) / 100.0,
-            // Measured: the batch's Backend API calls per user it imported.
-            "calls_per_user": stats.calls_per_user().map(|c| (c * 1000.0).round() / 1000.0),
-            "batch_calls": stats.calls,
-            "imported": stats.imported,
-            // Users imported per second over the last minute, next to the physical limit
-            // (every call of CLERK_RATE_LIMIT a create).
-            "users_per_sec": (stats.users_per_sec(now) * 100.0).round() / 100.0,
-            "limit_users_per_sec": limit_users_per_sec(&pacer),
-            "batch_per_minute": (per_sec * 60.0).floor() as u64,
-            "trickle_recent": trickle_recent,
-        },
-        "eta": eta,
-        "eta_at": eta.map(|s| rfc3339(now + s * 1000)),
-        "paused": admin_paused || rate_limited_until > now,
-        "pause": {
-            "admin": admin_paused,
-            "rate_limited_until": (rate_limited_until > now).then(|| rfc3339(rate_limited_until)),
-        },
-        "scheduled_until": (pacer_state.scheduled_until_ms > 0)
-            .then(|| rfc3339(pacer_state.scheduled_until_ms)),
-        "counted_at": rfc3339(counted.at_ms),
+    let mut doc = status_core(&StatusCore {
+        phase,
+        tally: &t,
+        clerk_rate_limit: isolate.config.clerk_rate_limit.to_string(),
+        pacer: &pacer,
+        stats: &stats,
+        per_sec,
+        trickle_recent,
+        eta,
+        now,
+        admin_paused,
+        rate_limited_until,
+        scheduled_until_ms: pacer_state.scheduled_until_ms,
+        counted_at_ms: counted.at_ms,
     });
     if let Some(d) = counted.dry_run {
         doc["dry_run"] = serde_json::to_value(d).unwrap_or(Value::Null);
@@ -321,6 +294,74 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     doc["revocations"] = revocations;
     doc["readiness"] = readiness.to_json();
     Ok(doc)
+}
+
+/// What the synchronous part of the status document is built from.
+struct StatusCore<'a> {
+    phase: Phase,
+    tally: &'a ledger::Tally,
+    clerk_rate_limit: String,
+    pacer: &'a crate::pacer::Pacer,
+    stats: &'a BatchStats,
+    per_sec: f64,
+    trickle_recent: u32,
+    eta: Option<u64>,
+    now: u64,
+    admin_paused: bool,
+    rate_limited_until: u64,
+    scheduled_until_ms: u64,
+    counted_at_ms: u64,
+}
+
+/// The status document's counts, rate and pause fields. Built in a plain function, kept out of
+/// line: the `json!` expansion is large, and inside the async fn it would be copied into its
+/// state machine.
+#[inline(never)]
+fn status_core(c: &StatusCore) -> Value {
+    let t = c.tally;
+    let (pacer, stats, now) = (c.pacer, c.stats, c.now);
+    let counts = json!({
+        "accepted": t.accepted,
+        "pending": t.pending,
+        "migrated": t.migrated,
+        "skipped": t.skipped,
+        "failed": t.failed,
+    });
+    json!({
+        "phase": c.phase.as_str(),
+        "counts": counts,
+        "accepted": t.accepted,
+        "pending": t.pending,
+        "migrated": t.migrated,
+        "skipped": t.skipped,
+        "failed": t.failed,
+        "rate": {
+            "limit": c.clerk_rate_limit,
+            "budget_per_window": pacer.budget_per_window(),
+            // Planned: one create per record plus its share of its page's two look-ups.
+            "calls_per_record": f64::from(pacer.page_cost(100)) / 100.0,
+            // Measured: the batch's Backend API calls per user it imported.
+            "calls_per_user": stats.calls_per_user().map(|c| (c * 1000.0).round() / 1000.0),
+            "batch_calls": stats.calls,
+            "imported": stats.imported,
+            // Users imported per second over the last minute, next to the physical limit
+            // (every call of CLERK_RATE_LIMIT a create).
+            "users_per_sec": (stats.users_per_sec(now) * 100.0).round() / 100.0,
+            "limit_users_per_sec": limit_users_per_sec(pacer),
+            "batch_per_minute": (c.per_sec * 60.0).floor() as u64,
+            "trickle_recent": c.trickle_recent,
+        },
+        "eta": c.eta,
+        "eta_at": c.eta.map(|s| rfc3339(now + s * 1000)),
+        "paused": c.admin_paused || c.rate_limited_until > now,
+        "pause": {
+            "admin": c.admin_paused,
+            "rate_limited_until": (c.rate_limited_until > now).then(|| rfc3339(c.rate_limited_until)),
+        },
+        "scheduled_until": (c.scheduled_until_ms > 0)
+            .then(|| rfc3339(c.scheduled_until_ms)),
+        "counted_at": rfc3339(c.counted_at_ms),
+    })
 }
 
 /// Failed records the dashboard lists (each costs one KV read).
