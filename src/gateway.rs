@@ -85,7 +85,9 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     if !bridge_route && may_return_from_handshake(&inbound, &isolate) {
         if let Some(u) = url() {
             let request = worker::Request::from(Clone::clone(&req));
-            if let Some(response) = handshake::resolve(&request, u, &isolate, now).await {
+            if let Some(response) =
+                out_of_line(handshake::resolve(&request, u, &isolate, now)).await
+            {
                 return Reply::Response(response);
             }
         }
@@ -102,7 +104,9 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
 
     if bridge_route {
         let request = worker::Request::from(req);
-        return Reply::Response(routes::handle(request, &env, &isolate, &resolution).await);
+        return Reply::Response(
+            out_of_line(routes::handle(request, &env, &isolate, &resolution)).await,
+        );
     }
     if config.phase == Phase::ClerkOnly {
         if let Some(response) = url().and_then(|u| phase::clerk_only_redirect(config, u)) {
@@ -154,6 +158,15 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         source,
         inbound.method,
     ))
+}
+
+/// Runs a rarely taken branch (the bridge's own routes, a handshake's return) as a boxed future:
+/// its states are polled through one dynamic call instead of being inlined into `handle`'s state
+/// machine, which keeps that machine (and the code every proxied request runs) small.
+fn out_of_line<'a, T>(
+    future: impl std::future::Future<Output = T> + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>> {
+    Box::pin(future)
 }
 
 /// Whether the request has nothing an identity could come from, so that resolving would only
