@@ -54,6 +54,11 @@ pub fn backoff_secs(attempts: u32) -> u32 {
         .min(300)
 }
 
+/// How far ahead a tick takes handed-back records: until the next tick (the cron runs every
+/// minute). Those not due yet are sent with the delay that makes them due, so a retry never
+/// waits for the following tick.
+pub const REQUEUE_LOOKAHEAD_MS: u64 = 60_000;
+
 /// Retry codes that mean "not now" rather than "it went wrong" (a batch-wide 429 pause, the
 /// live budget check): they do not grow a record's backoff.
 pub const DEFERRAL_CODES: &[&str] = &[

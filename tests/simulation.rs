@@ -13,14 +13,14 @@
 //! `SIM_USERS` sets the size (default 100,000), `SIM_RATE` the limit (default `100/10s`). See
 //! the figures with `cargo test --test simulation -- --nocapture`.
 
-use auth_bridge::batch::retry_schedule;
+use auth_bridge::batch::{retry_schedule, REQUEUE_LOOKAHEAD_MS};
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
 use auth_bridge::clerk_api::{
     ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
     UserQuery,
 };
 use auth_bridge::migration::ledger::{self, BacklogCursor};
-use auth_bridge::migration::page::{migrate_page, paginate, PageMessage, Spender};
+use auth_bridge::migration::page::{due_delays, migrate_page, paginate, PageMessage, Spender};
 use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
 use auth_bridge::migration::{ImportRecord, TrickleUser};
 use auth_bridge::pacer::{CallCounter, CallLog, Pace, Pacer, PacerConfig, PacerState, RateLimit};
@@ -431,7 +431,9 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             let room = pacer
                 .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
                 .records();
-            let returned = ledger::take_requeued(&store, room, now).await.unwrap();
+            let returned = ledger::take_requeued(&store, room, now + REQUEUE_LOOKAHEAD_MS)
+                .await
+                .unwrap();
             let mut messages = returned.messages.clone();
             let fresh = ledger::take_backlog(&store, &mut cursor, room - messages.len())
                 .await
@@ -443,8 +445,11 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
             let overflow = messages.split_off(plan.records().min(messages.len()));
             let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
-            for (i, page) in paginate(messages, &sizes) {
-                let at = now.div_ceil(1000) * 1000 + plan.pages[i].delay_secs as u64 * 1000;
+            let cut = paginate(messages, &sizes);
+            let planned: Vec<u32> = plan.pages.iter().map(|p| p.delay_secs).collect();
+            let delays = due_delays(&cut, &planned, &returned.due_ms, now);
+            for (delay, (_, page)) in delays.into_iter().zip(cut) {
+                let at = now.div_ceil(1000) * 1000 + delay as u64 * 1000;
                 progress.queue.borrow_mut().push_back((at, page));
             }
             ledger::requeue(&store, &overflow, now, nonce())
@@ -494,7 +499,16 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             grant_wait: &progress.grant_wait_ms,
         };
         loop {
-            let next = progress.queue.borrow_mut().pop_front();
+            // The Queue delivers a delayed message when it is due: the page due first.
+            let next = {
+                let mut q = progress.queue.borrow_mut();
+                let first = q
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(i, _)| i);
+                first.and_then(|i| q.remove(i))
+            };
             let Some((at, page)) = next else {
                 if progress.backlog_left.get() == 0
                     && progress.sign_ins_left.get() == 0

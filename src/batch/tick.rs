@@ -1,6 +1,7 @@
 //! The cron tick (glue): claim the run, load the pacer's state and the backlog position, plan
 //! pages of calls with `CLERK_RATE_LIMIT` less the trickle's recent calls, take that many
-//! records (returned ones that are due first), cut them into pages (up to 100 records per
+//! records (handed-back ones due before the next tick first, sent with the delay that makes
+//! them due), cut them into pages (up to 100 records per
 //! message) and send them to `IMPORT_QUEUE` with their delays, then save the state.
 //!
 //! Nothing is lost on a failure: records are taken from KV only in memory until sent; a send
@@ -17,7 +18,7 @@ use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
 };
-use crate::migration::page::{paginate, PageMessage};
+use crate::migration::page::{due_delays, paginate, PageMessage};
 use crate::pacer::{CallCounter, Pacer, PacerConfig, PacerState};
 
 /// Time between writing the claim and reading it back: every concurrent tick in this location
@@ -171,7 +172,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     let room = pacer
         .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
         .records();
-    let returned = ledger::take_requeued(&store, room, now)
+    let returned = ledger::take_requeued(&store, room, now + super::REQUEUE_LOOKAHEAD_MS)
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = returned.messages.clone();
@@ -182,9 +183,13 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
     let overflow = messages.split_off(plan.records().min(messages.len()));
     let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
-    let pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
+    let cut = paginate(messages, &sizes);
+    let planned: Vec<u32> = plan.pages.iter().map(|p| p.delay_secs).collect();
+    let delays = due_delays(&cut, &planned, &returned.due_ms, now);
+    let pages: Vec<(u32, PageMessage)> = delays
         .into_iter()
-        .map(|(i, page)| (plan.pages[i].delay_secs, page))
+        .zip(cut)
+        .map(|(delay, (_, page))| (delay, page))
         .collect();
     let records: usize = pages.iter().map(|(_, p)| p.items.len()).sum();
 

@@ -78,6 +78,28 @@ pub fn paginate(messages: Vec<QueueMessage>, sizes: &[usize]) -> Vec<(usize, Pag
     out
 }
 
+/// The delay of each page [`paginate`] cut: its planned one (`planned[i]`), or longer while a
+/// handed-back record in it is not due yet. `due_ms` holds the due times of the first messages
+/// (the handed-back ones, in order); the rest are due now.
+pub fn due_delays(
+    pages: &[(usize, PageMessage)],
+    planned: &[u32],
+    due_ms: &[u64],
+    now_ms: u64,
+) -> Vec<u32> {
+    let mut offset = 0;
+    pages
+        .iter()
+        .map(|(i, page)| {
+            let n = page.items.len();
+            let latest = due_ms.iter().skip(offset).take(n).max().copied();
+            offset += n;
+            let wait = latest.unwrap_or(0).saturating_sub(now_ms).div_ceil(1000);
+            planned[*i].max(u32::try_from(wait).unwrap_or(u32::MAX))
+        })
+        .collect()
+}
+
 /// Grants Backend API calls to a page: the live budget check and the pause.
 #[allow(async_fn_in_trait)]
 pub trait Spender {
@@ -378,6 +400,24 @@ mod tests {
     fn run(clerk: &MemoryClerk, store: &MemoryStore, records: &[ImportRecord]) -> PageResult {
         let migrator = Migrator::new(clerk, store, Mode::Migrate);
         block_on(migrate_page(&migrator, clerk, &Grants::free(), records))
+    }
+
+    #[test]
+    fn pages_with_handed_back_records_wait_until_they_are_due() {
+        let m = |i: usize| QueueMessage {
+            import_id: "i".into(),
+            record: format!("r{i}"),
+            attempts: 1,
+        };
+        let cut = paginate((0..5).map(m).collect(), &[2, 2, 1]);
+        // Two handed-back records: one due 10.2 s from now, one in the past; three fresh ones.
+        let delays = due_delays(&cut, &[0, 0, 30], &[110_200, 90_000], 100_000);
+        assert_eq!(
+            delays,
+            vec![11, 0, 30],
+            "due later: waits; planned later: keeps its plan"
+        );
+        assert_eq!(due_delays(&cut, &[4, 5, 6], &[], 100_000), vec![4, 5, 6]);
     }
 
     #[test]

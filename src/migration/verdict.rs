@@ -134,7 +134,13 @@ mod tests {
             assert_eq!(requeued_count(&s).await.unwrap(), 5);
             let take = take_requeued(&s, 4, 10).await.unwrap();
             assert_eq!(take.messages, (0..4).map(msg).collect::<Vec<_>>());
+            assert_eq!(
+                take.due_ms,
+                vec![1, 1, 1, 2],
+                "each message with its due time"
+            );
             assert_eq!(take.consumed.len(), 1);
+            assert!(take_requeued(&s, 4, 0).await.unwrap().messages.is_empty());
             // Not committed: a second take sees the same.
             assert_eq!(take_requeued(&s, 4, 10).await.unwrap(), take);
             commit_requeued(&s, &take).await.unwrap();

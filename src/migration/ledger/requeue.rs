@@ -34,6 +34,8 @@ pub async fn requeue<S: Store>(
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequeueTake {
     pub messages: Vec<QueueMessage>,
+    /// When each of `messages` falls due (same order, ascending).
+    pub due_ms: Vec<u64>,
     /// Pages fully taken (deleted on commit).
     pub consumed: Vec<String>,
     /// A page partly taken: its key and what is left of it (rewritten on commit).
@@ -48,12 +50,13 @@ fn due_of(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Takes up to `n` requeued messages due by `now_ms`, oldest page first. Nothing changes in the
+/// Takes up to `n` requeued messages due by `until_ms`, oldest page first (the cron passes its
+/// next run, and sends those not yet due with the matching delay). Nothing changes in the
 /// store until [`commit_requeued`], so a failed send loses nothing.
 pub async fn take_requeued<S: Store>(
     store: &S,
     n: usize,
-    now_ms: u64,
+    until_ms: u64,
 ) -> Result<RequeueTake, StoreError> {
     let mut take = RequeueTake::default();
     if n == 0 {
@@ -61,7 +64,8 @@ pub async fn take_requeued<S: Store>(
     }
     let page = store.list(REQUEUE_PREFIX, None, 1000).await?;
     for key in &page.keys {
-        if take.messages.len() >= n || due_of(&key.name) > now_ms {
+        let due = due_of(&key.name);
+        if take.messages.len() >= n || due > until_ms {
             break;
         }
         let Some(value) = store.get(&key.name).await? else {
@@ -72,6 +76,7 @@ pub async fn take_requeued<S: Store>(
             .filter_map(|l| serde_json::from_str::<QueueMessage>(l).ok());
         for m in lines.by_ref() {
             take.messages.push(m);
+            take.due_ms.push(due);
             if take.messages.len() >= n {
                 break;
             }
