@@ -20,7 +20,7 @@ use auth_bridge::clerk_api::{
     UserQuery,
 };
 use auth_bridge::migration::ledger::{self, BacklogCursor};
-use auth_bridge::migration::page::{due_delays, migrate_page, paginate, PageMessage, Spender};
+use auth_bridge::migration::page::{hold_until_due, migrate_page, paginate, PageMessage, Spender};
 use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
 use auth_bridge::migration::{ImportRecord, TrickleUser};
 use auth_bridge::pacer::{CallCounter, CallLog, Pace, Pacer, PacerConfig, PacerState, RateLimit};
@@ -445,10 +445,12 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
             let overflow = messages.split_off(plan.records().min(messages.len()));
             let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
-            let cut = paginate(messages, &sizes);
-            let planned: Vec<u32> = plan.pages.iter().map(|p| p.delay_secs).collect();
-            let delays = due_delays(&cut, &planned, &returned.due_ms, now);
-            for (delay, (_, page)) in delays.into_iter().zip(cut) {
+            let mut pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
+                .into_iter()
+                .map(|(i, page)| (plan.pages[i].delay_secs, page))
+                .collect();
+            hold_until_due(&mut pages, &returned.due_ms, now);
+            for (delay, page) in pages {
                 let at = now.div_ceil(1000) * 1000 + delay as u64 * 1000;
                 progress.queue.borrow_mut().push_back((at, page));
             }

@@ -18,7 +18,7 @@ use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
 };
-use crate::migration::page::{due_delays, paginate, PageMessage};
+use crate::migration::page::{hold_until_due, paginate, PageMessage};
 use crate::pacer::{CallCounter, Pacer, PacerConfig, PacerState};
 
 /// Time between writing the claim and reading it back: every concurrent tick in this location
@@ -183,14 +183,11 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
     let overflow = messages.split_off(plan.records().min(messages.len()));
     let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
-    let cut = paginate(messages, &sizes);
-    let planned: Vec<u32> = plan.pages.iter().map(|p| p.delay_secs).collect();
-    let delays = due_delays(&cut, &planned, &returned.due_ms, now);
-    let pages: Vec<(u32, PageMessage)> = delays
+    let mut pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
         .into_iter()
-        .zip(cut)
-        .map(|(delay, (_, page))| (delay, page))
+        .map(|(i, page)| (plan.pages[i].delay_secs, page))
         .collect();
+    hold_until_due(&mut pages, &returned.due_ms, now);
     let records: usize = pages.iter().map(|(_, p)| p.items.len()).sum();
 
     let unsent = send(queue, &pages).await;

@@ -78,26 +78,20 @@ pub fn paginate(messages: Vec<QueueMessage>, sizes: &[usize]) -> Vec<(usize, Pag
     out
 }
 
-/// The delay of each page [`paginate`] cut: its planned one (`planned[i]`), or longer while a
-/// handed-back record in it is not due yet. `due_ms` holds the due times of the first messages
-/// (the handed-back ones, in order); the rest are due now.
-pub fn due_delays(
-    pages: &[(usize, PageMessage)],
-    planned: &[u32],
-    due_ms: &[u64],
-    now_ms: u64,
-) -> Vec<u32> {
-    let mut offset = 0;
-    pages
-        .iter()
-        .map(|(i, page)| {
-            let n = page.items.len();
-            let latest = due_ms.iter().skip(offset).take(n).max().copied();
-            offset += n;
-            let wait = latest.unwrap_or(0).saturating_sub(now_ms).div_ceil(1000);
-            planned[*i].max(u32::try_from(wait).unwrap_or(u32::MAX))
-        })
-        .collect()
+/// Lengthens the delay of each page (`(delay_secs, page)`, as sent) while a handed-back record
+/// in it is not due yet. `due_ms` holds the due times of the first records (the handed-back
+/// ones, in order); the rest are due now.
+pub fn hold_until_due(pages: &mut [(u32, PageMessage)], due_ms: &[u64], now_ms: u64) {
+    let mut due = due_ms.iter();
+    for (delay, page) in pages {
+        for d in due.by_ref().take(page.items.len()) {
+            let wait = d
+                .saturating_sub(now_ms)
+                .div_ceil(1000)
+                .min(u64::from(u32::MAX));
+            *delay = (*delay).max(wait as u32);
+        }
+    }
 }
 
 /// Grants Backend API calls to a page: the live budget check and the pause.
@@ -409,15 +403,22 @@ mod tests {
             record: format!("r{i}"),
             attempts: 1,
         };
+        let planned = [0, 0, 30];
         let cut = paginate((0..5).map(m).collect(), &[2, 2, 1]);
+        let pages: Vec<(u32, PageMessage)> =
+            cut.into_iter().map(|(i, p)| (planned[i], p)).collect();
         // Two handed-back records: one due 10.2 s from now, one in the past; three fresh ones.
-        let delays = due_delays(&cut, &[0, 0, 30], &[110_200, 90_000], 100_000);
+        let mut held = pages.clone();
+        hold_until_due(&mut held, &[110_200, 90_000], 100_000);
+        let delays: Vec<u32> = held.iter().map(|(d, _)| *d).collect();
         assert_eq!(
             delays,
             vec![11, 0, 30],
             "due later: waits; planned later: keeps its plan"
         );
-        assert_eq!(due_delays(&cut, &[4, 5, 6], &[], 100_000), vec![4, 5, 6]);
+        let mut fresh = pages.clone();
+        hold_until_due(&mut fresh, &[], 100_000);
+        assert_eq!(fresh, pages);
     }
 
     #[test]
