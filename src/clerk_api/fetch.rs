@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method};
 
 use super::error::{error_from_response, ClerkError};
 use super::model::{ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata, UserQuery};
@@ -74,12 +74,9 @@ impl FetchClerk {
                 .set("content-type", "application/json")
                 .map_err(network)?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
-        if let Some(body) = body {
-            init.with_body(Some(body.into()));
-        }
-        let request = Request::new_with_init(url, &init).map_err(network)?;
+        let body = body.map(wasm_bindgen::JsValue::from);
+        let request = crate::isolate::outbound_request(url, method, &headers, body.as_ref(), false)
+            .map_err(network)?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let send = Box::pin(async move {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Url};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, Url};
 
 use super::*;
 use crate::identity::jwks;
@@ -192,9 +192,8 @@ async fn fetch_payload(
         .set("clerk-api-version", crate::clerk_api::API_VERSION)
         .map_err(network)?;
     headers.set("accept", "application/json").map_err(network)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let request = Request::new_with_init(&url, &init).map_err(network)?;
+    let request = crate::isolate::outbound_request(&url, Method::Get, &headers, None, false)
+        .map_err(network)?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let send = Box::pin(async move {

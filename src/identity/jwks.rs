@@ -14,7 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use worker::kv::KvStore;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::{Fetch, Headers, Method};
 
 use super::cache::ExactCache;
 use super::clerk::{
@@ -372,9 +372,8 @@ impl RemoteJwks {
         headers
             .set("Accept", "application/json")
             .map_err(|_| JwksFetchError::Network)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers);
-        let request = Request::new_with_init(&url, &init).map_err(|_| JwksFetchError::Network)?;
+        let request = crate::isolate::outbound_request(&url, Method::Get, &headers, None, false)
+            .map_err(|_| JwksFetchError::Network)?;
         let mut response = Fetch::Request(request)
             .send()
             .await

@@ -559,11 +559,9 @@ async fn fetch_database_session(
     headers
         .set("via", &crate::via::via_with_bridge(None))
         .map_err(|e| e.to_string())?;
-    let mut init = worker::RequestInit::new();
-    init.with_headers(headers)
-        .with_redirect(worker::RequestRedirect::Manual);
     let url = format!("{}/api/auth/session", origin_base.trim_end_matches('/'));
-    let request = worker::Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+    let request = crate::isolate::outbound_request(&url, worker::Method::Get, &headers, None, true)
+        .map_err(|e| e.to_string())?;
     let mut response = worker::Fetch::Request(request)
         .send()
         .await
