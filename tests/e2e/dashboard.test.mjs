@@ -15,8 +15,10 @@ import { startClerkServer } from '../clerk-server/server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HAVE_BROWSER = fs.existsSync(CHROMIUM);
-const skip = HAVE_BROWSER ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
-if (!HAVE_BROWSER) console.log(`# dashboard browser tests skipped: ${skip}`);
+// In CI (CI=true) a missing piece is a failure, never a silent skip.
+const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
+const skip = HAVE_BROWSER || IN_CI ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
+if (skip) console.log(`# dashboard browser tests skipped: ${skip}`);
 
 const ADMIN = 'admin-token-for-dashboard-tests-0123456789';
 const BCRYPT = '$2b$10$' + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0';

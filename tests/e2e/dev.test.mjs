@@ -3,7 +3,7 @@
 // origin — no redirect to a host off this machine — and settings given in the environment
 // (ORIGIN_URL, NEXTAUTH_SECRET, the admin token) must win over the demo defaults.
 //
-// Needs Chromium at /usr/bin/chromium; skipped, saying why, without it. scripts/dev builds the
+// Needs Chromium at /usr/bin/chromium; skipped, saying why, without it (a failure when CI=true). scripts/dev builds the
 // worker when build/ is not up to date (scripts/test has just built it).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,9 @@ import { ROOT, deadPort, listen } from './harness.mjs';
 import { nextAuthV4 } from './tokens.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const skip = fs.existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
+// In CI (CI=true) a missing piece is a failure, never a silent skip.
+const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
+const skip = fs.existsSync(CHROMIUM) || IN_CI ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
 if (skip) console.log(`# scripts/dev browser tests skipped: ${skip}`);
 
 const DEMO_SECRET = 'local-development-secret-change-me';

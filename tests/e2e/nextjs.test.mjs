@@ -23,7 +23,9 @@ const missing = [
   !fs.existsSync(CHROMIUM) && `no browser at ${CHROMIUM} (apt-get install -y chromium)`,
   !fs.existsSync(path.join(APP, '.next/BUILD_ID')) && 'examples/nextjs is not built (scripts/setup builds it)',
 ].filter(Boolean);
-const skip = missing.length ? missing.join('; ') : false;
+// In CI (CI=true) a missing piece is a failure, never a silent skip.
+const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
+const skip = missing.length && !IN_CI ? missing.join('; ') : false;
 if (skip) console.log(`# Next.js example tests skipped: ${skip}`);
 
 const SECRET = 'nextauth-secret-for-the-nextjs-example-test';
