@@ -2,9 +2,10 @@
 //! paused consumer, after transient errors (with the record's backoff), by the dead-letter
 //! consumer, and by `retry-failed`. The cron takes due pages before new records.
 
+use super::states::{is_failed, StateKeys};
 use super::{
     bucket_key, bucket_of, last_error_key, list_imports, new_import_id, state_key, ImportMeta,
-    QueueMessage, REQUEUE_PREFIX, STATE_PREFIX,
+    QueueMessage, REQUEUE_PREFIX,
 };
 use crate::migration::record::parse_line;
 use crate::migration::store::{PutOptions, Store, StoreError};
@@ -136,24 +137,14 @@ pub async fn retry_failed<S: Store>(
     let mut found: Vec<(ImportMeta, String)> = Vec::new();
     let mut more = false;
     'imports: for meta in list_imports(store).await? {
-        let prefix = format!("{STATE_PREFIX}{}:", meta.import_id);
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = store.list(&prefix, cursor.as_deref(), 1000).await?;
-            for k in page
-                .keys
-                .iter()
-                .filter(|k| k.metadata.as_deref() == Some("failed"))
-            {
+        let mut keys = StateKeys::of(store, &meta.import_id);
+        while let Some(page) = keys.next_page().await? {
+            for k in page.iter().filter(|k| is_failed(k)) {
                 if found.len() >= limit {
                     more = true;
                     break 'imports;
                 }
-                found.push((meta.clone(), k.name[prefix.len()..].to_owned()));
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
+                found.push((meta.clone(), keys.legacy_id(k).to_owned()));
             }
         }
     }

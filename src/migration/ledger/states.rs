@@ -1,8 +1,52 @@
 //! Record states (`st:{import}:{legacy id}`) and the counts derived from their listings.
 
 use super::{list_imports, state_key, STATE_PREFIX};
-use crate::migration::store::{PutOptions, Store, StoreError};
+use crate::migration::store::{ListedKey, PutOptions, Store, StoreError};
 use serde::{Deserialize, Serialize};
+
+/// The state keys of one import, read page by page (up to 1000 keys and their list metadata
+/// per list call, no value reads).
+pub struct StateKeys<'s, S> {
+    store: &'s S,
+    prefix: String,
+    cursor: Option<String>,
+    done: bool,
+}
+
+impl<'s, S: Store> StateKeys<'s, S> {
+    pub fn of(store: &'s S, import_id: &str) -> Self {
+        Self {
+            store,
+            prefix: format!("{STATE_PREFIX}{import_id}:"),
+            cursor: None,
+            done: false,
+        }
+    }
+
+    /// The next page of keys; `None` once the listing is complete.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ListedKey>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .list(&self.prefix, self.cursor.as_deref(), 1000)
+            .await?;
+        self.cursor = page.cursor;
+        self.done = self.cursor.is_none();
+        Ok(Some(page.keys))
+    }
+
+    /// The legacy id a key of this listing is the state of.
+    pub fn legacy_id<'k>(&self, key: &'k ListedKey) -> &'k str {
+        &key.name[self.prefix.len()..]
+    }
+}
+
+/// Whether a listed state key is a failed record's (from its list metadata).
+pub fn is_failed(key: &ListedKey) -> bool {
+    key.metadata.as_deref() == Some(RecordState::Failed.as_str())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,21 +163,15 @@ pub async fn tally<S: Store>(store: &S) -> Result<Tally, StoreError> {
     let mut t = Tally::default();
     for meta in list_imports(store).await? {
         t.accepted += meta.accepted;
-        let prefix = format!("{STATE_PREFIX}{}:", meta.import_id);
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = store.list(&prefix, cursor.as_deref(), 1000).await?;
-            for k in &page.keys {
+        let mut keys = StateKeys::of(store, &meta.import_id);
+        while let Some(page) = keys.next_page().await? {
+            for k in &page {
                 match k.metadata.as_deref() {
                     Some("migrated") => t.migrated += 1,
                     Some("skipped") => t.skipped += 1,
                     Some("failed") => t.failed += 1,
                     _ => {}
                 }
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
             }
         }
     }
@@ -145,15 +183,9 @@ pub async fn tally<S: Store>(store: &S) -> Result<Tally, StoreError> {
 pub async fn failures<S: Store>(store: &S, limit: usize) -> Result<Vec<StateRecord>, StoreError> {
     let mut out = Vec::new();
     for meta in list_imports(store).await? {
-        let prefix = format!("{STATE_PREFIX}{}:", meta.import_id);
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = store.list(&prefix, cursor.as_deref(), 1000).await?;
-            for k in page
-                .keys
-                .iter()
-                .filter(|k| k.metadata.as_deref() == Some("failed"))
-            {
+        let mut keys = StateKeys::of(store, &meta.import_id);
+        while let Some(page) = keys.next_page().await? {
+            for k in page.iter().filter(|k| is_failed(k)) {
                 if out.len() >= limit {
                     return Ok(out);
                 }
@@ -162,10 +194,6 @@ pub async fn failures<S: Store>(store: &S, limit: usize) -> Result<Vec<StateReco
                         out.push(s);
                     }
                 }
-            }
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
             }
         }
     }
