@@ -103,7 +103,7 @@ fn nextauth_seeds_include_valid_sessions() {
 /// space and no word after it) gave `Bearer("")`, so the request's Clerk cookies were ignored
 /// and an empty token was verified. @clerk/backend's `parseAuthorizationHeader` returns `""`
 /// there, which `authenticateRequest` treats as no header token, and reads the cookies.
-/// Fixed in `token_from_authorization_header` (src/identity/clerk.rs).
+/// Fixed in `token_from_authorization_header` (src/identity/clerk/cookie_choice.rs).
 #[test]
 fn finding_clerk_empty_bearer_token() {
     // The fuzz input: Cookie header "\u{fffd}k_lx", Authorization " ".

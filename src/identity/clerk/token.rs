@@ -1,0 +1,169 @@
+//! A compact JWS as Clerk mints session tokens: its shape and header rules (RS256 only, `kid`
+//! required, `typ`, `cat`, no `crit`, bounded size), and why a token is refused.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use super::{JWT_CATEGORY_IGNORE, JWT_CATEGORY_SESSION_TOKEN, MAX_TOKEN_LEN};
+
+/// Which part of a compact JWS failed to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPart {
+    Header,
+    Payload,
+    Signature,
+}
+
+/// Why a Clerk session token was refused. Carries no token material, so it is safe to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClerkTokenError {
+    /// Longer than [`MAX_TOKEN_LEN`].
+    TooLarge,
+    /// Not three dot-separated parts; holds the number of parts found.
+    WrongPartCount(usize),
+    InvalidBase64(TokenPart),
+    InvalidJson(TokenPart),
+    /// `alg` is anything but `RS256` (including `none` and `HS256`).
+    DisallowedAlgorithm,
+    /// `typ` present and not `JWT` (e.g. `at+jwt` OAuth access tokens).
+    UnexpectedType,
+    /// A `crit` header: no extension is understood, so the token must be refused (RFC 7515).
+    UnsupportedCriticalHeader,
+    MissingKeyId,
+    /// A JWT-template, M2M or other non-session token (`cat` header or `mch_` subject).
+    NotASessionToken,
+    /// No key with the token's `kid` (after the allowed JWKS refresh).
+    UnknownKeyId,
+    /// Keys could not be loaded (JWKS fetch failed and nothing cached).
+    KeysUnavailable,
+    InvalidSignature,
+    MissingClaim(&'static str),
+    /// Claim present with the wrong JSON type or an impossible value.
+    InvalidClaim(&'static str),
+    InvalidIssuer,
+    UnauthorizedParty,
+    Expired,
+    NotYetValid,
+    IssuedInTheFuture,
+}
+
+impl fmt::Display for ClerkTokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge => write!(f, "token longer than {MAX_TOKEN_LEN} bytes"),
+            Self::WrongPartCount(n) => write!(f, "token has {n} parts, expected 3"),
+            Self::InvalidBase64(part) => write!(f, "token {part:?} is not base64url"),
+            Self::InvalidJson(part) => write!(f, "token {part:?} is not a JSON object"),
+            Self::DisallowedAlgorithm => f.write_str("token algorithm is not RS256"),
+            Self::UnexpectedType => f.write_str("token typ is not JWT"),
+            Self::UnsupportedCriticalHeader => f.write_str("token has a crit header"),
+            Self::MissingKeyId => f.write_str("token header has no kid"),
+            Self::NotASessionToken => f.write_str("token is not a Clerk session token"),
+            Self::UnknownKeyId => f.write_str("no signing key matches the token kid"),
+            Self::KeysUnavailable => f.write_str("Clerk signing keys are unavailable"),
+            Self::InvalidSignature => f.write_str("token signature is invalid"),
+            Self::MissingClaim(name) => write!(f, "token has no {name} claim"),
+            Self::InvalidClaim(name) => write!(f, "token {name} claim is malformed"),
+            Self::InvalidIssuer => f.write_str("token issuer is not this Clerk instance"),
+            Self::UnauthorizedParty => f.write_str("token azp is not an authorized party"),
+            Self::Expired => f.write_str("token has expired"),
+            Self::NotYetValid => f.write_str("token is not valid yet (nbf)"),
+            Self::IssuedInTheFuture => f.write_str("token iat is in the future"),
+        }
+    }
+}
+
+impl std::error::Error for ClerkTokenError {}
+
+/// A compact JWS whose header passed the static checks (size, shape, `alg`, `kid`, `typ`,
+/// `cat`, `crit`) but whose signature and claims are not checked yet.
+#[derive(Debug, Clone)]
+pub struct UntrustedClerkToken {
+    signing_input: String,
+    signature: Vec<u8>,
+    kid: String,
+    claims: Map<String, Value>,
+}
+
+impl UntrustedClerkToken {
+    pub fn parse(token: &str) -> Result<Self, ClerkTokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ClerkTokenError::TooLarge);
+        }
+        let parts: Vec<&str> = token.split('.').collect();
+        if parts.len() != 3 {
+            return Err(ClerkTokenError::WrongPartCount(parts.len()));
+        }
+        let header = decode_json_object(parts[0], TokenPart::Header)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(parts[2])
+            .map_err(|_| ClerkTokenError::InvalidBase64(TokenPart::Signature))?;
+
+        // Header first: nothing about the payload matters if the algorithm is wrong.
+        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+            return Err(ClerkTokenError::DisallowedAlgorithm);
+        }
+        if header.contains_key("crit") {
+            return Err(ClerkTokenError::UnsupportedCriticalHeader);
+        }
+        match header.get("typ") {
+            None => {}
+            Some(Value::String(typ)) if typ == "JWT" => {}
+            Some(_) => return Err(ClerkTokenError::UnexpectedType),
+        }
+        match header.get("cat") {
+            None => {}
+            Some(Value::String(cat))
+                if cat == JWT_CATEGORY_SESSION_TOKEN || cat == JWT_CATEGORY_IGNORE => {}
+            Some(_) => return Err(ClerkTokenError::NotASessionToken),
+        }
+        let kid = match header.get("kid") {
+            Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
+            _ => return Err(ClerkTokenError::MissingKeyId),
+        };
+        if signature.is_empty() {
+            return Err(ClerkTokenError::InvalidSignature);
+        }
+        let claims = decode_json_object(parts[1], TokenPart::Payload)?;
+        let signing_input_len = parts[0].len() + 1 + parts[1].len();
+        Ok(Self {
+            signing_input: token[..signing_input_len].to_owned(),
+            signature,
+            kid,
+            claims,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// `<header>.<payload>` as sent: the bytes the signature covers.
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// Unverified claims; only for diagnostics and cookie selection, never for identity.
+    pub fn unverified_claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// The unverified claims, for [`super::claims::validate_claims`] once the signature holds.
+    pub fn into_claims(self) -> Map<String, Value> {
+        self.claims
+    }
+}
+
+fn decode_json_object(part: &str, which: TokenPart) -> Result<Map<String, Value>, ClerkTokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| ClerkTokenError::InvalidBase64(which))?;
+    crate::json::from_slice(&bytes).map_err(|_| ClerkTokenError::InvalidJson(which))
+}
