@@ -11,20 +11,17 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { startBridge, listen } from './harness.mjs';
+import { CHROMIUM, HAVE_CHROMIUM, IN_CI, skipWithoutChromium, launchChromium } from './chromium.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
 import { nextAuthV4 } from './tokens.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const HAVE_BROWSER = fs.existsSync(CHROMIUM);
 // In CI (CI=true) a missing browser is a failure, never a silent skip; elsewhere the tests are
 // skipped with the reason printed.
-const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
-const skip = HAVE_BROWSER || IN_CI ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
-if (skip) console.log(`# browser tests skipped: ${skip}`);
+const skip = skipWithoutChromium('browser tests');
 
 test('a browser is available (required when CI=true)', { skip: IN_CI ? false : skip }, () => {
-  assert.ok(HAVE_BROWSER, `no browser at ${CHROMIUM}: install Chromium or set CHROMIUM_PATH (CI requires it)`);
+  assert.ok(HAVE_CHROMIUM, `no browser at ${CHROMIUM}: install Chromium or set CHROMIUM_PATH (CI requires it)`);
 });
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'browser');
@@ -79,12 +76,7 @@ before(async () => {
   };
   bridge = await startBridge(vars);
   injecting = await startBridge({ ...vars, INJECT_CLIENT_SCRIPT: 'true' });
-  if (!HAVE_BROWSER) return;
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  if (!skip) browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -5,20 +5,16 @@
 // With AUTH_BRIDGE_SCREENSHOT=<file.png> it also saves a screenshot of the page (the README's
 // docs/dashboard.png is made so).
 //
-// Needs Chromium at /usr/bin/chromium (Debian: apt-get install -y chromium); skipped without it.
+// Needs Chromium at /usr/bin/chromium (Debian: apt-get install -y chromium); skipped without it,
+// except in CI (CI=true), where a missing browser fails the run.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startBridge } from './harness.mjs';
+import { skipWithoutChromium, launchChromium } from './chromium.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const HAVE_BROWSER = fs.existsSync(CHROMIUM);
-// In CI (CI=true) a missing piece is a failure, never a silent skip.
-const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
-const skip = HAVE_BROWSER || IN_CI ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
-if (skip) console.log(`# dashboard browser tests skipped: ${skip}`);
+const skip = skipWithoutChromium('dashboard browser tests');
 
 const ADMIN = 'admin-token-for-dashboard-tests-0123456789';
 const BCRYPT = '$2b$10$' + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0';
@@ -99,12 +95,7 @@ before(async () => {
       expirationTtl: 2 * 86_400,
     });
   }
-  if (!HAVE_BROWSER) return;
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  if (!skip) browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

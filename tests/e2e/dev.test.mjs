@@ -13,24 +13,16 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ROOT, deadPort, listen } from './harness.mjs';
 import { nextAuthV4 } from './tokens.mjs';
+import { skipWithoutChromium, launchChromium } from './chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-// In CI (CI=true) a missing piece is a failure, never a silent skip.
-const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
-const skip = fs.existsSync(CHROMIUM) || IN_CI ? false : `no browser at ${CHROMIUM} (apt-get install -y chromium)`;
-if (skip) console.log(`# scripts/dev browser tests skipped: ${skip}`);
+const skip = skipWithoutChromium('scripts/dev browser tests');
 
 const DEMO_SECRET = 'local-development-secret-change-me';
 const DEMO_ADMIN = 'local-admin-token-change-me';
 
 let browser;
 before(async () => {
-  if (skip) return;
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  if (!skip) browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -15,18 +15,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startBridge, deadPort, ROOT } from './harness.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
 import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { skipWithoutChromium, launchChromium } from './chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const APP = path.join(ROOT, 'examples/nextjs');
 const NEXT_BIN = path.join(APP, 'node_modules/next/dist/bin/next');
-const missing = [
-  !fs.existsSync(CHROMIUM) && `no browser at ${CHROMIUM} (apt-get install -y chromium)`,
-  !fs.existsSync(path.join(APP, '.next/BUILD_ID')) && 'examples/nextjs is not built (scripts/setup builds it)',
-].filter(Boolean);
 // In CI (CI=true) a missing piece is a failure, never a silent skip.
-const IN_CI = /^(1|true)$/i.test(process.env.CI ?? '');
-const skip = missing.length && !IN_CI ? missing.join('; ') : false;
-if (skip) console.log(`# Next.js example tests skipped: ${skip}`);
+const skip = skipWithoutChromium('Next.js example tests', [
+  !fs.existsSync(path.join(APP, '.next/BUILD_ID')) && 'examples/nextjs is not built (scripts/setup builds it)',
+]);
 
 const SECRET = 'nextauth-secret-for-the-nextjs-example-test';
 const STAND_IN = fs.readFileSync(path.join(ROOT, 'tests/e2e/browser/clerk-stand-in.js'), 'utf8');
@@ -75,11 +71,7 @@ before(async () => {
   // cannot use 127.0.0.1).
   publicUrl = bridge.url.replace('127.0.0.1', 'localhost');
   app = await startApp(appPort, { NEXTAUTH_URL: publicUrl, AUTH_URL: publicUrl, NEXTAUTH_SECRET: SECRET, AUTH_SECRET: SECRET });
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
