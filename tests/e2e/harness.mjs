@@ -46,12 +46,13 @@ export function bridgeWorker(vars = {}, extra = {}) {
 }
 
 /**
- * Starts the worker. `vars` become [vars]/secrets; returns its base URL, the Miniflare instance
- * and helpers. Close it with `await w.close()`.
+ * Starts Miniflare with `workers` on an ephemeral port of 127.0.0.1 (the first is the bridge);
+ * `options` go to Miniflare as well (`upstream`, `kvPersist`, …). Returns its base URL, the
+ * instance, `fetch(path, init)` (redirects not followed), `scheduled(time)` (the cron trigger) and
+ * `close()`. With `captureLogs`, everything the runtime prints (the worker's console.log/error
+ * included) is kept in `logs` instead of reaching the terminal.
  */
-export async function startBridge(vars = {}, { log = false, extraWorkers = [], captureLogs = false } = {}) {
-  // With captureLogs, everything the runtime prints (console.log/error of the worker included)
-  // is kept in `logs` instead of reaching the terminal.
+export async function startWorkers(workers, { log = false, captureLogs = false, ...options } = {}) {
   const logs = [];
   const capture = captureLogs
     ? {
@@ -61,26 +62,28 @@ export async function startBridge(vars = {}, { log = false, extraWorkers = [], c
         },
       }
     : {};
-  const mf = new Miniflare({
-    workers: [bridgeWorker(vars), ...extraWorkers],
-    port: 0,
-    host: '127.0.0.1',
-    verbose: log,
-    ...capture,
-  });
+  const mf = new Miniflare({ workers, port: 0, host: '127.0.0.1', verbose: log, ...capture, ...options });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   return {
     mf,
     url,
     fetch: (p, init = {}) => fetch(url + p, { redirect: 'manual', ...init }),
-    kv: () => mf.getKVNamespace('AUTH_BRIDGE_KV'),
     scheduled: async (scheduledTime = Date.now()) => {
-      const worker = await mf.getWorker('auth-bridge');
+      const worker = await mf.getWorker(workers[0].name);
       return worker.scheduled({ cron: '* * * * *', scheduledTime: new Date(scheduledTime) });
     },
     logs,
     close: () => mf.dispose(),
   };
+}
+
+/**
+ * Starts the worker. `vars` become [vars]/secrets; returns what `startWorkers` does, plus `kv()`
+ * (its KV namespace). Close it with `await w.close()`.
+ */
+export async function startBridge(vars = {}, { log = false, extraWorkers = [], captureLogs = false } = {}) {
+  const bridge = await startWorkers([bridgeWorker(vars), ...extraWorkers], { log, captureLogs });
+  return { ...bridge, kv: () => bridge.mf.getKVNamespace('AUTH_BRIDGE_KV') };
 }
 
 /**

@@ -1,10 +1,9 @@
 // Helpers for the specification-conformance tests (spec-*.test.mjs): the worker is driven only
 // through what /work's SPEC.md names — headers, cookies, endpoints, settings — never its KV layout.
 import assert from 'node:assert/strict';
-import { Miniflare } from 'miniflare';
 import { EncryptJWT } from 'jose';
 import { hkdf } from '@panva/hkdf';
-import { bridgeWorker } from './harness.mjs';
+import { bridgeWorker, startWorkers } from './harness.mjs';
 
 export const now = () => Math.floor(Date.now() / 1000);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -33,28 +32,7 @@ export async function startExactBridge(vars, miniflareOptions = {}, { captureLog
     delete worker.queueProducers;
     delete worker.queueConsumers;
   }
-  const logs = [];
-  const capture = captureLogs
-    ? {
-        handleRuntimeStdio(stdout, stderr) {
-          stdout.on('data', (d) => logs.push(d.toString()));
-          stderr.on('data', (d) => logs.push(d.toString()));
-        },
-      }
-    : {};
-  const mf = new Miniflare({ workers: [worker], port: 0, host: '127.0.0.1', ...capture, ...miniflareOptions });
-  const url = (await mf.ready).toString().replace(/\/$/, '');
-  return {
-    mf,
-    url,
-    logs,
-    fetch: (p, init = {}) => fetch(url + p, { redirect: 'manual', ...init }),
-    scheduled: async (scheduledTime = Date.now()) => {
-      const w = await mf.getWorker('auth-bridge');
-      return w.scheduled({ cron: '* * * * *', scheduledTime: new Date(scheduledTime) });
-    },
-    close: () => mf.dispose(),
-  };
+  return startWorkers([worker], { captureLogs, ...miniflareOptions });
 }
 
 /**
@@ -73,4 +51,3 @@ export async function through(bridge, path = '/whoami', headers = {}) {
 export function clerkBrowser(clerk, opts = {}, uat = now() - 30) {
   return { __session: clerk.mintSessionToken({ iat: now() - 1, ...opts }), __client_uat: String(uat) };
 }
-
