@@ -12,8 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { startBridge, listen } from './harness.mjs';
 import { CHROMIUM, HAVE_CHROMIUM, IN_CI, skipWithoutChromium, launchChromium } from './chromium.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4 } from './tokens.mjs';
 
 // In CI (CI=true) a missing browser is a failure, never a silent skip; elsewhere the tests are
@@ -61,19 +60,8 @@ async function serveFixtures(req, res) {
 
 before(async () => {
   origin = await listen(serveFixtures);
-  clerk = await startClerkServer({
-    port: 0,
-    publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'),
-    rateLimit: false,
-    quiet: true,
-  });
-  const vars = {
-    ORIGIN_URL: origin.url,
-    NEXTAUTH_SECRET: SECRET,
-    CLERK_SECRET_KEY: clerk.secretKey,
-    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-    CLERK_API_URL: clerk.url,
-  };
+  clerk = await startClerk(FAPI, { rateLimit: false, quiet: true });
+  const vars = bridgeSettings({ origin, clerk, secret: SECRET });
   bridge = await startBridge(vars);
   injecting = await startBridge({ ...vars, INJECT_CLIENT_SCRIPT: 'true' });
   if (!skip) browser = await launchChromium();

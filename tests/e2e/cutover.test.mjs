@@ -10,9 +10,7 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
 import { startBridge, bridgeWorker, deadPort, ROOT } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startStack } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-for-cutover-tests';
@@ -22,26 +20,14 @@ const KEY = fs.readFileSync(path.join(ROOT, 'tests/fixtures/assertion-es256.pem'
 const KEY_NEXT = fs.readFileSync(path.join(ROOT, 'tests/fixtures/assertion-es256-next.pem'), 'utf8');
 const KEY_KID = fs.readFileSync(path.join(ROOT, 'tests/fixtures/assertion-es256.kid'), 'utf8').trim();
 
-let origin, clerk;
+let stack, origin, clerk;
 before(async () => {
-  origin = await startOrigin();
-  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'), live: true });
+  stack = await startStack({ secret: SECRET, frontendApi: FAPI, clerk: { live: true } });
+  ({ origin, clerk } = stack);
 });
-after(async () => {
-  await clerk?.close();
-  await origin?.close();
-});
+after(() => stack?.close());
 
-const vars = (extra = {}) => ({
-  MIGRATION_PHASE: 'migrate',
-  ORIGIN_URL: origin.url,
-  NEXTAUTH_SECRET: SECRET,
-  CLERK_SECRET_KEY: clerk.secretKey,
-  CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-  CLERK_API_URL: clerk.url,
-  AUTH_BRIDGE_ADMIN_TOKEN: ADMIN,
-  ...extra,
-});
+const vars = (extra = {}) => stack.settings({ MIGRATION_PHASE: 'migrate', AUTH_BRIDGE_ADMIN_TOKEN: ADMIN, ...extra });
 
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startBridge } from './harness.mjs';
 import { startOrigin } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4, cookieHeader } from './tokens.mjs';
 
 const LIVE_FAPI = 'clerk.handshake-tests.example.com';
@@ -19,15 +19,9 @@ const handshakeResponses = [];
 
 before(async () => {
   origin = await startOrigin();
-  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(LIVE_FAPI).replace('pk_test_', 'pk_live_'), live: true });
+  clerk = await startClerk(LIVE_FAPI, { live: true });
   devClerk = await startClerkServer({ port: 0, frontendApi: DEV_FAPI });
-  const vars = (c) => ({
-    ORIGIN_URL: origin.url,
-    NEXTAUTH_SECRET: SECRET,
-    CLERK_SECRET_KEY: c.secretKey,
-    CLERK_PUBLISHABLE_KEY: c.publishableKey,
-    CLERK_API_URL: c.url,
-  });
+  const vars = (c) => bridgeSettings({ origin, clerk: c, secret: SECRET });
   bridge = await startBridge(vars(clerk));
   devBridge = await startBridge(vars(devClerk));
 });

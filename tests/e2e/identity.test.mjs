@@ -6,8 +6,7 @@ import { createHmac } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { startBridge } from './harness.mjs';
 import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-for-identity-tests';
@@ -19,15 +18,8 @@ let origin, clerk, bridge;
 
 before(async () => {
   origin = await startOrigin();
-  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_') });
-  bridge = await startBridge({
-    ORIGIN_URL: origin.url,
-    NEXTAUTH_SECRET: `${SECRET},${OLD_SECRET}`,
-    CLERK_SECRET_KEY: clerk.secretKey,
-    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-    CLERK_API_URL: clerk.url,
-    AUTH_BRIDGE_ASSERTION_SECRET: ASSERTION_SECRET,
-  });
+  clerk = await startClerk(FAPI);
+  bridge = await startBridge(bridgeSettings({ origin, clerk, secret: `${SECRET},${OLD_SECRET}` }, { AUTH_BRIDGE_ASSERTION_SECRET: ASSERTION_SECRET }));
 });
 after(async () => {
   await bridge?.close();

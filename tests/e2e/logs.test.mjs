@@ -5,8 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBridge } from './harness.mjs';
 import { startOrigin } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-that-must-never-be-logged';
@@ -21,23 +20,10 @@ const secrets = new Set([SECRET, ADMIN, ASSERTION, DIGEST, BAD_DIGEST]);
 
 before(async () => {
   origin = await startOrigin();
-  clerk = await startClerkServer({
-    port: 0,
-    publishableKey: publishableKeyFor('clerk.logs-tests.example.com').replace('pk_test_', 'pk_live_'),
-    rateLimit: false,
-    quiet: true,
-  });
+  clerk = await startClerk('clerk.logs-tests.example.com', { rateLimit: false, quiet: true });
   secrets.add(clerk.secretKey);
   bridge = await startBridge(
-    {
-      ORIGIN_URL: origin.url,
-      NEXTAUTH_SECRET: SECRET,
-      CLERK_SECRET_KEY: clerk.secretKey,
-      CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-      CLERK_API_URL: clerk.url,
-      AUTH_BRIDGE_ADMIN_TOKEN: ADMIN,
-      AUTH_BRIDGE_ASSERTION_SECRET: ASSERTION,
-    },
+    bridgeSettings({ origin, clerk, secret: SECRET }, { AUTH_BRIDGE_ADMIN_TOKEN: ADMIN, AUTH_BRIDGE_ASSERTION_SECRET: ASSERTION }),
     { captureLogs: true },
   );
 });

@@ -8,34 +8,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { startBridge, bridgeWorker } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startStack } from './stack.mjs';
 import { nextAuthV4, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-for-phase-tests';
 const FAPI = 'clerk.phase-tests.example.com';
 const SIGN_IN = 'https://accounts.phase-tests.example.com/sign-in';
 
-let origin, clerk;
+let stack, clerk;
 before(async () => {
-  origin = await startOrigin();
-  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'), live: true });
+  stack = await startStack({ secret: SECRET, frontendApi: FAPI, clerk: { live: true } });
+  clerk = stack.clerk;
 });
-after(async () => {
-  await clerk?.close();
-  await origin?.close();
-});
+after(() => stack?.close());
 
-const vars = (phase, extra = {}) => ({
-  MIGRATION_PHASE: phase,
-  ORIGIN_URL: origin.url,
-  NEXTAUTH_SECRET: SECRET,
-  CLERK_SECRET_KEY: clerk.secretKey,
-  CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-  CLERK_API_URL: clerk.url,
-  ...extra,
-});
+const vars = (phase, extra = {}) => stack.settings({ MIGRATION_PHASE: phase, ...extra });
 
 const now = () => Math.floor(Date.now() / 1000);
 const clerkCookies = (sub) => ({ __session: clerk.mintSessionToken({ sub, iat: now() - 1 }), __client_uat: String(now() - 30) });

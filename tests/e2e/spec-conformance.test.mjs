@@ -12,9 +12,9 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startBridge, deadPort, ROOT } from './harness.mjs';
 import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
-import { now, sleep, nextAuthV4At, startExactBridge, through, clerkBrowser } from './spec-common.mjs';
+import { now, sleep, nextAuthV4At, startExactBridge, through, clerkBrowser, signInToken } from './spec-common.mjs';
 
 const SECRET = 'spec-nextauth-secret-current';
 const OLD_SECRET = 'spec-nextauth-secret-previous';
@@ -36,19 +36,12 @@ let origin, clerk, devClerk, keyClerk;
 before(async () => {
   origin = await startOrigin();
   [clerk, devClerk, keyClerk] = await Promise.all([
-    startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'), live: true, rateLimit: false, quiet: true }),
+    startClerk(FAPI, { live: true, rateLimit: false, quiet: true }),
     startClerkServer({ port: 0, frontendApi: DEV_FAPI, rateLimit: false, quiet: true }),
     // The Backend API of this one never serves its JWKS: only CLERK_JWT_KEY can verify its tokens.
-    startClerkServer({ port: 0, publishableKey: publishableKeyFor('clerk.spec-jwtkey.example.com').replace('pk_test_', 'pk_live_'), live: true, rateLimit: false, quiet: true, faults: { rules: [{ path: '/v1/jwks', actions: [503], probability: 1 }] } }),
+    startClerk('clerk.spec-jwtkey.example.com', { live: true, rateLimit: false, quiet: true, faults: { rules: [{ path: '/v1/jwks', actions: [503], probability: 1 }] } }),
   ]);
-  const base = (c) => ({
-    ORIGIN_URL: origin.url,
-    NEXTAUTH_SECRET: `${SECRET},${OLD_SECRET}`,
-    CLERK_SECRET_KEY: c.secretKey,
-    CLERK_PUBLISHABLE_KEY: c.publishableKey,
-    CLERK_API_URL: c.url,
-    AUTH_BRIDGE_ADMIN_TOKEN: ADMIN,
-  });
+  const base = (c) => bridgeSettings({ origin, clerk: c, secret: `${SECRET},${OLD_SECRET}` }, { AUTH_BRIDGE_ADMIN_TOKEN: ADMIN });
   const started = await Promise.all([
     startBridge({ ...base(clerk), MIGRATION_PHASE: 'migrate', AUTH_BRIDGE_ASSERTION_SECRET: HS_SECRET, CLERK_RATE_LIMIT: '1000/10s' }),
     startBridge({
@@ -82,8 +75,6 @@ after(async () => {
 const naCookie = async (sub, extra = {}, secret = SECRET) => ({ 'next-auth.session-token': await nextAuthV4(secret, { sub, email: `${sub}@example.com`, ...extra }) });
 const id = (b, cookies, headers = {}) => through(b, '/whoami', { ...headers, ...(cookies ? { cookie: cookieHeader(cookies) } : {}) }).then((s) => s.auth);
 const admin = (b, route) => b.fetch(`/__auth-bridge/admin${route}`, { headers: { authorization: `Bearer ${ADMIN}` } });
-const signInToken = (b, cookies, headers = {}) =>
-  b.fetch('/__auth-bridge/sign-in-token', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', origin: b.url, cookie: cookieHeader(cookies), ...headers } });
 const PAGE = { 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate', accept: 'text/html,application/xhtml+xml' };
 const XHR = { 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors', accept: 'application/json' };
 

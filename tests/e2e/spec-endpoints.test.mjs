@@ -7,11 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBridge, deadPort } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startStack } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
-import { sleep, nextAuthV4At, through, clerkBrowser } from './spec-common.mjs';
+import { sleep, nextAuthV4At, through, clerkBrowser, signInToken, operator } from './spec-common.mjs';
 
 const SECRET = 'spec-endpoints-nextauth-secret';
 const ADMIN = 'spec-endpoints-admin-token-0123456789';
@@ -21,71 +19,34 @@ const BCRYPT = '$2b$10$' + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 const BAD_BCRYPT = '$2b$10$spec-too-short-to-be-a-digest';
 const ARGON2ID = '$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
 
-let origin, clerk, bridge, noAdmin;
+let stack, clerk, bridge, noAdmin, ops;
 /** Values that must never appear in a log line or a status/failures answer. */
 const secrets = new Set([SECRET, ADMIN, HS_SECRET, BCRYPT, BAD_BCRYPT, ARGON2ID]);
 const adminAnswers = [];
 
 before(async () => {
-  origin = await startOrigin();
-  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'), live: true, rateLimit: false, quiet: true });
+  stack = await startStack({ secret: SECRET, frontendApi: FAPI, clerk: { live: true, rateLimit: false, quiet: true } });
+  clerk = stack.clerk;
   secrets.add(clerk.secretKey);
-  const vars = {
-    ORIGIN_URL: origin.url,
-    MIGRATION_PHASE: 'migrate',
-    NEXTAUTH_SECRET: SECRET,
-    CLERK_SECRET_KEY: clerk.secretKey,
-    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-    CLERK_API_URL: clerk.url,
-    CLERK_RATE_LIMIT: '1000/10s',
-    AUTH_BRIDGE_ASSERTION_SECRET: HS_SECRET,
-  };
+  const vars = { MIGRATION_PHASE: 'migrate', CLERK_RATE_LIMIT: '1000/10s', AUTH_BRIDGE_ASSERTION_SECRET: HS_SECRET };
   [bridge, noAdmin] = await Promise.all([
-    startBridge({ ...vars, AUTH_BRIDGE_ADMIN_TOKEN: ADMIN }, { captureLogs: true }),
-    startBridge(vars),
+    stack.bridge({ ...vars, AUTH_BRIDGE_ADMIN_TOKEN: ADMIN }, { captureLogs: true }),
+    stack.bridge(vars),
   ]);
+  ops = operator(bridge, ADMIN, { onAnswer: (text) => adminAnswers.push(text) });
 });
-after(async () => {
-  await Promise.all([bridge?.close(), noAdmin?.close()]);
-  await Promise.all([clerk?.close(), origin?.close()]);
-});
+after(() => stack?.close());
 
 const na = async (sub, extra = {}) => {
   const token = await nextAuthV4(SECRET, { sub, email: `${sub}@example.com`, ...extra });
   secrets.add(token);
   return { 'next-auth.session-token': token };
 };
-const signInToken = (b, cookies, headers = {}) =>
-  b.fetch('/__auth-bridge/sign-in-token', {
-    method: 'POST',
-    headers: { 'sec-fetch-site': 'same-origin', origin: b.url, ...(cookies ? { cookie: cookieHeader(cookies) } : {}), ...headers },
-  });
-async function admin(route, init = {}) {
-  const res = await bridge.fetch(`/__auth-bridge/admin${route}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers ?? {}) } });
-  const text = await res.text();
-  adminAnswers.push(text);
-  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
-}
-const status = async () => {
-  const res = await admin('/status');
-  assert.equal(res.status, 200);
-  return res.json();
-};
+const admin = (route, init) => ops.call(route, init);
+const status = () => ops.status();
+const runBatch = (timeoutMs) => ops.runBatch(timeoutMs);
 const ndjson = (lines) => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n';
 const upload = (lines) => admin('/imports', { method: 'POST', body: ndjson(lines), headers: { 'content-type': 'application/x-ndjson' } });
-let minute = Date.now();
-/** One cron tick, then wait until nothing of `ids` is pending any more (or the time is up). */
-async function runBatch(timeoutMs = 30_000) {
-  await bridge.scheduled((minute += 60_000));
-  const end = Date.now() + timeoutMs;
-  let s;
-  while (Date.now() < end) {
-    s = await status();
-    if (s.counts.pending === 0) return s;
-    await sleep(400);
-  }
-  assert.fail(`batch did not finish: ${JSON.stringify(s?.counts)}`);
-}
 const clerkUser = (externalId) => clerk.users().users.filter((u) => u.external_id === externalId);
 const lastSeq = () => clerk.requestLog().at(-1)?.seq ?? 0;
 
@@ -151,9 +112,8 @@ test('sign-in-token 403 for a cross-site request', async () => {
 
 test('sign-in-token 429 with Retry-After when Clerk is rate-limiting; 503 with Retry-After when Clerk is down', async () => {
   // Each on its own worker: a worker that met Clerk's 429 holds later calls back for a while.
-  const vars = { ORIGIN_URL: origin.url, NEXTAUTH_SECRET: SECRET, CLERK_SECRET_KEY: clerk.secretKey, CLERK_PUBLISHABLE_KEY: clerk.publishableKey };
   const port = await deadPort();
-  const [limited, down] = await Promise.all([startBridge({ ...vars, CLERK_API_URL: clerk.url }), startBridge({ ...vars, CLERK_API_URL: `http://127.0.0.1:${port}` })]);
+  const [limited, down] = await Promise.all([startBridge(stack.settings()), startBridge(stack.settings({ CLERK_API_URL: `http://127.0.0.1:${port}` }))]);
   try {
     clerk.addFault({ path: '/v1/*', exclude: ['/v1/jwks'], sequence: [{ status: 429, retryAfter: 7 }], loop: true });
     const res = await signInToken(limited, await na('legacy-sit-429'));
@@ -394,7 +354,7 @@ test('retry-failed puts the failed records back; pause holds the batch, resume r
   const up = await upload([{ id: 'legacy-paused-1', email: 'paused1@example.com', email_verified: true }]);
   assert.equal(up.status, 202);
   const since = lastSeq();
-  await bridge.scheduled((minute += 60_000));
+  await ops.tick();
   await sleep(1500);
   assert.equal(clerk.requestLog({ since }).filter((e) => e.path.startsWith('/v1/users')).length, 0, 'no Clerk call while paused');
   assert.equal((await status()).counts.pending, 1);
@@ -413,7 +373,7 @@ test('transient Clerk errors (5xx, 429, a dropped connection) never end a record
   const up = await upload(ids.map((id) => ({ id, email: `${id}@example.com`, email_verified: true })));
   assert.equal(up.status, 202);
   const started = Date.now();
-  await bridge.scheduled((minute += 60_000));
+  await ops.tick();
   let s;
   for (;;) {
     s = await status();
@@ -421,7 +381,7 @@ test('transient Clerk errors (5xx, 429, a dropped connection) never end a record
     if (s.counts.pending === 0) break;
     assert.ok(Date.now() - started < 60_000, `still pending: ${JSON.stringify(s.counts)}`);
     // The pacer's next minute picks up what is due again.
-    await bridge.scheduled((minute += 60_000));
+    await ops.tick();
     await sleep(1000);
   }
   clerk.clearFaults();

@@ -6,58 +6,27 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBridge } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startStack } from './stack.mjs';
 import { nextAuthV4, cookieHeader } from './tokens.mjs';
-import { sleep, through, clerkBrowser } from './spec-common.mjs';
+import { through, clerkBrowser, signInToken, operator } from './spec-common.mjs';
 
 const SECRET = 'spec-guarantees-nextauth-secret';
 const ADMIN = 'spec-guarantees-admin-token-0123456789';
 const FAPI = 'clerk.spec-guarantees.example.com';
 
-let origin, clerk, bridge;
+let stack, clerk, bridge, ops;
 
 before(async () => {
-  origin = await startOrigin();
-  clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'), live: true, rateLimit: false, quiet: true });
-  bridge = await startBridge({
-    ORIGIN_URL: origin.url,
-    MIGRATION_PHASE: 'migrate',
-    NEXTAUTH_SECRET: SECRET,
-    CLERK_SECRET_KEY: clerk.secretKey,
-    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-    CLERK_API_URL: clerk.url,
-    CLERK_RATE_LIMIT: '1000/10s',
-    AUTH_BRIDGE_ADMIN_TOKEN: ADMIN,
-  });
+  stack = await startStack({ secret: SECRET, frontendApi: FAPI, clerk: { live: true, rateLimit: false, quiet: true } });
+  clerk = stack.clerk;
+  bridge = await stack.bridge({ MIGRATION_PHASE: 'migrate', CLERK_RATE_LIMIT: '1000/10s', AUTH_BRIDGE_ADMIN_TOKEN: ADMIN });
+  ops = operator(bridge, ADMIN);
 });
-after(async () => {
-  await bridge?.close();
-  await Promise.all([clerk?.close(), origin?.close()]);
-});
+after(() => stack?.close());
 
 const na = async (sub, extra = {}) => ({ 'next-auth.session-token': await nextAuthV4(SECRET, { sub, email: `${sub}@example.com`, ...extra }) });
-const signInToken = (b, cookies) =>
-  b.fetch('/__auth-bridge/sign-in-token', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', origin: b.url, cookie: cookieHeader(cookies) } });
-async function admin(route, init = {}) {
-  const res = await bridge.fetch(`/__auth-bridge/admin${route}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers ?? {}) } });
-  const text = await res.text();
-  return { status: res.status, text, json: () => JSON.parse(text) };
-}
-const upload = (lines) => admin('/imports', { method: 'POST', body: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' });
-let minute = Date.now();
-async function runBatch(timeoutMs = 30_000) {
-  await bridge.scheduled((minute += 60_000));
-  const end = Date.now() + timeoutMs;
-  let s;
-  while (Date.now() < end) {
-    s = (await admin('/status')).json();
-    if (s.counts.pending === 0) return s;
-    await sleep(400);
-  }
-  assert.fail(`batch did not finish: ${JSON.stringify(s?.counts)}`);
-}
+const upload = (lines) => ops.call('/imports', { method: 'POST', body: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' });
+const runBatch = (timeoutMs) => ops.runBatch(timeoutMs);
 const clerkUser = (externalId) => clerk.users().users.filter((u) => u.external_id === externalId);
 
 
@@ -118,8 +87,7 @@ test('guarantee: x-auth-user-id never changes for a person — a just-migrated u
   assert.equal(res.status, 200);
   const { clerk_user_id: clerkId } = await res.json();
   // The new Clerk session, first request, on this isolate and on two fresh ones (own KV).
-  const others = await Promise.all([0, 1].map(() =>
-    startBridge({ ORIGIN_URL: origin.url, NEXTAUTH_SECRET: SECRET, CLERK_SECRET_KEY: clerk.secretKey, CLERK_PUBLISHABLE_KEY: clerk.publishableKey, CLERK_API_URL: clerk.url })));
+  const others = await Promise.all([0, 1].map(() => startBridge(stack.settings())));
   try {
     for (const b of [bridge, others[0]]) {
       const a = (await through(b, '/whoami', { cookie: cookieHeader({ ...clerkBrowser(clerk, { sub: clerkId }), ...cookies }) })).auth;

@@ -3,54 +3,25 @@
 // duplicate counts are the evidence).
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBridge } from './harness.mjs';
-import { startOrigin } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { startStack } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-for-trickle-tests';
 const FAPI = 'clerk.trickle-tests.example.com';
 const ENDPOINT = '/__auth-bridge/sign-in-token';
 
-let origin, clerk, bridge;
-const extraBridges = [];
-
-function bridgeVars(extra = {}) {
-  return {
-    ORIGIN_URL: origin.url,
-    NEXTAUTH_SECRET: SECRET,
-    CLERK_SECRET_KEY: clerk.secretKey,
-    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-    CLERK_API_URL: clerk.url,
-    ...extra,
-  };
-}
+let stack, clerk, bridge;
 
 /** Another bridge on the same Clerk server (its own isolate: its own 429 gate). */
-async function freshBridge(extra = {}) {
-  const b = await startBridge(bridgeVars(extra));
-  extraBridges.push(b);
-  return b;
-}
+const freshBridge = (extra = {}) => stack.bridge(extra);
 
 before(async () => {
-  origin = await startOrigin();
   // A live key: Clerk's development-instance rule (dev-browser cookie) is not under test here.
-  clerk = await startClerkServer({
-    port: 0,
-    publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'),
-    rateLimit: false,
-    quiet: true,
-  });
-  bridge = await startBridge(bridgeVars());
+  stack = await startStack({ secret: SECRET, frontendApi: FAPI, clerk: { rateLimit: false, quiet: true } });
+  clerk = stack.clerk;
+  bridge = await stack.bridge();
 });
-after(async () => {
-  for (const b of extraBridges) await b.close();
-  await bridge?.close();
-  await clerk?.close();
-  await origin?.close();
-});
+after(() => stack?.close());
 beforeEach(() => {
   clerk.clearFaults();
   clerk.setRateLimit(false);

@@ -4,51 +4,25 @@
 // database-session cookies) nor one user (sign-in tokens in a loop) can spend the budget.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBridge, listen } from './harness.mjs';
-import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
-import { startClerkServer } from '../clerk-server/server.mjs';
-import { publishableKeyFor } from '../clerk-server/keys.mjs';
+import { listen } from './harness.mjs';
+import { DB_SESSION_VALID } from './origin.mjs';
+import { startStack } from './stack.mjs';
 import { nextAuthV4, cookieHeader } from './tokens.mjs';
 
 const SECRET = 'nextauth-secret-for-trust-tests';
 const FAPI = 'clerk.trust-tests.example.com';
 const PAGE = { 'sec-fetch-dest': 'document', accept: 'text/html' };
 
-let origin, clerk;
-const bridges = [];
-
-function vars(extra = {}) {
-  return {
-    ORIGIN_URL: origin.url,
-    NEXTAUTH_SECRET: SECRET,
-    CLERK_SECRET_KEY: clerk.secretKey,
-    CLERK_PUBLISHABLE_KEY: clerk.publishableKey,
-    CLERK_API_URL: clerk.url,
-    ...extra,
-  };
-}
+let stack, origin, clerk;
 
 /** A bridge of its own: its own isolate, caches and per-address caps. */
-async function bridgeWith(extra = {}) {
-  const b = await startBridge(vars(extra));
-  bridges.push(b);
-  return b;
-}
+const bridgeWith = (extra = {}) => stack.bridge(extra);
 
 before(async () => {
-  origin = await startOrigin();
-  clerk = await startClerkServer({
-    port: 0,
-    publishableKey: publishableKeyFor(FAPI).replace('pk_test_', 'pk_live_'),
-    rateLimit: false,
-    quiet: true,
-  });
+  stack = await startStack({ secret: SECRET, frontendApi: FAPI, clerk: { rateLimit: false, quiet: true } });
+  ({ origin, clerk } = stack);
 });
-after(async () => {
-  for (const b of bridges) await b.close();
-  await clerk?.close();
-  await origin?.close();
-});
+after(() => stack?.close());
 beforeEach(() => clerk.clearFaults());
 
 let seq = 0;
