@@ -20,9 +20,10 @@
 //! ends in a new session (the sign-in token), so a freshly migrated user is looked up again at
 //! once and never forwarded under its Clerk id because of an answer older than its migration.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
-use super::cache::VerifiedCache;
 use crate::clerk_api::{ClerkError, ClerkUser};
 
 /// How long a user's `external_id` is reused in the isolate. Clerk keeps it; the worker never
@@ -114,43 +115,83 @@ pub fn worth_one_retry(error: &ClerkError) -> bool {
     )
 }
 
+/// Answers kept until they expire, found by their exact key (no digest per request: the keys
+/// are Clerk ids, not secrets). Bounded: expired entries make room first, then the whole map.
+struct Expiring<V> {
+    entries: HashMap<String, (V, u64)>,
+    capacity: usize,
+}
+
+impl<V: Clone> Expiring<V> {
+    fn new(capacity: usize) -> Self {
+        Expiring {
+            entries: HashMap::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&mut self, key: &str, now: u64) -> Option<V> {
+        match self.entries.get(key) {
+            Some((value, expires)) if *expires > now => Some(value.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, key: String, value: V, expires: u64, now: u64) {
+        if expires <= now {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            self.entries.retain(|_, (_, e)| *e > now);
+            if self.entries.len() >= self.capacity {
+                // Still full of live answers: start over (a miss costs one KV read).
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (value, expires));
+    }
+}
+
 /// The isolate's answers, each with its own lifetime (see the constants).
 pub struct LegacyIds {
-    legacy: VerifiedCache<String>,
-    clerk_born: VerifiedCache<()>,
-    unavailable: VerifiedCache<()>,
+    /// By Clerk user id.
+    legacy: Expiring<String>,
+    /// By [`session_key`].
+    clerk_born: Expiring<()>,
+    /// By Clerk user id.
+    unavailable: Expiring<()>,
+}
+
+/// One key per (user, session): the user id's length first, so no two pairs share a key.
+fn session_key(clerk_id: &str, session_id: &str) -> String {
+    format!("{}:{clerk_id}{session_id}", clerk_id.len())
 }
 
 impl LegacyIds {
     pub fn new(capacity: usize) -> LegacyIds {
         LegacyIds {
-            legacy: VerifiedCache::new(capacity),
-            clerk_born: VerifiedCache::new(capacity),
-            unavailable: VerifiedCache::new(capacity / 4 + 1),
+            legacy: Expiring::new(capacity),
+            clerk_born: Expiring::new(capacity),
+            unavailable: Expiring::new(capacity / 4 + 1),
         }
     }
 
-    fn user_key(clerk_id: &str) -> [u8; 32] {
-        VerifiedCache::<()>::key(&["user", clerk_id])
-    }
-
-    fn session_key(clerk_id: &str, session_id: &str) -> [u8; 32] {
-        VerifiedCache::<()>::key(&["session", clerk_id, session_id])
-    }
-
     pub fn cached(&mut self, clerk_id: &str, session_id: &str, now: u64) -> Cached {
-        let user = Self::user_key(clerk_id);
-        if let Some(legacy) = self.legacy.get(&user, now) {
+        if let Some(legacy) = self.legacy.get(clerk_id, now) {
             return Cached::Known(Known::Legacy(legacy));
         }
         if self
             .clerk_born
-            .get(&Self::session_key(clerk_id, session_id), now)
+            .get(&session_key(clerk_id, session_id), now)
             .is_some()
         {
             return Cached::Known(Known::ClerkBorn);
         }
-        if self.unavailable.get(&user, now).is_some() {
+        if self.unavailable.get(clerk_id, now).is_some() {
             return Cached::Unavailable;
         }
         Cached::Ask
@@ -159,13 +200,13 @@ impl LegacyIds {
     pub fn remember(&mut self, clerk_id: &str, session_id: &str, known: &Known, now: u64) {
         match known {
             Known::Legacy(legacy) => self.legacy.insert(
-                Self::user_key(clerk_id),
+                clerk_id.to_owned(),
                 legacy.clone(),
                 now + KNOWN_TTL_SECS,
                 now,
             ),
             Known::ClerkBorn => self.clerk_born.insert(
-                Self::session_key(clerk_id, session_id),
+                session_key(clerk_id, session_id),
                 (),
                 now + CLERK_BORN_TTL_SECS,
                 now,
@@ -174,12 +215,8 @@ impl LegacyIds {
     }
 
     pub fn remember_unavailable(&mut self, clerk_id: &str, now: u64) {
-        self.unavailable.insert(
-            Self::user_key(clerk_id),
-            (),
-            now + UNAVAILABLE_TTL_SECS,
-            now,
-        );
+        self.unavailable
+            .insert(clerk_id.to_owned(), (), now + UNAVAILABLE_TTL_SECS, now);
     }
 }
 
@@ -320,6 +357,33 @@ mod tests {
         assert_eq!(
             ids.cached("user_1", "s", 201),
             Cached::Known(Known::Legacy("L".into()))
+        );
+    }
+
+    #[test]
+    fn session_answers_never_cross_users_or_sessions() {
+        // ("ab", "c") and ("a", "bc") join to the same bytes; they must stay apart.
+        let mut ids = LegacyIds::new(16);
+        ids.remember("ab", "c", &Known::ClerkBorn, 0);
+        assert_eq!(ids.cached("a", "bc", 1), Cached::Ask);
+        assert_eq!(ids.cached("ab", "c", 1), Cached::Known(Known::ClerkBorn));
+    }
+
+    #[test]
+    fn answers_stay_bounded() {
+        let mut ids = LegacyIds::new(4);
+        for i in 0..50 {
+            ids.remember(
+                &format!("user_{i}"),
+                "s",
+                &Known::Legacy(format!("L{i}")),
+                0,
+            );
+            assert!(ids.legacy.entries.len() <= 4);
+        }
+        assert_eq!(
+            ids.cached("user_49", "s", 1),
+            Cached::Known(Known::Legacy("L49".into()))
         );
     }
 }

@@ -631,7 +631,7 @@ mod tests {
             session_id: Some("sess_1".into()),
             exp: 0,
             iat: 0,
-            claims,
+            claims: claims.into(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! What a session token's signed payload must say (`sub`, `sid`, `azp`, `iss`, `exp`/`nbf`/`iat`
 //! with skew), the settings of those checks, and the verified session they give.
 
+use std::rc::Rc;
+
 use serde_json::{Map, Value};
 
 use super::publishable_key::PublishableKey;
@@ -60,8 +62,9 @@ pub struct ClerkSession {
     pub session_id: Option<String>,
     pub exp: u64,
     pub iat: u64,
-    /// Every claim of the token (e.g. `azp`, `fva`, `o`, `act`, custom session claims).
-    pub claims: Map<String, Value>,
+    /// Every claim of the token (e.g. `azp`, `fva`, `o`, `act`, custom session claims), shared
+    /// with the token's remembered decoding rather than copied.
+    pub claims: Rc<Map<String, Value>>,
 }
 
 /// Clerk's status of an active session (`sts`).
@@ -100,11 +103,11 @@ impl UntrustedClerkToken {
     /// [`validate_claims`] of this token's claims. Call only after the signature has been
     /// verified.
     pub fn validate(
-        self,
+        &self,
         validation: &ClerkValidation,
         now: u64,
     ) -> Result<ClerkSession, ClerkTokenError> {
-        validate_claims(self.into_claims(), validation, now)
+        validate_claims(self.shared_claims(), validation, now)
     }
 }
 
@@ -112,7 +115,7 @@ impl UntrustedClerkToken {
 /// Clerk's `verifyJwt` (sub, azp, iss, exp, nbf, iat), so a token with several faults is
 /// reported as Clerk would report it.
 pub fn validate_claims(
-    claims: Map<String, Value>,
+    claims: &Rc<Map<String, Value>>,
     validation: &ClerkValidation,
     now: u64,
 ) -> Result<ClerkSession, ClerkTokenError> {
@@ -144,9 +147,9 @@ pub fn validate_claims(
         Some(_) => return Err(ClerkTokenError::InvalidIssuer),
     }
 
-    let exp = timestamp_claim(&claims, "exp")?.ok_or(ClerkTokenError::MissingClaim("exp"))?;
-    let nbf = timestamp_claim(&claims, "nbf")?;
-    let iat = timestamp_claim(&claims, "iat")?.ok_or(ClerkTokenError::MissingClaim("iat"))?;
+    let exp = timestamp_claim(claims, "exp")?.ok_or(ClerkTokenError::MissingClaim("exp"))?;
+    let nbf = timestamp_claim(claims, "nbf")?;
+    let iat = timestamp_claim(claims, "iat")?.ok_or(ClerkTokenError::MissingClaim("iat"))?;
     let leeway = validation.leeway;
 
     // Clerk: expired when exp <= now - skew; early when nbf (or iat) > now + skew.
@@ -165,7 +168,7 @@ pub fn validate_claims(
         session_id,
         exp,
         iat,
-        claims,
+        claims: Rc::clone(claims),
     })
 }
 

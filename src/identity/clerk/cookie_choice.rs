@@ -31,7 +31,7 @@ pub fn session_token_from_request<'a>(
 
     // Clerk reads cookies with `get(name) || undefined`: an empty value is an absent cookie.
     let get = |name: &str| cookie(name).filter(|value| !value.is_empty());
-    let suffixed = |name: &str| get(&pk.suffixed_cookie_name(name));
+    let suffixed = |name: &str| get(&pk.suffixed(name));
     let use_suffixed = uses_suffixed_cookies(&get, &suffixed, pk, now);
     let pick = |name: &str| {
         if use_suffixed {
@@ -107,7 +107,7 @@ pub fn request_uses_suffixed_cookies<'a>(
     now: u64,
 ) -> bool {
     let get = |name: &str| cookie(name).filter(|value| !value.is_empty());
-    let suffixed = |name: &str| get(&pk.suffixed_cookie_name(name));
+    let suffixed = |name: &str| get(&pk.suffixed(name));
     uses_suffixed_cookies(&get, &suffixed, pk, now)
 }
 
@@ -176,27 +176,29 @@ fn uses_suffixed_cookies<'a>(
     true
 }
 
-/// `iss.replace(/https?:\/\//gi, "")`.
+/// `iss.replace(/https?:\/\//gi, "")`: every `http://` / `https://` removed, in any case, left
+/// to right (the patterns are ASCII, so byte positions are character boundaries).
 fn strip_http_schemes(iss: &str) -> String {
-    let mut out = String::with_capacity(iss.len());
-    let mut rest = iss;
-    while !rest.is_empty() {
-        let lower: String = rest
-            .chars()
-            .take(8)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if lower.starts_with("https://") {
-            rest = &rest[8..];
-        } else if lower.starts_with("http://") {
-            rest = &rest[7..];
+    let bytes = iss.as_bytes();
+    let starts_with = |at: usize, prefix: &[u8]| {
+        bytes
+            .get(at..at + prefix.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(prefix))
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if starts_with(at, b"https://") {
+            at += 8;
+        } else if starts_with(at, b"http://") {
+            at += 7;
         } else {
-            let ch = rest.chars().next().unwrap_or_default();
-            out.push(ch);
-            rest = &rest[ch.len_utf8()..];
+            out.push(bytes[at]);
+            at += 1;
         }
     }
-    out
+    // Only whole ASCII patterns were removed, so the rest is the original UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn is_truthy(value: &Value) -> bool {
@@ -215,4 +217,52 @@ fn numeric_claim(claims: Option<&Map<String, Value>>, name: &str) -> f64 {
         .and_then(|claims| claims.get(name))
         .and_then(Value::as_f64)
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_http_schemes;
+
+    /// The former implementation (one lower-cased 8-character window per character).
+    fn reference(iss: &str) -> String {
+        let mut out = String::new();
+        let mut rest = iss;
+        while !rest.is_empty() {
+            let lower = rest
+                .chars()
+                .take(8)
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if lower.starts_with("https://") {
+                rest = &rest[8..];
+            } else if lower.starts_with("http://") {
+                rest = &rest[7..];
+            } else {
+                let ch = rest.chars().next().unwrap_or_default();
+                out.push(ch);
+                rest = &rest[ch.len_utf8()..];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn schemes_are_stripped_as_clerk_strips_them() {
+        for iss in [
+            "https://clerk.example.com",
+            "HTTPS://clerk.example.com",
+            "hTtP://clerk.example.com",
+            "https://https://clerk.example.com",
+            "https:/clerk.example.com",
+            "xhttp://a.bhttps://c",
+            "https://clérk.example.com/ßhttp://é",
+            "http:/",
+            "http://",
+            "",
+            "ｈttps://full-width",
+        ] {
+            assert_eq!(strip_http_schemes(iss), reference(iss), "{iss}");
+        }
+        assert_eq!(strip_http_schemes("HTTPS://a.b"), "a.b");
+    }
 }

@@ -1,13 +1,17 @@
 //! The publishable key (`pk_test_…` / `pk_live_…`): the Frontend API host (the tokens' issuer),
 //! the instance type and the cookie suffix Clerk derives from the key.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 
-use super::FORGIVING_STANDARD_BASE64;
+use super::{CLIENT_UAT_COOKIE, DEV_BROWSER_COOKIE, FORGIVING_STANDARD_BASE64, SESSION_COOKIE};
+
+/// The cookies Clerk suffixes per instance.
+const SUFFIXED_COOKIES: [&str; 3] = [SESSION_COOKIE, CLIENT_UAT_COOKIE, DEV_BROWSER_COOKIE];
 
 /// Development (`pk_test_`) or production (`pk_live_`) instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,9 @@ pub struct PublishableKey {
     frontend_api: String,
     instance_type: InstanceType,
     cookie_suffix: String,
+    /// `__session_<suffix>`, `__client_uat_<suffix>`, `__clerk_db_jwt_<suffix>`: read on every
+    /// request, so built once.
+    suffixed_names: [String; 3],
 }
 
 impl PublishableKey {
@@ -84,8 +91,10 @@ impl PublishableKey {
         if !is_plausible_host(host) {
             return Err(PublishableKeyError::InvalidFormat);
         }
+        let suffix = cookie_suffix(key);
         Ok(Self {
-            cookie_suffix: cookie_suffix(key),
+            suffixed_names: SUFFIXED_COOKIES.map(|name| format!("{name}_{suffix}")),
+            cookie_suffix: suffix,
             key: key.to_owned(),
             frontend_api: host.to_owned(),
             instance_type,
@@ -122,7 +131,15 @@ impl PublishableKey {
 
     /// `<name>_<suffix>`, e.g. `__session_k_2xjilp`.
     pub fn suffixed_cookie_name(&self, name: &str) -> String {
-        format!("{name}_{}", self.cookie_suffix)
+        self.suffixed(name).into_owned()
+    }
+
+    /// [`Self::suffixed_cookie_name`], borrowed for Clerk's own cookies (built once).
+    pub fn suffixed(&self, name: &str) -> Cow<'_, str> {
+        match SUFFIXED_COOKIES.iter().position(|known| *known == name) {
+            Some(i) => Cow::Borrowed(&self.suffixed_names[i]),
+            None => Cow::Owned(format!("{name}_{}", self.cookie_suffix)),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! required, `typ`, `cat`, no `crit`, bounded size), and why a token is refused.
 
 use std::fmt;
+use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -85,7 +86,8 @@ pub struct UntrustedClerkToken {
     signing_input: String,
     signature: Vec<u8>,
     kid: String,
-    claims: Map<String, Value>,
+    /// Shared with the [`super::ClerkSession`] it becomes: never copied per request.
+    claims: Rc<Map<String, Value>>,
 }
 
 impl UntrustedClerkToken {
@@ -133,7 +135,7 @@ impl UntrustedClerkToken {
             signing_input: token[..signing_input_len].to_owned(),
             signature,
             kid,
-            claims,
+            claims: Rc::new(claims),
         })
     }
 
@@ -155,9 +157,10 @@ impl UntrustedClerkToken {
         &self.claims
     }
 
-    /// The unverified claims, for [`super::claims::validate_claims`] once the signature holds.
-    pub fn into_claims(self) -> Map<String, Value> {
-        self.claims
+    /// The unverified claims, shared, for [`super::claims::validate_claims`] once the
+    /// signature holds.
+    pub fn shared_claims(&self) -> &Rc<Map<String, Value>> {
+        &self.claims
     }
 }
 

@@ -32,7 +32,8 @@ pub async fn verify_session_token(
     // The decoding is remembered per isolate by the exact token; the signature (remembered
     // separately) and the claims at `now` are checked on every call.
     let decoded = clerk_decoded::decoded(token);
-    let untrusted = decoded.parsed().clone()?;
+    // Borrowed from the remembered decoding: no copy of the token's parts per request.
+    let untrusted = decoded.parsed().as_ref().map_err(Clone::clone)?;
     verifier
         .verify_signature(
             untrusted.kid(),
