@@ -147,6 +147,24 @@ mod tests {
     }
 
     #[test]
+    fn a_token_refused_by_the_header_rules_is_still_peeked() {
+        // Clerk's cookie choice reads the payload of any well-formed JWS, whatever its `alg`.
+        let t = format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(r#"{"iss":"https://a.clerk.accounts.dev","iat":7}"#),
+            b64("sig")
+        );
+        let d = decoded(&t);
+        assert!(matches!(
+            d.parsed(),
+            Err(ClerkTokenError::DisallowedAlgorithm)
+        ));
+        assert_eq!(d.peeked_claims(), peek_claims(&t).as_ref());
+        assert_eq!(d.peeked_claims().unwrap()["iat"], 7);
+    }
+
+    #[test]
     fn a_different_token_never_hits_even_with_a_shared_prefix() {
         let a = token(r#"{"sub":"user_a"}"#);
         let mut b = a.clone();
