@@ -32,11 +32,7 @@ use serde_json::{json, Value};
 use siphasher::sip::SipHasher13;
 use worker::kv::KvStore;
 
-use crate::cookies::Cookies;
-use crate::identity::nextauth::NextAuthOutcome;
-use crate::identity::resolver::Resolution;
 use crate::identity::Source;
-use crate::isolate::Isolate;
 
 pub const KV_PREFIX: &str = "conv:v1:";
 pub const BUCKET_SECS: u64 = 600;
@@ -431,49 +427,30 @@ fn isolate_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The kind of a resolved request. A Clerk session also counts as `both` when a NextAuth JWT
-/// cookie beside it is valid (checked here because the resolver stops at the Clerk session).
-pub fn kind_of(
-    isolate: &Isolate,
-    resolution: &Resolution,
-    cookie_header: Option<&str>,
-    now: u64,
-) -> Kind {
-    match resolution.identity.source {
+/// The kind of a resolved request: its identity's source, and for a Clerk session whether a
+/// valid NextAuth JWT session came beside it (the resolver checks it, stopping at Clerk).
+pub fn kind_of(source: Source, nextauth_beside_clerk: bool) -> Kind {
+    match source {
         Source::Anonymous => Kind::Anonymous,
         Source::NextAuth => Kind::NextAuthOnly,
-        Source::Clerk => {
-            let nextauth_valid = isolate.identity.nextauth().is_some_and(|verifier| {
-                let cookies = Cookies::parse(cookie_header.unwrap_or(""));
-                matches!(
-                    verifier.session_from_cookies(&cookies, now),
-                    NextAuthOutcome::Session(_)
-                )
-            });
-            if nextauth_valid {
-                Kind::Both
-            } else {
-                Kind::ClerkOnly
-            }
-        }
+        Source::Clerk if nextauth_beside_clerk => Kind::Both,
+        Source::Clerk => Kind::ClerkOnly,
     }
 }
 
 /// Counts one forwarded request and, when due, writes this isolate's counts after the response
 /// (`wait_until`).
 pub fn record(
-    isolate: &Isolate,
-    resolution: &Resolution,
-    cookie_header: Option<&str>,
+    kind: Kind,
+    user_id: Option<&str>,
     kv: Option<KvStore>,
     ctx: &worker::Context,
     now: u64,
 ) {
-    let kind = kind_of(isolate, resolution, cookie_header, now);
     let writes = TALLY.with(|cell| {
         let mut tally = cell.borrow_mut();
         let tally = tally.get_or_insert_with(|| Tally::new(isolate_id()));
-        tally.record(kind, resolution.identity.user_id.as_deref(), now);
+        tally.record(kind, user_id, now);
         if kv.is_some() {
             tally.take_flush(now)
         } else {

@@ -92,44 +92,77 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
             }
         }
     }
-    // Worker endpoints other than the sign-in token need no identity (the admin API's bearer
-    // token is not a session token and must not be read as one).
-    let needs_identity = !bridge_route || path == Some(routes::SIGN_IN_TOKEN_PATH);
-    let resolution = if needs_identity && (bridge_route || !carries_no_identity(&inbound, &isolate))
-    {
-        isolate.identity.resolve(&facts, kv.as_ref(), now).await
-    } else {
-        Resolution::anonymous()
-    };
-
-    if bridge_route {
-        let request = worker::Request::from(req);
-        return Reply::Response(
-            out_of_line(routes::handle(request, &env, &isolate, &resolution)).await,
-        );
-    }
-    if config.phase == Phase::ClerkOnly {
+    if !bridge_route && config.phase == Phase::ClerkOnly {
         if let Some(response) = url().and_then(|u| phase::clerk_only_redirect(config, u)) {
             return Reply::Response(response);
         }
     }
-    if matches!(resolution.clerk, Some(ClerkRequestState::NeedsHandshake(_))) {
-        if let Some(u) = url() {
-            let request = worker::Request::from(Clone::clone(&req));
-            if let Some(response) = handshake::redirect(&request, u, &resolution, &isolate, now) {
-                return Reply::Response(response);
+    // Worker endpoints other than the sign-in token need no identity (the admin API's bearer
+    // token is not a session token and must not be read as one).
+    let needs_identity = !bridge_route || path == Some(routes::SIGN_IN_TOKEN_PATH);
+    let resolves = needs_identity && (bridge_route || !carries_no_identity(&inbound, &isolate));
+    // A page's further requests carry the same cookies: the answer they got, while it stands.
+    let recalled = match resolves && !bridge_route {
+        true => isolate.identity.recall(&facts, kv.is_some(), now),
+        false => None,
+    };
+    let fresh;
+    let (identity, packed_identity, nextauth_beside_clerk) = match &recalled {
+        Some(recalled) => (
+            &recalled.identity,
+            recalled.headers.as_str(),
+            recalled.nextauth_beside_clerk,
+        ),
+        None => {
+            let resolution = if resolves {
+                isolate.identity.resolve(&facts, kv.as_ref(), now).await
+            } else {
+                Resolution::anonymous()
+            };
+            if bridge_route {
+                let request = worker::Request::from(req);
+                return Reply::Response(
+                    out_of_line(routes::handle(request, &env, &isolate, &resolution)).await,
+                );
             }
+            if matches!(resolution.clerk, Some(ClerkRequestState::NeedsHandshake(_))) {
+                if let Some(u) = url() {
+                    let request = worker::Request::from(Clone::clone(&req));
+                    if let Some(response) =
+                        handshake::redirect(&request, u, &resolution, &isolate, now)
+                    {
+                        return Reply::Response(response);
+                    }
+                }
+            }
+            let mut packed = String::with_capacity(128);
+            resolution.identity.push_headers(&mut packed);
+            if let (Some(killed), Some(cookies)) =
+                (&resolution.killed_nextauth_cookie, inbound.cookie)
+            {
+                // A revoked session must not reach the origin either: its NextAuth would renew it.
+                let kept = crate::cookies::without_session_cookies(cookies, &[killed.as_str()]);
+                proxy::push_identity_header(&mut packed, "cookie", &kept);
+            }
+            isolate.identity.remember(&facts, &resolution, &packed, now);
+            fresh = (resolution, packed);
+            (
+                &fresh.0.identity,
+                fresh.1.as_str(),
+                fresh.0.nextauth_beside_clerk,
+            )
         }
-    }
-    convergence::record(&isolate, &resolution, inbound.cookie, kv, &ctx, now);
+    };
+    convergence::record(
+        convergence::kind_of(identity.source, nextauth_beside_clerk),
+        identity.user_id.as_deref(),
+        kv,
+        &ctx,
+        now,
+    );
 
-    let mut identity_headers = String::with_capacity(128);
-    resolution.identity.push_headers(&mut identity_headers);
-    if let (Some(killed), Some(cookies)) = (&resolution.killed_nextauth_cookie, inbound.cookie) {
-        // A revoked session must not reach the origin either: its NextAuth would renew it.
-        let kept = crate::cookies::without_session_cookies(cookies, &[killed.as_str()]);
-        proxy::push_identity_header(&mut identity_headers, "cookie", &kept);
-    }
+    let mut with_assertion;
+    let mut identity_headers = packed_identity;
     if let Some(signer) = &isolate.assertion {
         let audience = config
             .origin_url
@@ -137,13 +170,15 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
             .map(|o| o.host().to_string())
             .or_else(|| url().and_then(crate::identity::assertion::request_audience))
             .unwrap_or_default();
-        let assertion = signer.sign(&resolution.identity, &audience, config.phase, now);
+        let assertion = signer.sign(identity, &audience, config.phase, now);
         if let Some(assertion) = assertion.await {
-            proxy::push_identity_header(&mut identity_headers, "x-auth-assertion", &assertion);
+            with_assertion = identity_headers.to_string();
+            proxy::push_identity_header(&mut with_assertion, "x-auth-assertion", &assertion);
+            identity_headers = &with_assertion;
         }
     }
-    let pending = proxy::forward(&req, &inbound, config, &identity_headers);
-    let source = resolution.identity.source;
+    let pending = proxy::forward(&req, &inbound, config, identity_headers);
+    let source = identity.source;
     if !crate::inject::may_inject(config, source) {
         return Reply::Origin(pending);
     }

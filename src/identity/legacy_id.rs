@@ -130,9 +130,10 @@ impl<V: Clone> Expiring<V> {
         }
     }
 
-    fn get(&mut self, key: &str, now: u64) -> Option<V> {
+    /// The answer and the second it expires at, if it has not expired at `now`.
+    fn get(&mut self, key: &str, now: u64) -> Option<(V, u64)> {
         match self.entries.get(key) {
-            Some((value, expires)) if *expires > now => Some(value.clone()),
+            Some((value, expires)) if *expires > now => Some((value.clone(), *expires)),
             Some(_) => {
                 self.entries.remove(key);
                 None
@@ -181,20 +182,21 @@ impl LegacyIds {
     }
 
     pub fn cached(&mut self, clerk_id: &str, session_id: &str, now: u64) -> Cached {
-        if let Some(legacy) = self.legacy.get(clerk_id, now) {
-            return Cached::Known(Known::Legacy(legacy));
+        self.cached_until(clerk_id, session_id, now).0
+    }
+
+    /// [`Self::cached`] and the second its answer ends (`now` for [`Cached::Ask`]).
+    pub fn cached_until(&mut self, clerk_id: &str, session_id: &str, now: u64) -> (Cached, u64) {
+        if let Some((legacy, until)) = self.legacy.get(clerk_id, now) {
+            return (Cached::Known(Known::Legacy(legacy)), until);
         }
-        if self
-            .clerk_born
-            .get(&session_key(clerk_id, session_id), now)
-            .is_some()
-        {
-            return Cached::Known(Known::ClerkBorn);
+        if let Some(((), until)) = self.clerk_born.get(&session_key(clerk_id, session_id), now) {
+            return (Cached::Known(Known::ClerkBorn), until);
         }
-        if self.unavailable.get(clerk_id, now).is_some() {
-            return Cached::Unavailable;
+        if let Some(((), until)) = self.unavailable.get(clerk_id, now) {
+            return (Cached::Unavailable, until);
         }
-        Cached::Ask
+        (Cached::Ask, now)
     }
 
     pub fn remember(&mut self, clerk_id: &str, session_id: &str, known: &Known, now: u64) {

@@ -7,6 +7,7 @@ pub mod clerk;
 pub mod clerk_decoded;
 pub mod jwks;
 pub mod legacy_id;
+pub mod memo;
 pub mod nextauth;
 pub mod resolver;
 pub mod revocation;

@@ -11,6 +11,7 @@
 //! degrades to a weaker identity and is logged without any cookie, token or secret value.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use serde::Deserialize;
 use worker::kv::KvStore;
@@ -18,11 +19,14 @@ use worker::kv::KvStore;
 use super::cache::VerifiedCache;
 use super::clerk::{
     is_handshake_eligible, session_token_from_request, ClerkRequestState, ClerkSession,
-    ClerkValidation, HandshakeReason, PublishableKey,
+    ClerkValidation, HandshakeReason, InstanceType, PublishableKey, SignedOutReason,
 };
 use super::jwks::{self, KeySource};
 use super::legacy_id::{self, Cached, Known, LegacyIds};
-use super::nextauth::{NextAuthOutcome, NextAuthSession, NextAuthVerifier};
+use super::memo::{Recalled, ResolutionMemo, Reuse};
+use super::nextauth::{
+    NextAuthError, NextAuthOutcome, NextAuthSession, NextAuthVerifier, CLOCK_TOLERANCE_SECS,
+};
 use super::revocation;
 use super::{Identity, Source};
 use crate::budget::{self, Priority};
@@ -42,6 +46,9 @@ const DATABASE_SESSION_MAX_BODY: usize = 64 * 1024;
 const USER_LOOKUP_TIMEOUT_SECS: u64 = 3;
 /// Minimum time between two log lines about rejected cookies (an attack must not flood logs).
 const REJECTION_LOG_INTERVAL_SECS: u64 = 60;
+/// A Clerk session's answer is reused at most this long (its token lives about a minute; the
+/// signature memory of `jwks` is as long).
+const CLERK_REUSE_SECS: u64 = 60;
 
 /// Clerk verification settings, present when the publishable key is usable.
 pub struct ClerkContext {
@@ -60,6 +67,11 @@ pub struct Resolution {
     /// The base name of a NextAuth session cookie refused by a kill switch (revoked, or older
     /// than `NEXTAUTH_SESSIONS_NOT_BEFORE`): it is not forwarded, so the origin cannot renew it.
     pub killed_nextauth_cookie: Option<String>,
+    /// A valid NextAuth JWT session came beside the Clerk session (counted as both).
+    pub nextauth_beside_clerk: bool,
+    /// How long the same `Cookie` and `Authorization` bytes give this very answer, when it may be
+    /// remembered (see `memo`).
+    pub reuse: Option<Reuse>,
 }
 
 impl Resolution {
@@ -70,6 +82,8 @@ impl Resolution {
             clerk: None,
             nextauth: None,
             killed_nextauth_cookie: None,
+            nextauth_beside_clerk: false,
+            reuse: None,
         }
     }
 
@@ -113,6 +127,30 @@ pub struct IdentityResolver {
     database_sessions: RefCell<VerifiedCache<Option<DatabaseSessionFacts>>>,
     last_rejection_log: Cell<u64>,
     last_lookup_log: Cell<u64>,
+    /// Whole answers by the exact request bytes (see `memo`).
+    memo: RefCell<ResolutionMemo>,
+    /// `external_id`s learned from KV or Clerk so far (see [`Reuse::until_learning`]).
+    external_ids_learned: Cell<u64>,
+}
+
+/// The isolate's cached answer about the id to forward for a Clerk session.
+enum CachedId {
+    /// This id, standing as long as the reuse says.
+    Found(String, Reuse),
+    /// A look-up just failed: no identity.
+    Unavailable,
+    /// Nothing cached: ask KV, then Clerk.
+    Ask,
+}
+
+/// What the NextAuth cookie beside a Clerk session says.
+struct NextAuthBeside {
+    /// Refused by a kill switch: not forwarded.
+    killed: Option<String>,
+    /// A valid JWT session.
+    valid: bool,
+    /// How long this stands (`None`: it may change, e.g. a token not valid yet).
+    reuse: Option<Reuse>,
 }
 
 /// The parts of the request the resolver reads.
@@ -199,7 +237,61 @@ impl IdentityResolver {
             database_sessions: RefCell::new(VerifiedCache::new(1024)),
             last_rejection_log: Cell::new(0),
             last_lookup_log: Cell::new(0),
+            memo: RefCell::new(ResolutionMemo::new()),
+            external_ids_learned: Cell::new(0),
         }
+    }
+
+    /// The answer remembered for exactly this request's `Cookie` and `Authorization`, while it
+    /// stands (see `memo`); `None`: resolve it. `kv_bound`: the revocation list is read from KV.
+    pub fn recall(
+        &self,
+        request: &RequestFacts<'_>,
+        kv_bound: bool,
+        now: u64,
+    ) -> Option<Rc<Recalled>> {
+        if request.dev_browser_in_query {
+            return None;
+        }
+        let memo = self.memo.borrow();
+        if memo.is_empty() {
+            return None;
+        }
+        memo.recall(
+            request.cookie_header,
+            request.authorization,
+            now,
+            revocation::settled_version(kv_bound, now),
+            self.external_ids_learned.get(),
+        )
+    }
+
+    /// Remembers `resolution` of `request`, with the identity headers built from it, when the
+    /// resolver said how long it stands.
+    pub fn remember(
+        &self,
+        request: &RequestFacts<'_>,
+        resolution: &Resolution,
+        headers: &str,
+        now: u64,
+    ) {
+        let Some(reuse) = resolution.reuse else {
+            return;
+        };
+        if request.dev_browser_in_query {
+            return;
+        }
+        self.memo.borrow_mut().remember(
+            request.cookie_header,
+            request.authorization,
+            Recalled {
+                identity: resolution.identity.clone(),
+                headers: headers.to_string(),
+                nextauth_beside_clerk: resolution.nextauth_beside_clerk,
+            },
+            reuse,
+            now,
+        );
     }
 
     pub fn clerk(&self) -> Option<&ClerkContext> {
@@ -223,27 +315,47 @@ impl IdentityResolver {
             None => None,
         };
         if let Some(ClerkRequestState::SignedIn(session)) = &clerk_state {
-            let identity = self.clerk_identity(session, kv, now).await;
+            let (identity, id_reuse) = self.clerk_identity(session, kv, now).await;
             // A revoked NextAuth cookie beside a Clerk session must not reach the origin either.
-            let killed_nextauth_cookie = self.killed_nextauth_cookie(&cookies, kv, now).await;
+            let beside = self.nextauth_beside_clerk(&cookies, kv, now).await;
+            let reuse = match (id_reuse, beside.reuse, &self.clerk) {
+                (Some(id), Some(beside_reuse), Some(ctx)) if beside.killed.is_none() => Some(
+                    id.and(beside_reuse)
+                        .ending(clerk_session_end(session, ctx, now)),
+                ),
+                _ => None,
+            };
             return Resolution {
                 identity,
                 clerk: clerk_state,
                 nextauth: None,
-                killed_nextauth_cookie,
+                killed_nextauth_cookie: beside.killed,
+                nextauth_beside_clerk: beside.valid,
+                reuse,
             };
         }
         if let Some(error) = clerk_state.as_ref().and_then(jwks::invalid_token_error) {
             self.log_rejection("clerk", &error.to_string(), now);
         }
 
+        // No Clerk session, and none can appear later for the same bytes (a token rejected now
+        // may be valid later, e.g. issued a little in the future; a handshake is no answer).
+        let clerk_settled = matches!(
+            clerk_state,
+            None | Some(ClerkRequestState::SignedOut(
+                SignedOutReason::SessionTokenAndUatMissing
+            ))
+        );
         let mut resolution = Resolution {
             identity: Identity::anonymous(),
             clerk: clerk_state,
             nextauth: None,
             killed_nextauth_cookie: None,
+            nextauth_beside_clerk: false,
+            reuse: None,
         };
         let Some(verifier) = &self.nextauth else {
+            resolution.reuse = clerk_settled.then(|| Reuse::from(now));
             return resolution;
         };
         let mut outcome = verifier.session_from_cookies(&cookies, now);
@@ -258,8 +370,15 @@ impl IdentityResolver {
             }
         }
         match outcome {
-            NextAuthOutcome::NoCookie => {}
+            NextAuthOutcome::NoCookie => {
+                if clerk_settled && resolution.killed_nextauth_cookie.is_none() {
+                    resolution.reuse = Some(Reuse::from(now));
+                }
+            }
             NextAuthOutcome::Session(session) => {
+                if clerk_settled {
+                    resolution.reuse = nextauth_session_reuse(&session, kv.is_some(), now);
+                }
                 resolution.identity = Identity {
                     source: Source::NextAuth,
                     user_id: Some(session.sub.clone()),
@@ -296,20 +415,38 @@ impl IdentityResolver {
         resolution
     }
 
-    /// The base name of the NextAuth session cookie when a kill switch refuses it (only read
-    /// when such a cookie is there).
-    async fn killed_nextauth_cookie(
+    /// What the NextAuth cookie beside a Clerk session says: whether it is a valid session
+    /// (counted as both), refused by a kill switch (then not forwarded; only checked when such a
+    /// cookie is there), and how long that stands.
+    async fn nextauth_beside_clerk(
         &self,
         cookies: &Cookies<'_>,
         kv: Option<&KvStore>,
         now: u64,
-    ) -> Option<String> {
-        let NextAuthOutcome::Session(session) =
-            self.nextauth.as_ref()?.session_from_cookies(cookies, now)
-        else {
-            return None;
+    ) -> NextAuthBeside {
+        let outcome = match &self.nextauth {
+            Some(verifier) => verifier.session_from_cookies(cookies, now),
+            None => NextAuthOutcome::NoCookie,
         };
-        revocation::check_session(
+        let session = match outcome {
+            NextAuthOutcome::Session(session) => session,
+            // Valid later: not settled.
+            NextAuthOutcome::Rejected(NextAuthError::NotYetValid) => {
+                return NextAuthBeside {
+                    killed: None,
+                    valid: false,
+                    reuse: None,
+                }
+            }
+            _ => {
+                return NextAuthBeside {
+                    killed: None,
+                    valid: false,
+                    reuse: Some(Reuse::from(now)),
+                }
+            }
+        };
+        let killed = revocation::check_session(
             &session.claims,
             &session.sub,
             self.sessions_not_before,
@@ -317,7 +454,12 @@ impl IdentityResolver {
             now,
         )
         .await
-        .map(|_| session.cookie_name)
+        .map(|_| session.cookie_name.clone());
+        NextAuthBeside {
+            reuse: nextauth_session_reuse(&session, kv.is_some(), now),
+            killed,
+            valid: true,
+        }
     }
 
     async fn clerk_state(
@@ -346,43 +488,72 @@ impl IdentityResolver {
     /// The identity of a Clerk session: no identity for a pending session (unless
     /// `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`); otherwise forwarded under Clerk's
     /// `external_id` when it has one, else its Clerk id (see `legacy_id`). When neither the
-    /// claim, the caches, KV nor Clerk can say which, no identity (never a guess).
+    /// claim, the caches, KV nor Clerk can say which, no identity (never a guess). With it, how
+    /// long the id stands (`None` for no identity, or an id that was a fallback).
     async fn clerk_identity(
         &self,
         session: &ClerkSession,
         kv: Option<&KvStore>,
         now: u64,
-    ) -> Identity {
+    ) -> (Identity, Option<Reuse>) {
         if !session_gives_identity(session, self.treat_pending_as_signed_out) {
-            return Identity::anonymous();
+            return (Identity::anonymous(), None);
         }
         let from_claim = self
             .legacy_id_claim
             .as_deref()
             .and_then(|claim| legacy_id::id_from_claim(&session.claims, claim));
-        let user_id = match from_claim {
-            Some(id) => id,
-            None => match self.forwarded_id(session, kv, now).await {
-                Some(id) => id,
-                None => return Identity::anonymous(),
+        let (user_id, reuse) = match from_claim {
+            Some(id) => (id, Some(Reuse::from(now))),
+            None => match self.cached_id(session, now) {
+                CachedId::Found(id, reuse) => (id, Some(reuse)),
+                CachedId::Unavailable => return (Identity::anonymous(), None),
+                // Learned now (and cached): remembered from the next request on.
+                CachedId::Ask => match self.forwarded_id(session, kv, now).await {
+                    Some(id) => (id, None),
+                    None => return (Identity::anonymous(), None),
+                },
             },
         };
         let email = ["email", "primary_email", "primaryEmail"]
             .iter()
             .find_map(|name| session.claims.get(*name).and_then(|v| v.as_str()))
             .map(str::to_string);
-        Identity {
+        let identity = Identity {
             source: Source::Clerk,
             user_id: Some(user_id),
             clerk_user_id: Some(session.user_id.clone()),
             email,
             session_id: session.session_id.clone(),
             session_status: Some(session.status().to_string()),
+        };
+        (identity, reuse)
+    }
+
+    /// What the isolate's cache says about the id to forward for a session without the claim,
+    /// and until when it says so.
+    fn cached_id(&self, session: &ClerkSession, now: u64) -> CachedId {
+        let clerk_id = session.user_id.as_str();
+        let sid = session.session_id.as_deref().unwrap_or("");
+        let (cached, until) = self
+            .legacy_ids
+            .borrow_mut()
+            .cached_until(clerk_id, sid, now);
+        let reuse = Reuse::from(now).ending(until);
+        match cached {
+            Cached::Known(Known::Legacy(id)) => CachedId::Found(id, reuse),
+            // An external_id learned for the user meanwhile would be found first.
+            Cached::Known(Known::ClerkBorn) => CachedId::Found(
+                clerk_id.to_string(),
+                reuse.until_learning(self.external_ids_learned.get()),
+            ),
+            Cached::Unavailable => CachedId::Unavailable,
+            Cached::Ask => CachedId::Ask,
         }
     }
 
-    /// The id to forward for a session without the claim: the isolate's cache, then KV's
-    /// mapping, then Clerk (within the budget). `None` when nothing can tell.
+    /// The id to forward when the isolate's cache has no answer: KV's mapping, then Clerk
+    /// (within the budget). `None` when nothing can tell.
     async fn forwarded_id(
         &self,
         session: &ClerkSession,
@@ -391,16 +562,11 @@ impl IdentityResolver {
     ) -> Option<String> {
         let clerk_id = session.user_id.as_str();
         let sid = session.session_id.as_deref().unwrap_or("");
-        match self.legacy_ids.borrow_mut().cached(clerk_id, sid, now) {
-            Cached::Known(Known::Legacy(id)) => return Some(id),
-            Cached::Known(Known::ClerkBorn) => return Some(clerk_id.to_string()),
-            Cached::Unavailable => return None,
-            Cached::Ask => {}
-        }
         if let Some(kv) = kv {
             match kv.get(&clerk_to_legacy_key(clerk_id)).text().await {
                 Ok(Some(id)) if legacy_id::is_forwardable_id(&id) => {
                     let known = Known::Legacy(id.clone());
+                    self.learned(&known);
                     self.legacy_ids
                         .borrow_mut()
                         .remember(clerk_id, sid, &known, now);
@@ -451,6 +617,7 @@ impl IdentityResolver {
                         self.log_lookup(&format!("KV write failed: {error}"), now);
                     }
                 }
+                self.learned(&known);
                 self.legacy_ids
                     .borrow_mut()
                     .remember(clerk_id, sid, &known, now);
@@ -472,8 +639,18 @@ impl IdentityResolver {
         }
     }
 
+    /// Counts a learned `external_id` (see [`Reuse::until_learning`]).
+    fn learned(&self, known: &Known) {
+        if matches!(known, Known::Legacy(_)) {
+            self.external_ids_learned
+                .set(self.external_ids_learned.get().wrapping_add(1));
+        }
+    }
+
     fn log_lookup(&self, message: &str, now: u64) {
-        if now >= self.last_lookup_log.get() + REJECTION_LOG_INTERVAL_SECS {
+        if now >= self.last_lookup_log.get() + REJECTION_LOG_INTERVAL_SECS
+            && cfg!(target_arch = "wasm32")
+        {
             self.last_lookup_log.set(now);
             worker::console_error!(
                 "auth-bridge: Clerk external_id: {message} (further messages muted for 60 s)"
@@ -520,7 +697,10 @@ impl IdentityResolver {
     }
 
     fn log_rejection(&self, kind: &str, reason: &str, now: u64) {
-        if now >= self.last_rejection_log.get() + REJECTION_LOG_INTERVAL_SECS {
+        // The console is the runtime's: host tests resolve without one.
+        if now >= self.last_rejection_log.get() + REJECTION_LOG_INTERVAL_SECS
+            && cfg!(target_arch = "wasm32")
+        {
             self.last_rejection_log.set(now);
             worker::console_log!("auth-bridge: {kind} session rejected: {reason} (further rejections muted for 60 s)");
         }
@@ -587,6 +767,29 @@ async fn fetch_database_session(
         }))
 }
 
+/// How long a valid NextAuth JWT session's answer stands: until its `exp` plus the tolerance,
+/// and only under the revocation snapshot it was checked against (`None` while that snapshot is
+/// not settled: the answer is not remembered). `kv_bound`: the snapshot is refreshed from KV.
+fn nextauth_session_reuse(session: &NextAuthSession, kv_bound: bool, now: u64) -> Option<Reuse> {
+    let version = revocation::settled_version(kv_bound, now)?;
+    let reuse = Reuse::from(now).under_revocation(version);
+    Some(match session.exp {
+        Some(exp) => reuse.ending(exp.saturating_add(CLOCK_TOLERANCE_SECS)),
+        None => reuse,
+    })
+}
+
+/// The first second at which a verified Clerk session's answer may differ: its expiry (with the
+/// leeway), or, on a development instance, its `exp` itself (where Clerk's suffixed-cookie choice
+/// turns from an expired suffixed token to the plain one); at most [`CLERK_REUSE_SECS`] away.
+fn clerk_session_end(session: &ClerkSession, ctx: &ClerkContext, now: u64) -> u64 {
+    let end = match ctx.publishable_key.instance_type() {
+        InstanceType::Production => session.exp.saturating_add(ctx.validation.leeway),
+        InstanceType::Development => session.exp,
+    };
+    end.min(now.saturating_add(CLERK_REUSE_SECS))
+}
+
 /// Whether a Clerk session gives an identity: an active one always; a pending one (a task
 /// such as choosing an organization is unfinished) only with
 /// `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`. A pending session is still a Clerk session: it
@@ -618,6 +821,10 @@ fn is_uuid(value: &str) -> bool {
 fn is_hex_token(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+#[cfg(test)]
+#[path = "resolver_memo_tests.rs"]
+mod memo_tests;
 
 #[cfg(test)]
 mod tests {

@@ -220,6 +220,9 @@ pub struct RevocationSnapshot {
     listed_once: bool,
     /// Until then, every refresh reads the list (the marker changed lately).
     relist_until: u64,
+    /// Moves on every change of the answers (a list read, a change made here), so an answer
+    /// remembered under one version is known to stand while it holds (see `identity::memo`).
+    version: u64,
 }
 
 impl RevocationSnapshot {
@@ -229,6 +232,19 @@ impl RevocationSnapshot {
             Some((at, written)) if written + LOCAL_OVERRIDE_SECS > now => *at,
             _ => self.listed.get(user_id).copied(),
         }
+    }
+
+    /// The version of this snapshot's answers while they cannot change without it moving:
+    /// `None` when a read of the list is due (`refreshes`: a KV namespace is bound to read it
+    /// from) or a change made on this isolate still overrides the list (its end would change an
+    /// answer without a new version).
+    pub fn settled_version(&self, refreshes: bool, now: u64) -> Option<u64> {
+        let overriding = self
+            .local
+            .values()
+            .any(|(_, written)| written + LOCAL_OVERRIDE_SECS > now);
+        let due = refreshes && self.refresh_due(now);
+        (!overriding && !due).then_some(self.version)
     }
 
     /// Whether a read of the list is due. A snapshot never read must be read before use; one
@@ -275,6 +291,7 @@ impl RevocationSnapshot {
         now: u64,
     ) {
         let mut entries = entries.into_iter();
+        self.version += 1;
         self.listed = entries.by_ref().take(SNAPSHOT_LIMIT).collect();
         self.truncated = !complete || entries.next().is_some();
         self.fetched_at = Some(now);
@@ -299,6 +316,7 @@ impl RevocationSnapshot {
 
     /// Records a change made on this isolate (`Some(time)` = revoked, `None` = lifted).
     pub fn record_local(&mut self, user_id: &str, revoked_at: Option<u64>, now: u64) {
+        self.version += 1;
         self.prune_local(now);
         if self.local.len() >= MAX_LOCAL_OVERRIDES && !self.local.contains_key(user_id) {
             if let Some(oldest) = self
@@ -407,6 +425,17 @@ pub async fn check_session(
     refusal(iat, not_before, revoked_at)
 }
 
+/// [`RevocationSnapshot::settled_version`] of this isolate's snapshot.
+pub fn settled_version(refreshes: bool, now: u64) -> Option<u64> {
+    SNAPSHOT.with(|s| s.borrow().settled_version(refreshes, now))
+}
+
+/// Applies a change made on this isolate to its snapshot at once (`Some(time)` = revoked,
+/// `None` = lifted); [`apply`] calls it once KV holds the change.
+pub fn record_change(user_id: &str, revoked_at: Option<u64>, now: u64) {
+    SNAPSHOT.with(|s| s.borrow_mut().record_local(user_id, revoked_at, now));
+}
+
 /// Reads the list when the snapshot is stale.
 pub async fn refresh_if_due(kv: &worker::kv::KvStore, now: u64) {
     let due = SNAPSHOT.with(|s| {
@@ -497,7 +526,7 @@ pub async fn apply(
             .await
             .map_err(|e| RevokeError::Store(e.to_string()))?;
         announce_change(kv).await?;
-        SNAPSHOT.with(|s| s.borrow_mut().record_local(&request.user_id, None, now));
+        record_change(&request.user_id, None, now);
         return Ok(RevocationEntry {
             user_id: request.user_id.clone(),
             revoked: false,
@@ -559,6 +588,33 @@ pub async fn status(kv: &worker::kv::KvStore, not_before: Option<u64>, now: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_version_moves_with_every_change_of_the_answers() {
+        let mut s = RevocationSnapshot::default();
+        // Never read: a read is due (with KV to read from), so nothing is settled.
+        assert_eq!(s.settled_version(true, 0), None);
+        let unread = s.settled_version(false, 0).unwrap();
+        s.replace(Vec::new(), true, 0);
+        let read = s.settled_version(true, 1).unwrap();
+        assert_ne!(read, unread, "a list read moves the version");
+        assert_eq!(s.settled_version(true, REFRESH_SECS - 1), Some(read));
+        assert_eq!(s.settled_version(true, REFRESH_SECS), None, "refresh due");
+        // A marker found unchanged keeps the answers and the version.
+        s.begin_refresh(REFRESH_SECS);
+        s.unchanged(REFRESH_SECS);
+        assert_eq!(s.settled_version(true, REFRESH_SECS + 1), Some(read));
+        // A change made here moves it, and nothing is settled while it overrides the list:
+        // its end would change the answer without a new version.
+        s.record_local("u", Some(40), 40);
+        assert_eq!(s.revoked_at("u", 41), Some(40));
+        assert_eq!(s.settled_version(false, 41), None);
+        assert_eq!(s.settled_version(false, 40 + LOCAL_OVERRIDE_SECS - 1), None);
+        let after = s.settled_version(false, 40 + LOCAL_OVERRIDE_SECS).unwrap();
+        assert_ne!(after, read);
+        s.replace(vec![("u".to_string(), 40)], true, 200);
+        assert_ne!(s.settled_version(true, 201), Some(after));
+    }
 
     #[test]
     fn no_switch_no_refusal_even_without_iat() {
