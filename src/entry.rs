@@ -4,7 +4,8 @@
 //! `Request` as it is (no `worker::Request` conversion, which reads the method, URL, headers and
 //! `cf` across the JS boundary on every request) and polls the handler once in place. A request
 //! that needs nothing asynchronous before the origin (most of them) is then answered without the
-//! future-to-promise machinery: the origin's pending response goes straight back to the runtime.
+//! future-to-promise machinery: the origin's pending response (or the answer made here) goes
+//! straight back to the runtime, which takes a response or a promise of one alike.
 //! Only a request that really waits (a Clerk signature check, a KV read) is driven as a promise.
 
 use std::future::Future;
@@ -15,7 +16,11 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{event, Env, MessageBatch, Result, ScheduleContext, ScheduledEvent};
 
 #[wasm_bindgen]
-pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
+pub fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> wasm_bindgen::JsValue {
     let ctx = worker::Context::new(ctx);
     let mut reply = Box::pin(crate::gateway::handle(req, env, ctx));
     let forwarder = Arc::new(ForwardingWaker::default());
@@ -25,16 +30,17 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             forwarder.clone(),
         )));
     match first {
-        Poll::Ready(reply) => js_sys::Promise::resolve(&reply.into_js()),
-        // Resolving with the origin's promise adopts it: nothing more to await here.
+        Poll::Ready(reply) => reply.into_js(),
         Poll::Pending => wasm_bindgen_futures::future_to_promise(async move {
             let reply = std::future::poll_fn(|cx| {
                 forwarder.forward_to(cx.waker());
                 reply.as_mut().poll(cx)
             })
             .await;
+            // Resolving with the origin's promise adopts it: nothing more to await here.
             Ok(reply.into_js())
-        }),
+        })
+        .into(),
     }
 }
 

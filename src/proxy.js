@@ -35,14 +35,18 @@ function unreachable(error) {
 }
 
 /**
- * Forwards `request` to `url` with its headers less every inbound x-auth-* header, plus `via`,
- * the x-forwarded-* pair (when `forwardedProto` is not empty: the origin is reached under another
- * name) and the identity headers (`identity`: name NUL value NUL ..., set in order). The request
- * body is handed over as a stream; redirects come back as they are. Resolves to the origin's
- * response untouched, or to a 502 when the origin cannot be reached.
+ * Forwards `request` as `packed` says: `url NUL forwardedProto NUL via (NUL name NUL value)*` —
+ * the upstream URL, the scheme for the x-forwarded-* pair (empty: none, the origin is the
+ * request's own host), the `via` value, and the identity headers, set in order. The request
+ * goes with its headers less every inbound x-auth-* header. One string, so one decoding per
+ * request. The request body is handed over as a stream; redirects come back as they are.
+ * Resolves to the origin's response untouched, or to a 502 when the origin cannot be reached.
  */
-export function forward(request, url, forwardedProto, via, identity) {
+export function forward(request, packed) {
   try {
+    const parts = packed.split("\0");
+    const url = parts[0];
+    const forwardedProto = parts[1];
     const headers = new Headers(request.headers);
     const forged = [];
     for (const name of headers.keys()) {
@@ -55,11 +59,8 @@ export function forward(request, url, forwardedProto, via, identity) {
       headers.set("x-forwarded-proto", forwardedProto);
       headers.delete("host");
     }
-    headers.set("via", via);
-    if (identity !== "") {
-      const parts = identity.split("\0");
-      for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
-    }
+    headers.set("via", parts[2]);
+    for (let i = 3; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
     const method = request.method;
     const init = { method, headers, redirect: "manual" };
     if (method !== "GET" && method !== "HEAD" && request.body !== null) init.body = request.body;

@@ -13,15 +13,9 @@ extern "C" {
     #[wasm_bindgen(js_name = requestFacts)]
     fn request_facts(request: &web_sys::Request) -> String;
 
-    /// The forward itself, in one crossing (see `src/proxy.js`).
+    /// The forward itself, in one crossing with one string (see `src/proxy.js`).
     #[wasm_bindgen(js_name = forward)]
-    fn forward_js(
-        request: &web_sys::Request,
-        url: &str,
-        forwarded_proto: &str,
-        via: &str,
-        identity: &str,
-    ) -> js_sys::Promise;
+    fn forward_js(request: &web_sys::Request, packed: &str) -> js_sys::Promise;
 }
 
 /// Prefix of every identity header; inbound copies are removed so nobody can forge them.
@@ -137,27 +131,55 @@ pub fn forward(
     config: &Config,
     identity_headers: &str,
 ) -> js_sys::Promise {
-    let url = upstream_url(inbound.url, config.origin_url.as_ref());
+    forward_js(
+        req,
+        &forward_instructions(inbound, config, identity_headers),
+    )
+}
+
+/// What `src/proxy.js` `forward` takes, in one string: `url NUL forwarded-proto NUL via`, then
+/// the identity headers (`name NUL value ...`, see [`push_identity_header`]). No part holds a
+/// NUL: URLs are percent-encoded, a header value cannot carry one, and identity values are
+/// packed so that they cannot either.
+pub fn forward_instructions(
+    inbound: &InboundRequest<'_>,
+    config: &Config,
+    identity_headers: &str,
+) -> String {
+    let mut packed = upstream_url(inbound.url, config.origin_url.as_ref());
+    packed.reserve(identity_headers.len() + 64);
     // The origin is reached under another name: tell it the one the browser used.
-    let forwarded_proto = match (&config.origin_url, inbound.url.starts_with("https:")) {
-        (None, _) => "",
-        (Some(_), true) => "https",
-        (Some(_), false) => "http",
-    };
-    let via = via_with_bridge(inbound.via);
-    forward_js(req, &url, forwarded_proto, &via, identity_headers)
+    packed.push_str(
+        match (&config.origin_url, inbound.url.starts_with("https:")) {
+            (None, _) => "\0",
+            (Some(_), true) => "\0https",
+            (Some(_), false) => "\0http",
+        },
+    );
+    packed.push('\0');
+    crate::via::push_via_with_bridge(&mut packed, inbound.via);
+    if !identity_headers.is_empty() {
+        packed.push('\0');
+        packed.push_str(identity_headers);
+    }
+    packed
 }
 
 /// Appends one identity header to the packed list [`forward`] takes. A value holding NUL cannot
-/// be a header value: it is sent as is and the runtime refuses it (a `502`, as any header the
-/// runtime refuses), never split into other headers.
+/// be a header value, and must never be split into other headers: each NUL is packed as a line
+/// feed, which no header value may hold either, so the runtime refuses the header (a `502`, as
+/// any header the runtime refuses).
 pub fn push_identity_header(packed: &mut String, name: &str, value: &str) {
     if !packed.is_empty() {
         packed.push('\0');
     }
     packed.push_str(name);
     packed.push('\0');
-    packed.push_str(value);
+    if value.contains('\0') {
+        packed.push_str(&value.replace('\0', "\n"));
+    } else {
+        packed.push_str(value);
+    }
 }
 
 pub use crate::via::{via_lists_bridge, via_with_bridge, VIA_NAME};
@@ -305,6 +327,45 @@ mod tests {
         push_identity_header(&mut packed, "x-auth-source", "clerk");
         push_identity_header(&mut packed, "x-auth-email", "");
         assert_eq!(packed, "x-auth-source\0clerk\0x-auth-email\0");
+        // A value with NUL never becomes another header (the runtime refuses a line feed).
+        let mut packed = String::new();
+        push_identity_header(&mut packed, "x-auth-email", "a@x\0x-auth-user-id\0victim");
+        push_identity_header(&mut packed, "x-auth-user-id", "ada");
+        let parts: Vec<&str> = packed.split('\0').collect();
+        assert_eq!(
+            parts,
+            [
+                "x-auth-email",
+                "a@x\nx-auth-user-id\nvictim",
+                "x-auth-user-id",
+                "ada"
+            ]
+        );
+    }
+
+    #[test]
+    fn forward_instructions_are_url_proto_via_then_identity() {
+        let mut config = crate::config::Config::from_lookup(|name| {
+            (name == "ORIGIN_URL").then(|| "http://127.0.0.1:9000".to_string())
+        });
+        let mut request = inbound("https://app.example.com/a?b=1");
+        let packed = forward_instructions(&request, &config, "x-auth-source\0anonymous");
+        assert_eq!(
+            packed,
+            "http://127.0.0.1:9000/a?b=1\0https\x001.1 auth-bridge\0x-auth-source\0anonymous"
+        );
+        request.via = Some(" 1.1 cdn ");
+        request.url = "http://app.example.com/";
+        assert_eq!(
+            forward_instructions(&request, &config, ""),
+            "http://127.0.0.1:9000/\0http\x001.1 cdn, 1.1 auth-bridge"
+        );
+        // Route mode: the request's own URL, no x-forwarded-* pair.
+        config.origin_url = None;
+        assert_eq!(
+            forward_instructions(&request, &config, "x-auth-source\0nextauth"),
+            "http://app.example.com/\0\x001.1 cdn, 1.1 auth-bridge\0x-auth-source\0nextauth"
+        );
     }
 
     #[test]

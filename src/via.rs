@@ -17,10 +17,19 @@ pub fn via_lists_bridge(via: &str) -> bool {
 
 /// The `Via` value to send on: the inbound one plus this hop.
 pub fn via_with_bridge(inbound: Option<&str>) -> String {
-    match inbound.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(via) => format!("{via}, 1.1 {VIA_NAME}"),
-        None => format!("1.1 {VIA_NAME}"),
+    let mut via = String::new();
+    push_via_with_bridge(&mut via, inbound);
+    via
+}
+
+/// [`via_with_bridge`], appended to `out`.
+pub fn push_via_with_bridge(out: &mut String, inbound: Option<&str>) {
+    if let Some(via) = inbound.map(str::trim).filter(|v| !v.is_empty()) {
+        out.push_str(via);
+        out.push_str(", ");
     }
+    out.push_str("1.1 ");
+    out.push_str(VIA_NAME);
 }
 
 #[cfg(test)]
