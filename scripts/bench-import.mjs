@@ -88,6 +88,9 @@ try {
     duplicates: Object.keys(users.duplicates.by_external_id).length + Object.keys(users.duplicates.by_email).length,
     status_rate: last?.rate,
   };
+} catch (e) {
+  console.error(bridge.logs.join('').slice(-3000));
+  throw e;
 } finally {
   await bridge.close();
   await clerk.close();

@@ -66,6 +66,14 @@ pub const DEFERRAL_CODES: &[&str] = &[
     crate::migration::page::DEFERRED,
 ];
 
+/// Whether a record handed back with retry code `code` from a tail page (see
+/// [`crate::migration::page::PageMessage::tail`]) goes straight back to the Queue, delayed by
+/// its backoff: a transient error does; a deferral waits in the backlog, where the cron plans
+/// it with the budget and any pause.
+pub fn retry_through_queue(code: &str) -> bool {
+    !DEFERRAL_CODES.contains(&code)
+}
+
 /// When a record that ended a delivery with a transient `Retry` is tried again, and with how
 /// many attempts counted: `(due_ms, attempts)`. A deferral waits only for what it waited on
 /// (Clerk's `Retry-After`, or the next slot); a real error backs off.

@@ -16,18 +16,19 @@ use futures::future::join_all;
 use serde_json::Value;
 use worker::kv::KvStore;
 use worker::{
-    console_error, console_log, Env, Message, MessageBatch, MessageExt, QueueRetryOptionsBuilder,
+    console_error, console_log, Env, Message, MessageBatch, MessageExt, Queue,
+    QueueRetryOptionsBuilder,
 };
 
 use super::status::BatchStats;
 use super::tick::{pacer_for, pause_state, random_u32};
-use super::{retry_schedule, BATCH_STATS_KEY, RATE_LIMIT_PAUSE_KEY};
+use super::{retry_schedule, retry_through_queue, BATCH_STATS_KEY, RATE_LIMIT_PAUSE_KEY};
 use crate::clerk_api::fetch::FetchClerk;
 use crate::config::Phase;
-use crate::isolate::{self, Isolate};
+use crate::isolate::{self, Isolate, QUEUE_BINDING};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
-use crate::migration::page::{migrate_page, PageMessage, PageResult, Spender};
+use crate::migration::page::{migrate_page, tail_pages, PageMessage, PageResult, Spender};
 use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome, Store};
 use crate::pacer::{CallLog, Pace, Pacer};
 
@@ -112,8 +113,9 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) {
             hand_back(&store, message, "dead letter").await;
         }
     } else {
+        let queue = env.queue(QUEUE_BINDING).ok();
         for message in &messages {
-            page(&isolate, &kv, &store, message).await;
+            page(&isolate, &kv, queue.as_ref(), &store, message).await;
         }
     }
 }
@@ -125,7 +127,10 @@ fn page_message(message: &Message<Value>) -> Option<PageMessage> {
     serde_json::from_str::<PageMessage>(&text).ok().or_else(|| {
         serde_json::from_str::<QueueMessage>(&text)
             .ok()
-            .map(|one| PageMessage { items: vec![one] })
+            .map(|one| PageMessage {
+                items: vec![one],
+                tail: false,
+            })
     })
 }
 
@@ -203,6 +208,14 @@ impl Spender for LiveSpender<'_> {
             record_batch_calls(isolate::now_ms(), extra);
         }
     }
+
+    fn now_ms(&self) -> u64 {
+        isolate::now_ms()
+    }
+
+    async fn sleep(&self, ms: u64) {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 fn record_batch_calls(now: u64, calls: u32) {
@@ -214,7 +227,13 @@ fn record_batch_calls(now: u64, calls: u32) {
 }
 
 /// One page: migrate, record, hand back what must be tried again, ack.
-async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &Message<Value>) {
+async fn page(
+    isolate: &Isolate,
+    kv: &KvStore,
+    queue: Option<&Queue>,
+    store: &KvLedgerStore,
+    message: &Message<Value>,
+) {
     let config = &isolate.config;
     let Some(page) = page_message(message) else {
         console_error!("auth-bridge: dropping a queue message that is not a page of records");
@@ -276,12 +295,17 @@ async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &
     }
     let mut imported = 0u64;
     let mut again: Vec<(u64, QueueMessage)> = Vec::new();
+    let mut direct: Vec<(u64, QueueMessage)> = Vec::new();
     for ((item, rec), outcome) in items.iter().zip(&records).zip(result.outcomes) {
         if let Outcome::Retry { after_secs, code } = &outcome {
             let (due, attempts) = retry_schedule(*after_secs, code, item.attempts, now);
             let mut back = (*item).clone();
             back.attempts = attempts;
-            again.push((due, back));
+            if page.tail && retry_through_queue(code) {
+                direct.push((due, back));
+            } else {
+                again.push((due, back));
+            }
             continue;
         }
         if outcome.clerk_id().is_some() {
@@ -290,8 +314,8 @@ async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &
         finished.push((item, rec.id.clone(), outcome));
     }
 
-    let written =
-        record(store, &finished, dry_run, now).await && requeue_by_due(store, &mut again).await;
+    let written = record(store, &finished, dry_run, now).await
+        && hand_back_retries(queue, store, direct, again, now).await;
     if !dry_run {
         add_stats(kv, now, u64::from(result.calls), imported).await;
     }
@@ -331,6 +355,28 @@ async fn record(
         }
     }
     ok
+}
+
+/// Hands records back for a retry: `direct` ones (transient errors in a tail page) straight
+/// to the Queue, one tail page per due time, delayed by their backoff (no cron tick to wait
+/// for); the others, and any the Queue did not take, to the backlog. False when a write
+/// failed.
+async fn hand_back_retries(
+    queue: Option<&Queue>,
+    store: &KvLedgerStore,
+    direct: Vec<(u64, QueueMessage)>,
+    mut again: Vec<(u64, QueueMessage)>,
+    now: u64,
+) -> bool {
+    match queue {
+        Some(queue) if !direct.is_empty() => {
+            for unsent in super::tick::send(queue, &tail_pages(direct, now)).await {
+                again.extend(unsent.items.into_iter().map(|m| (now, m)));
+            }
+        }
+        _ => again.extend(direct),
+    }
+    requeue_by_due(store, &mut again).await
 }
 
 /// Hands records back to the backlog, one page per due time. False when a write failed.

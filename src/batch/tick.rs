@@ -2,7 +2,9 @@
 //! pages of calls with `CLERK_RATE_LIMIT` less the trickle's recent calls, take that many
 //! records (handed-back ones due before the next tick first, sent with the delay that makes
 //! them due), cut them into pages (up to 100 records per
-//! message) and send them to `IMPORT_QUEUE` with their delays, then save the state.
+//! message) and send them to `IMPORT_QUEUE` with their delays, then save the state. Pages
+//! sent when the backlog ran out are tail pages ([`PageMessage::tail`]): their consumer sends
+//! what needs a retry back to the Queue itself.
 //!
 //! Nothing is lost on a failure: records are taken from KV only in memory until sent; a send
 //! that fails hands the unsent records back to the backlog (`rq:`), and state is saved last
@@ -180,6 +182,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .await
         .map_err(|e| e.to_string())?;
     messages.extend(fresh);
+    let messages_taken = messages.len();
     let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
     let overflow = messages.split_off(plan.records().min(messages.len()));
     let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
@@ -188,6 +191,11 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .map(|(i, page)| (plan.pages[i].delay_secs, page))
         .collect();
     hold_until_due(&mut pages, &returned.due_ms, now);
+    // The backlog ran out before the budget: these pages end the import.
+    let tail = messages_taken < room;
+    for (_, page) in &mut pages {
+        page.tail = tail;
+    }
     let records: usize = pages.iter().map(|(_, p)| p.items.len()).sum();
 
     let unsent = send(queue, &pages).await;
@@ -226,7 +234,7 @@ async fn put_json<T: serde::Serialize>(kv: &KvStore, key: &str, value: &T) -> Re
 
 /// Sends each page with its delay, in batches within Queues' limits. Returns the pages that
 /// could not be sent (from the first failed batch on).
-async fn send(queue: &Queue, pages: &[(u32, PageMessage)]) -> Vec<PageMessage> {
+pub async fn send(queue: &Queue, pages: &[(u32, PageMessage)]) -> Vec<PageMessage> {
     let size = |p: &PageMessage| -> usize {
         p.items
             .iter()

@@ -15,7 +15,8 @@
 //!    allows (this consumer's share of the window).
 //!
 //! Outcomes are the migrator's ([`Outcome`]): transient errors (429, 5xx, timeouts, dropped
-//! connections) are `Retry` — the record stays pending — and only Clerk's permanent refusals
+//! connections) are `Retry` — the record stays pending; one Clerk answered (a 5xx) is first
+//! tried again at the end of the page ([`RECORD_TRIES`]) — and only Clerk's permanent refusals
 //! (and the binding rules' refusals) are `Failed`. A look-up Clerk refuses for good (a value it
 //! cannot take) is bisected so the rest of the page still migrates. A `429` stops the page:
 //! what was not done is `Retry` with Clerk's `Retry-After`.
@@ -39,6 +40,19 @@ pub const PAGE_BYTES: usize = 100 * 1024;
 
 /// Tries of one look-up before its records are left to their backoff.
 const LOOKUP_ATTEMPTS: u32 = 2;
+/// Tries of one record inside its page. A transient failure (a 5xx, a timeout, a dropped
+/// connection) is tried again later in the same page, after the records not tried yet: no
+/// look-up to repeat, no wait for the next delivery. Beyond this the record waits for its
+/// backoff outside the page.
+const RECORD_TRIES: u32 = 3;
+/// The least time between a record's failure and its next try in the page.
+const RETRY_PAUSE_MS: u64 = 200;
+/// Records are tried again in the page only while at most this share (percent) of the page's
+/// tries failed transiently: a Clerk in trouble gets the records' backoff, not more calls.
+const RETRY_WHILE_FAILED_PCT: u32 = 25;
+/// The longest `Retry-After` a record is tried again in its page for; a longer one waits
+/// outside it.
+const RETRY_AFTER_IN_PAGE_SECS: u32 = 2;
 
 /// Retry code of records a page could not reach because the budget stayed full.
 pub const DEFERRED: &str = "admission_deferred";
@@ -49,6 +63,12 @@ pub const RATE_LIMITED: &str = "rate_limited";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageMessage {
     pub items: Vec<QueueMessage>,
+    /// Sent when the backlog had run out (the end of an import): records this page hands back
+    /// for a retry go straight to the Queue with their backoff as delay, instead of waiting
+    /// in the backlog for the next cron tick, which no longer has fresh records to fill a page
+    /// with them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tail: bool,
 }
 
 /// Cuts `messages` into pages of at most `sizes[i]` records (and [`PAGE_BYTES`]), in order.
@@ -72,7 +92,7 @@ pub fn paginate(messages: Vec<QueueMessage>, sizes: &[usize]) -> Vec<(usize, Pag
                 taken += 1;
                 items.extend(rest.next());
             }
-            out.push((i, PageMessage { items }));
+            out.push((i, PageMessage { items, tail: false }));
         }
     }
     out
@@ -94,6 +114,22 @@ pub fn hold_until_due(pages: &mut [(u32, PageMessage)], due_ms: &[u64], now_ms: 
     }
 }
 
+/// Records a tail page hands back (`(due_ms, message)`) as tail pages to send with delays
+/// (`(delay_secs, page)`): one page per due time, at most [`PAGE_RECORDS`] records each.
+pub fn tail_pages(mut back: Vec<(u64, QueueMessage)>, now_ms: u64) -> Vec<(u32, PageMessage)> {
+    back.sort_by_key(|(due, _)| *due);
+    let mut pages = Vec::new();
+    for group in back.chunk_by(|a, b| a.0 == b.0) {
+        // Queues delay a message by at most 12 hours; a backoff is far shorter.
+        let delay = group[0].0.saturating_sub(now_ms).div_ceil(1000).min(43_200) as u32;
+        for chunk in group.chunks(PAGE_RECORDS) {
+            let items = chunk.iter().map(|(_, m)| m.clone()).collect();
+            pages.push((delay, PageMessage { items, tail: true }));
+        }
+    }
+    pages
+}
+
 /// Grants Backend API calls to a page: the live budget check and the pause.
 #[allow(async_fn_in_trait)]
 pub trait Spender {
@@ -102,6 +138,10 @@ pub trait Spender {
     async fn acquire(&self, want: u32) -> u32;
     /// `calls` were just made (they count in the live window at once).
     fn spent(&self, calls: u32);
+    /// The page's clock (ms): a record tried again waits [`RETRY_PAUSE_MS`] on it.
+    fn now_ms(&self) -> u64;
+    /// Waits `ms` without holding a grant.
+    async fn sleep(&self, ms: u64);
 }
 
 /// What a page did: one outcome per record (same order) and the calls it made.
@@ -155,6 +195,29 @@ impl<P: Spender> Run<'_, P> {
         }
     }
 }
+
+/// A record waiting in its page for a try: how many it had, and when it is due.
+#[derive(Debug, Clone, Copy)]
+struct Try {
+    record: usize,
+    tries: u32,
+    due_ms: u64,
+}
+
+/// A transient error that Clerk answered (a 5xx, or a conflict that settles in a second), which
+/// the page tries again after a pause. Not a 429 (it stops the page), not a `Retry-After`
+/// longer than a short pause, and not a call that went unanswered (a timeout, a dropped
+/// connection): that one may have created the user, and the record's next page finds it with
+/// its look-up, cheaper than a second create that Clerk refuses as taken.
+fn is_answered_transient(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Retry { after_secs, code }
+        if !matches!(code.as_str(), RATE_LIMITED | UNANSWERED_TIMEOUT | UNANSWERED_NETWORK)
+            && after_secs.unwrap_or(0) <= RETRY_AFTER_IN_PAGE_SECS)
+}
+
+/// Codes of calls that went unanswered ([`ClerkError::code`]).
+const UNANSWERED_TIMEOUT: &str = "timeout";
+const UNANSWERED_NETWORK: &str = "network_error";
 
 fn deferred() -> Outcome {
     Outcome::Retry {
@@ -213,37 +276,77 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
     candidates.extend(holders);
 
     // 3. Each record on those candidates: complete, link, refuse or create — a granted group
-    // at a time, concurrently.
-    let open: Vec<usize> = all
+    // at a time, concurrently. A record that met a transient error goes to the back of the
+    // line, due again after a pause ([`RECORD_TRIES`]).
+    let mut open: Vec<Try> = all
         .iter()
-        .copied()
-        .filter(|&i| outcomes[i].is_none())
+        .filter(|&&i| outcomes[i].is_none())
+        .map(|&i| Try {
+            record: i,
+            tries: 0,
+            due_ms: 0,
+        })
         .collect();
     let observe = migrator.mode() == Mode::Observe;
+    let (mut tries, mut failed) = (0u32, 0u32);
+    // `open[next..]` waits for a try.
     let mut next = 0;
-    while next < open.len() {
+    loop {
+        // Tries again come after every first try (they are queued behind them): with the whole
+        // page tried once, a Clerk in trouble leaves them to their backoff, outside the page.
+        let unhealthy = failed * 100 > tries * RETRY_WHILE_FAILED_PCT;
+        if unhealthy && open.get(next).is_some_and(|t| t.tries > 0) {
+            break;
+        }
+        let Some(first) = open.get(next) else {
+            break;
+        };
+        if !observe {
+            let now = spender.now_ms();
+            if first.due_ms > now {
+                spender.sleep(first.due_ms - now).await;
+            }
+        }
+        let now = spender.now_ms();
         // `observe` only reads: its verdicts cost no call.
-        let want = (open.len() - next) as u32;
+        let due = open[next..]
+            .iter()
+            .take_while(|t| t.due_ms <= now)
+            .count()
+            .max(1) as u32;
         let granted = if observe {
-            Some(want)
+            Some(due)
         } else {
-            run.grant(want).await
+            run.grant(due).await
         };
         let Some(granted) = granted else {
             break;
         };
-        let group = &open[next..next + granted as usize];
+        let group: Vec<Try> = open[next..next + granted as usize].to_vec();
         next += group.len();
         let done = join_all(
             group
                 .iter()
-                .map(|&i| migrator.migrate_with_candidates(&records[i], &candidates)),
+                .map(|t| migrator.migrate_with_candidates(&records[t.record], &candidates)),
         )
         .await;
-        for (&i, migration) in group.iter().zip(done) {
+        let now = spender.now_ms();
+        for (t, migration) in group.into_iter().zip(done) {
             run.count(migration.calls);
             run.note(&migration.outcome);
-            outcomes[i] = Some(migration.outcome);
+            tries += 1;
+            if matches!(migration.outcome, Outcome::Retry { .. }) {
+                failed += 1;
+            }
+            let again = !observe && t.tries + 1 < RECORD_TRIES && run.stopped.is_none();
+            if again && is_answered_transient(&migration.outcome) {
+                open.push(Try {
+                    tries: t.tries + 1,
+                    due_ms: now + RETRY_PAUSE_MS,
+                    ..t
+                });
+            }
+            outcomes[t.record] = Some(migration.outcome);
         }
     }
 
@@ -347,10 +450,12 @@ mod tests {
     use futures::executor::block_on;
     use std::cell::Cell;
 
-    /// Grants whatever is asked, `limit` times (then stops the page, like a pause).
+    /// Grants whatever is asked, `limit` times (then stops the page, like a pause), on a clock
+    /// that moves only when the page sleeps.
     struct Grants {
         left: Cell<u32>,
         spent: Cell<u32>,
+        now: Cell<u64>,
     }
 
     impl Grants {
@@ -361,6 +466,7 @@ mod tests {
             Grants {
                 left: Cell::new(grants),
                 spent: Cell::new(0),
+                now: Cell::new(0),
             }
         }
     }
@@ -377,6 +483,12 @@ mod tests {
         }
         fn spent(&self, calls: u32) {
             self.spent.set(self.spent.get() + calls);
+        }
+        fn now_ms(&self) -> u64 {
+            self.now.get()
+        }
+        async fn sleep(&self, ms: u64) {
+            self.now.set(self.now.get() + ms);
         }
     }
 
@@ -419,6 +531,32 @@ mod tests {
         let mut fresh = pages.clone();
         hold_until_due(&mut fresh, &[], 100_000);
         assert_eq!(fresh, pages);
+    }
+
+    #[test]
+    fn a_tail_page_sends_its_retries_as_tail_pages_delayed_by_their_backoff() {
+        let m = |i: usize| QueueMessage {
+            import_id: "i".into(),
+            record: format!("r{i}"),
+            attempts: 1,
+        };
+        let mut back: Vec<(u64, QueueMessage)> = (0..150).map(|i| (105_000, m(i))).collect();
+        back.push((100_200, m(150)));
+        let pages = tail_pages(back, 100_000);
+        let shape: Vec<(u32, usize, bool)> = pages
+            .iter()
+            .map(|(d, p)| (*d, p.items.len(), p.tail))
+            .collect();
+        assert_eq!(shape, vec![(1, 1, true), (5, 100, true), (5, 50, true)]);
+        // A page that is not a tail page is sent as before: no new field in the message.
+        let plain = serde_json::to_string(&PageMessage {
+            items: vec![m(0)],
+            tail: false,
+        })
+        .unwrap();
+        assert!(!plain.contains("tail"), "{plain}");
+        let back: PageMessage = serde_json::from_str(&plain).unwrap();
+        assert!(!back.tail);
     }
 
     #[test]
@@ -520,36 +658,70 @@ mod tests {
     }
 
     #[test]
-    fn transient_errors_leave_only_their_records_pending() {
+    fn answered_transient_errors_are_tried_again_in_the_page_after_a_pause() {
         let clerk = MemoryClerk::default();
         let store = MemoryStore::new();
-        // Requests 0 and 1 are the look-ups; 5 and 7 are creates: a 500 and a timeout (their
-        // records wait for their backoff).
+        // Requests 0 and 1 are the look-ups; 5 and 7 are creates: a 500, tried again at the
+        // end of the page, and a timeout after Clerk wrote the user, which waits for its
+        // backoff (its next page finds the user by its look-up).
         clerk.set_fault_hook(|n| match n {
             5 => Some(Fault::ServerError),
-            7 => Some(Fault::Timeout),
+            7 => Some(Fault::TimeoutAfterWrite),
             _ => None,
         });
+        let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+        let grants = Grants::free();
+        let result = block_on(migrate_page(&migrator, &clerk, &grants, &page(10)));
+        assert!(matches!(result.outcomes[3], Outcome::Created { .. }));
+        assert!(
+            matches!(&result.outcomes[5], Outcome::Retry { code, .. } if code == "timeout"),
+            "{:?}",
+            result.outcomes[5]
+        );
+        let created = result.outcomes.iter().filter(|o| o.clerk_id().is_some());
+        assert_eq!(created.count(), 9);
+        assert_eq!(result.calls, 2 + 10 + 1);
+        assert!(grants.now.get() >= RETRY_PAUSE_MS, "the retry waited");
+        // The timed-out record's next page finds its user: nobody twice.
+        let again = run(&clerk, &store, &page(10)[5..6]);
+        assert!(matches!(again.outcomes[0], Outcome::AlreadyMigrated { .. }));
+        assert_eq!(clerk.user_count(), 10);
+        assert!(clerk.duplicate_external_ids().is_empty());
+    }
+
+    #[test]
+    fn a_record_that_keeps_failing_is_left_pending_after_its_tries() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        // Requests 0 and 1 are the look-ups, 2..=11 the creates in order: L4's is 6, and its
+        // two tries again (12, 13) fail too.
+        clerk.set_fault_hook(|n| matches!(n, 6 | 12 | 13).then_some(Fault::ServerError));
         let result = run(&clerk, &store, &page(10));
-        let retries: Vec<&str> = result
+        assert!(
+            matches!(&result.outcomes[4], Outcome::Retry { code, .. } if code == "clerk_unavailable"),
+            "{:?}",
+            result.outcomes[4]
+        );
+        assert_eq!(clerk.user_count(), 9);
+        assert_eq!(result.calls, 2 + 10 + 2);
+    }
+
+    #[test]
+    fn a_clerk_in_trouble_gets_the_backoff_not_more_calls() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        // Half the creates fail: the page does not try them again (they wait for their
+        // backoff, pending), and the other half are created.
+        clerk.set_fault_hook(|n| (n >= 2 && n % 2 == 0).then_some(Fault::ServerError));
+        let result = run(&clerk, &store, &page(20));
+        let pending = result
             .outcomes
             .iter()
-            .filter_map(|o| match o {
-                Outcome::Retry { code, .. } => Some(code.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(retries, vec!["clerk_unavailable", "timeout"]);
-        assert_eq!(
-            result
-                .outcomes
-                .iter()
-                .filter(|o| matches!(o, Outcome::Created { .. }))
-                .count(),
-            8
-        );
-        assert_eq!(result.calls, 2 + 10);
-        assert_eq!(clerk.user_count(), 8);
+            .filter(|o| matches!(o, Outcome::Retry { code, .. } if code == "clerk_unavailable"))
+            .count();
+        assert!(pending >= 8, "{:?}", result.outcomes);
+        assert_eq!(clerk.user_count(), 20 - pending);
+        assert!(result.calls <= 2 + 20 + 3, "{}", result.calls);
     }
 
     #[test]
