@@ -462,7 +462,7 @@ pub fn record(
     };
     ctx.wait_until(async move {
         for (key, value, ttl) in writes {
-            let written = match kv.put(&key, value) {
+            let written = match crate::isolate::kv_put(&kv, &key, &value) {
                 Ok(put) => put.expiration_ttl(ttl).execute().await.is_ok(),
                 Err(_) => false,
             };

@@ -74,6 +74,27 @@ pub fn kv(env: &Env) -> Option<KvStore> {
     env.kv(KV_BINDING).ok()
 }
 
+/// A KV write of a string, handed to the runtime as that JS string.
+///
+/// `KvStore::put` takes any `Serialize` value and converts it with `serde_wasm_bindgen` (its
+/// impl for `str` cannot be reached: `put` wants a sized value), which also links in the
+/// formatting of floats for values that serialise as numbers; every put here is a string.
+pub fn kv_put(
+    kv: &KvStore,
+    key: &str,
+    value: &str,
+) -> Result<worker::kv::PutOptionsBuilder, worker::kv::KvError> {
+    kv.put(key, KvText(value))
+}
+
+struct KvText<'a>(&'a str);
+
+impl worker::kv::ToRawKvValue for KvText<'_> {
+    fn raw_kv_value(&self) -> Result<wasm_bindgen::JsValue, worker::kv::KvError> {
+        Ok(wasm_bindgen::JsValue::from_str(self.0))
+    }
+}
+
 /// Unix time in seconds, from the JS clock (`SystemTime` panics on wasm32).
 pub fn now_secs() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64

@@ -65,7 +65,7 @@ async fn active_consumers(kv: &KvStore, now: u64) -> u32 {
         return count;
     }
     let id = id.unwrap_or_else(|| format!("{:08x}", random_u32()));
-    if let Ok(put) = kv.put(&format!("{CONSUMER_PREFIX}{id}"), "1") {
+    if let Ok(put) = crate::isolate::kv_put(kv, &format!("{CONSUMER_PREFIX}{id}"), "1") {
         let _ = put.expiration_ttl(60).execute().await;
     }
     let active = match kv
@@ -426,7 +426,7 @@ async fn set_rate_limit_pause(kv: &KvStore, until_ms: u64) {
     if current >= until_ms {
         return;
     }
-    if let Ok(put) = kv.put(RATE_LIMIT_PAUSE_KEY, until_ms.to_string()) {
+    if let Ok(put) = crate::isolate::kv_put(kv, RATE_LIMIT_PAUSE_KEY, &until_ms.to_string()) {
         if let Err(e) = put.expiration_ttl(3600).execute().await {
             console_error!("auth-bridge: cannot store Clerk's rate-limit pause: {e}");
         }

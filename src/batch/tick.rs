@@ -98,10 +98,8 @@ async fn claim(kv: &KvStore, scheduled_ms: u64) -> bool {
         nonce: random_u32(),
         scheduled_ms,
     };
-    let Ok(put) = kv.put(
-        TICK_LOCK_KEY,
-        serde_json::to_string(&mine).unwrap_or_default(),
-    ) else {
+    let claim = serde_json::to_string(&mine).unwrap_or_default();
+    let Ok(put) = crate::isolate::kv_put(kv, TICK_LOCK_KEY, &claim) else {
         return false;
     };
     if let Err(e) = put.execute().await {
@@ -225,7 +223,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
 
 async fn put_json<T: serde::Serialize>(kv: &KvStore, key: &str, value: &T) -> Result<(), String> {
     let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    kv.put(key, text)
+    crate::isolate::kv_put(kv, key, &text)
         .map_err(|e| e.to_string())?
         .execute()
         .await

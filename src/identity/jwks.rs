@@ -353,7 +353,7 @@ impl RemoteJwks {
         let Ok(value) = serde_json::to_string(&entry) else {
             return;
         };
-        let written = match kv.put(JWKS_KV_KEY, value) {
+        let written = match crate::isolate::kv_put(kv, JWKS_KV_KEY, &value) {
             Ok(put) => put.expiration_ttl(JWKS_TTL_SECS).execute().await.is_ok(),
             Err(_) => false,
         };

@@ -547,7 +547,7 @@ pub async fn apply(
         lifted_at: None,
     };
     let value = serde_json::to_string(&entry).map_err(|e| RevokeError::Store(e.to_string()))?;
-    kv.put(&key, value)
+    crate::isolate::kv_put(kv, &key, &value)
         .and_then(|put| put.metadata(EntryMetadata { at: now }))
         .map_err(|e| RevokeError::Store(e.to_string()))?
         .execute()
@@ -572,7 +572,7 @@ async fn announce_change(kv: &worker::kv::KvStore) -> Result<(), RevokeError> {
         crate::isolate::now_ms(),
         u32::from_be_bytes(nonce)
     );
-    kv.put(MARKER_KEY, marker)
+    crate::isolate::kv_put(kv, MARKER_KEY, &marker)
         .map_err(|e| RevokeError::Store(e.to_string()))?
         .execute()
         .await

@@ -498,7 +498,7 @@ async fn retry_failed(kv: &KvStore) -> web_sys::Response {
 async fn set_pause(kv: &KvStore, pause: bool) -> web_sys::Response {
     let result = if pause {
         let now = isolate::now_ms().to_string();
-        match kv.put(ADMIN_PAUSE_KEY, now) {
+        match isolate::kv_put(kv, ADMIN_PAUSE_KEY, &now) {
             Ok(put) => put.execute().await,
             Err(e) => Err(e),
         }

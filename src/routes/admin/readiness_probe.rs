@@ -37,9 +37,9 @@ pub(super) async fn probe_clerk(isolate: &Isolate, now_ms: u64) -> ClerkProbe {
             headers
                 .set("authorization", &format!("Bearer {secret}"))
                 .map_err(|e| e.to_string())?;
-            let mut init = worker::RequestInit::new();
-            init.with_headers(headers);
-            let request = worker::Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
+            let request =
+                crate::isolate::outbound_request(&url, worker::Method::Get, &headers, None, false)
+                    .map_err(|e| e.to_string())?;
             let mut response = worker::Fetch::Request(request)
                 .send()
                 .await
