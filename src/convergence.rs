@@ -25,7 +25,6 @@
 //! Lost on isolate eviction: at most the last minute of that isolate's counts.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -55,10 +54,12 @@ pub enum Kind {
     Anonymous,
 }
 
-/// A sparse HyperLogLog: register index → rank, only non-zero registers stored.
+/// A sparse HyperLogLog: the non-zero registers, each packed `index << 8 | rank` (the stored
+/// form), sorted by index. A sorted `Vec` rather than a map: at most 4096 small entries, and one
+/// binary search per signed-in request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hll {
-    registers: BTreeMap<u16, u8>,
+    registers: Vec<u32>,
 }
 
 impl Hll {
@@ -72,15 +73,46 @@ impl Hll {
         let index = (hash >> (64 - HLL_BITS)) as u16;
         let rest = hash << HLL_BITS;
         let rank = (rest.leading_zeros().min(64 - HLL_BITS) + 1) as u8;
-        let slot = self.registers.entry(index).or_insert(0);
-        *slot = (*slot).max(rank);
+        self.raise((u32::from(index) << 8) | u32::from(rank));
+    }
+
+    /// Raises one register (`index << 8 | rank`) to at least that rank.
+    fn raise(&mut self, packed: u32) {
+        match self
+            .registers
+            .binary_search_by_key(&(packed >> 8), |&p| p >> 8)
+        {
+            // Same index: the larger packed value has the larger rank.
+            Ok(at) => self.registers[at] = self.registers[at].max(packed),
+            Err(at) => self.registers.insert(at, packed),
+        }
     }
 
     pub fn merge(&mut self, other: &Hll) {
-        for (&index, &rank) in &other.registers {
-            let slot = self.registers.entry(index).or_insert(0);
-            *slot = (*slot).max(rank);
+        if other.registers.is_empty() {
+            return;
         }
+        // Both sorted by index: one pass, the larger rank where both have a register.
+        let (mine, theirs) = (&self.registers, &other.registers);
+        let mut merged = Vec::with_capacity(mine.len() + theirs.len());
+        let (mut i, mut j) = (0, 0);
+        while i < mine.len() && j < theirs.len() {
+            let (a, b) = (mine[i], theirs[j]);
+            if a >> 8 == b >> 8 {
+                merged.push(a.max(b));
+                i += 1;
+                j += 1;
+            } else if a >> 8 < b >> 8 {
+                merged.push(a);
+                i += 1;
+            } else {
+                merged.push(b);
+                j += 1;
+            }
+        }
+        merged.extend_from_slice(&mine[i..]);
+        merged.extend_from_slice(&theirs[j..]);
+        self.registers = merged;
     }
 
     pub fn estimate(&self) -> u64 {
@@ -89,8 +121,8 @@ impl Hll {
         let sum: f64 = zeros as f64
             + self
                 .registers
-                .values()
-                .map(|&r| 2f64.powi(-i32::from(r)))
+                .iter()
+                .map(|&p| 2f64.powi(-((p & 0xff) as i32)))
                 .sum::<f64>();
         let alpha = 0.7213 / (1.0 + 1.079 / m);
         let raw = alpha * m * m / sum;
@@ -104,19 +136,14 @@ impl Hll {
 
     /// Packed `index << 8 | rank`, for storage.
     fn packed(&self) -> Vec<u32> {
-        self.registers
-            .iter()
-            .map(|(&i, &r)| (u32::from(i) << 8) | u32::from(r))
-            .collect()
+        self.registers.clone()
     }
 
     fn from_packed(packed: &[u32]) -> Hll {
         let mut hll = Hll::default();
         for &p in packed {
-            let (index, rank) = ((p >> 8) as u16, (p & 0xff) as u8);
-            if usize::from(index) < HLL_REGISTERS && rank > 0 {
-                let slot = hll.registers.entry(index).or_insert(0);
-                *slot = (*slot).max(rank);
+            if ((p >> 8) as usize) < HLL_REGISTERS && p & 0xff > 0 {
+                hll.raise(p);
             }
         }
         hll
@@ -246,9 +273,9 @@ pub fn hour_of_key(key: &str) -> Option<u64> {
 #[derive(Debug)]
 pub struct Tally {
     isolate: String,
-    /// Hour start → its buckets, oldest first; hours before the current one are dropped once
-    /// flushed.
-    hours: BTreeMap<u64, Vec<Bucket>>,
+    /// `(hour start, its buckets)`, oldest hour and bucket first (one or two hours: those
+    /// before the current one are dropped once flushed).
+    hours: Vec<(u64, Vec<Bucket>)>,
     dirty: bool,
     last_flush: Option<u64>,
 }
@@ -257,7 +284,7 @@ impl Tally {
     pub fn new(isolate: impl Into<String>) -> Tally {
         Tally {
             isolate: isolate.into(),
-            hours: BTreeMap::new(),
+            hours: Vec::new(),
             dirty: false,
             last_flush: None,
         }
@@ -265,7 +292,16 @@ impl Tally {
 
     pub fn record(&mut self, kind: Kind, user_id: Option<&str>, now: u64) {
         let start = now - now % BUCKET_SECS;
-        let buckets = self.hours.entry(hour_of(now)).or_default();
+        let hour = hour_of(now);
+        let at = match self.hours.iter().rposition(|(h, _)| *h == hour) {
+            Some(at) => at,
+            None => {
+                let at = self.hours.partition_point(|(h, _)| *h < hour);
+                self.hours.insert(at, (hour, Vec::new()));
+                at
+            }
+        };
+        let buckets = &mut self.hours[at].1;
         if buckets.last().is_none_or(|b| b.start != start) {
             buckets.push(Bucket {
                 start,
@@ -308,14 +344,14 @@ impl Tally {
         let writes = self
             .hours
             .iter()
-            .map(|(&hour, buckets)| {
+            .map(|&(hour, ref buckets)| {
                 let expires = hour + HOUR_SECS + DAY_SECS + BUCKET_SECS;
                 let ttl = expires.saturating_sub(now).max(60);
                 (kv_key(hour, &self.isolate), encode_hour(buckets), ttl)
             })
             .collect();
         let current = hour_of(now);
-        self.hours.retain(|&hour, _| hour >= current);
+        self.hours.retain(|(hour, _)| *hour >= current);
         writes
     }
 }
@@ -509,12 +545,13 @@ pub async fn report(kv: &KvStore, now: u64) -> Value {
     }
     if keys.len() > MAX_KEYS_READ {
         // Newest hours first: the last hour must be right even when the day is partial.
-        keys.sort_by_key(|k| std::cmp::Reverse(hour_of_key(k)));
+        crate::sort::sort_by_key(&mut keys, |k| std::cmp::Reverse(hour_of_key(k)));
         keys.truncate(MAX_KEYS_READ);
         complete = false;
     }
     let mut buckets = Vec::new();
-    let mut isolates = std::collections::BTreeSet::new();
+    // Distinct isolates (a few per hour): a list is enough.
+    let mut isolates: Vec<&str> = Vec::new();
     for chunk in keys.chunks(50) {
         let reads = chunk
             .iter()
@@ -523,7 +560,9 @@ pub async fn report(kv: &KvStore, now: u64) -> Value {
             match value {
                 Ok(Some(value)) => {
                     if let Some(isolate) = key.rsplit(':').next() {
-                        isolates.insert(isolate.to_string());
+                        if !isolates.contains(&isolate) {
+                            isolates.push(isolate);
+                        }
                     }
                     buckets.extend(decode_hour(&value));
                 }
@@ -579,6 +618,37 @@ mod tests {
     }
 
     #[test]
+    fn hll_registers_stay_sorted_and_keep_the_largest_rank() {
+        let mut hll = Hll::default();
+        for id in 0..500 {
+            hll.add(Hll::hash(&format!("id-{id}")));
+        }
+        let packed = hll.packed();
+        assert!(
+            packed.windows(2).all(|w| w[0] >> 8 < w[1] >> 8),
+            "sorted, one per index"
+        );
+        // Stored registers in any order, repeated, or out of range read back the same.
+        let mut shuffled: Vec<u32> = packed.iter().rev().copied().collect();
+        shuffled.extend(packed.iter().map(|p| p & !0xff | 1));
+        shuffled.extend([(4096 << 8) | 3, 7 << 8]);
+        assert_eq!(Hll::from_packed(&shuffled), hll);
+        // A merge equals adding both sets to one.
+        let (mut a, mut b, mut both) = (Hll::default(), Hll::default(), Hll::default());
+        for id in 0..300 {
+            let h = Hll::hash(&format!("m-{id}"));
+            if id % 3 == 0 {
+                a.add(h)
+            } else {
+                b.add(h)
+            }
+            both.add(h);
+        }
+        a.merge(&b);
+        assert_eq!(a, both);
+    }
+
+    #[test]
     fn hll_merge_is_a_union() {
         let (mut a, mut b) = (Hll::default(), Hll::default());
         for i in 0..40 {
@@ -630,7 +700,7 @@ mod tests {
         let bucket = |start: u64, kind: Kind, user: &str| {
             let mut tally = Tally::new("iso");
             tally.record(kind, Some(user), start);
-            let hour = tally.hours.values().next().cloned().unwrap_or_default();
+            let hour = tally.hours.first().map(|h| h.1.clone()).unwrap_or_default();
             hour[0].clone()
         };
         let buckets = vec![

@@ -22,6 +22,7 @@ pub mod phase;
 pub mod proxy;
 pub mod readiness;
 pub mod routes;
+pub mod sort;
 pub mod via;
 
 mod entry;

@@ -381,7 +381,7 @@ async fn hand_back_retries(
 
 /// Hands records back to the backlog, one page per due time. False when a write failed.
 async fn requeue_by_due(store: &KvLedgerStore, again: &mut [(u64, QueueMessage)]) -> bool {
-    again.sort_by_key(|(due, _)| *due);
+    crate::sort::sort_by_key(again, |(due, _)| *due);
     for group in again.chunk_by(|a, b| a.0 == b.0) {
         let messages: Vec<QueueMessage> = group.iter().map(|(_, m)| m.clone()).collect();
         if let Err(e) = ledger::requeue(store, &messages, group[0].0, random_u32()).await {

@@ -362,7 +362,7 @@ impl RevocationSnapshot {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        crate::sort::sort_by(&mut out, |a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out
     }
 

@@ -199,7 +199,7 @@ pub async fn list_imports<S: Store>(store: &S) -> Result<Vec<ImportMeta>, StoreE
             None => break,
         }
     }
-    out.sort_by(|a, b| a.import_id.cmp(&b.import_id));
+    crate::sort::sort_by(&mut out, |a, b| a.import_id.cmp(&b.import_id));
     Ok(out)
 }
 

@@ -7,7 +7,6 @@
 //! Fields of the status document this page does not know are still shown, under "Other
 //! figures", so a figure added to `admin/status` is visible here without a change.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -293,14 +292,16 @@ fn failures(doc: &Value, failures: &[Value], truncated: bool) -> String {
         out.push_str("<p class=muted>None.</p>\n");
         return out;
     }
-    let mut by_code: BTreeMap<String, u64> = BTreeMap::new();
+    // A few codes among at most a few dozen failures: a list, not a map.
+    let mut codes: Vec<(&str, u64)> = Vec::new();
     for f in failures {
-        *by_code
-            .entry(f["code"].as_str().unwrap_or("(no code)").to_owned())
-            .or_default() += 1;
+        let code = f["code"].as_str().unwrap_or("(no code)");
+        match codes.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => codes.push((code, 1)),
+        }
     }
-    let mut codes: Vec<_> = by_code.into_iter().collect();
-    codes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    crate::sort::sort_by(&mut codes, |a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     let _ = write!(
         out,
         "<p class=muted>By error code (Clerk's, or the migration's own){}:</p>\n<table class=codes>",
