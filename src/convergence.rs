@@ -556,7 +556,7 @@ pub async fn report(kv: &KvStore, now: u64) -> Value {
         let reads = chunk
             .iter()
             .map(|key| async move { (key, kv.get(key).text().await) });
-        for (key, value) in futures::future::join_all(reads).await {
+        for (key, value) in crate::join::join_all(reads).await {
             match value {
                 Ok(Some(value)) => {
                     if let Some(isolate) = key.rsplit(':').next() {

@@ -28,3 +28,4 @@ pub mod via;
 mod entry;
 pub mod gateway;
 pub mod isolate;
+pub mod join;

@@ -12,7 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use futures::future::join_all;
+use crate::join::join_all;
 use serde_json::Value;
 use worker::kv::KvStore;
 use worker::{

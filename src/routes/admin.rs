@@ -154,7 +154,7 @@ async fn imports(mut req: Request, kv: &KvStore, isolate: &Isolate) -> web_sys::
             let store = &store;
             async move { store.put(&key, page, PutOptions::default()).await }
         });
-        for result in futures::future::join_all(writes).await {
+        for result in crate::join::join_all(writes).await {
             if let Err(e) = result {
                 console_error!("auth-bridge: storing import {import_id} failed: {e}");
                 return unavailable("the import could not be stored; nothing was accepted");
