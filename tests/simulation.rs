@@ -11,8 +11,9 @@
 //! result: no Clerk user twice, no record lost.
 //!
 //! `SIM_USERS` sets the size (default 100,000), `SIM_RATE` the limit (default `100/10s`),
-//! `SIM_SEED` the random interleaving (default 7). See
-//! the figures with `cargo test --test simulation -- --nocapture`.
+//! `SIM_SEED` the random interleaving (default 7), `SIM_DEBUG=<secs>` prints the batch's calls
+//! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls).
+//! See the figures with `cargo test --release --test simulation -- --nocapture`.
 
 use auth_bridge::batch::{retry_schedule, retry_through_queue, REQUEUE_LOOKAHEAD_MS};
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
@@ -242,6 +243,8 @@ struct SimSpender<'a> {
     pace: RefCell<Pace>,
     /// Calls granted and not yet reported spent (they count in the window from the grant).
     outstanding: Cell<u32>,
+    /// When the last grant was made (where calls it did not use are taken back).
+    granted_at: Cell<u64>,
     grant_wait: &'a Cell<u64>,
 }
 
@@ -265,6 +268,7 @@ impl Spender for SimSpender<'_> {
                 Ok(n) => {
                     self.calls.batch_log.borrow_mut().record(now, n);
                     self.outstanding.set(self.outstanding.get() + n);
+                    self.granted_at.set(now);
                     return n;
                 }
                 Err(_) if waited >= 30_000 => {
@@ -290,6 +294,13 @@ impl Spender for SimSpender<'_> {
                 .borrow_mut()
                 .record(self.clock.now(), extra);
         }
+    }
+    fn unused(&self, calls: u32) {
+        let calls = calls.min(self.outstanding.get());
+        self.outstanding.set(self.outstanding.get() - calls);
+        self.pace.borrow_mut().give_back(calls);
+        let at = self.granted_at.get();
+        self.calls.batch_log.borrow_mut().remove(at, calls);
     }
     fn now_ms(&self) -> u64 {
         self.clock.now()
@@ -513,6 +524,7 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             deferred: &deferred,
             pace: RefCell::new(Pace::default()),
             outstanding: Cell::new(0),
+            granted_at: Cell::new(0),
             grant_wait: &progress.grant_wait_ms,
         };
         loop {
@@ -556,8 +568,23 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
                 f.extend(recs.iter().map(|r| r.id[1..].parse::<usize>().unwrap()));
             }
             progress.pages.set(progress.pages.get() + 1);
+            let t0 = clock.now();
             let result = migrate_page(&batch_migrator, &batch_clerk, &spender, &recs).await;
             let now = clock.now();
+            if std::env::var("SIM_TRACE").is_ok() {
+                let retries = result
+                    .outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Retry { .. }))
+                    .count();
+                println!(
+                    "  page {t0}..{now} ms (due {at}): {} records{}, {} calls, {retries} handed back, 429 {:?}",
+                    recs.len(),
+                    if page.tail { " (tail)" } else { "" },
+                    result.calls,
+                    result.rate_limited_secs
+                );
+            }
             if let Some(secs) = result.rate_limited_secs {
                 paused_until.set(paused_until.get().max(now + secs as u64 * 1000));
             }

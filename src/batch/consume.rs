@@ -163,6 +163,8 @@ struct LiveSpender<'a> {
     pace: RefCell<Pace>,
     /// Calls granted and not yet reported spent (they count in the window from the grant).
     outstanding: Cell<u32>,
+    /// When the last grant was made (where calls it did not use are taken back).
+    granted_at: Cell<u64>,
 }
 
 impl Spender for LiveSpender<'_> {
@@ -188,6 +190,7 @@ impl Spender for LiveSpender<'_> {
                 Ok(n) => {
                     record_batch_calls(now, n);
                     self.outstanding.set(self.outstanding.get() + n);
+                    self.granted_at.set(now);
                     return n;
                 }
                 Err(_) if waited >= MAX_WAIT_MS => return 0,
@@ -207,6 +210,14 @@ impl Spender for LiveSpender<'_> {
         if extra > 0 {
             record_batch_calls(isolate::now_ms(), extra);
         }
+    }
+
+    fn unused(&self, calls: u32) {
+        let calls = calls.min(self.outstanding.get());
+        self.outstanding.set(self.outstanding.get() - calls);
+        self.pace.borrow_mut().give_back(calls);
+        let at = self.granted_at.get();
+        BATCH_CALLS.with(|c| c.borrow_mut().remove(at, calls));
     }
 
     fn now_ms(&self) -> u64 {
@@ -285,6 +296,7 @@ async fn page(
         paused_until_ms: Cell::new(rate_limited_until),
         pace: RefCell::new(Pace::default()),
         outstanding: Cell::new(0),
+        granted_at: Cell::new(0),
     };
     // By reference, with the same types as the trickle's: one copy of the Migrator in the wasm.
     let migrator = Migrator::new(&clerk, store, mode);

@@ -138,6 +138,10 @@ pub trait Spender {
     async fn acquire(&self, want: u32) -> u32;
     /// `calls` were just made (they count in the live window at once).
     fn spent(&self, calls: u32);
+    /// `calls` of the last grant were not made (records that needed no call: a user already
+    /// complete, a refusal): they leave the live window and return to the pace, so a page of
+    /// users already migrated (a redelivery) costs no budget beyond its look-ups.
+    fn unused(&self, calls: u32);
     /// The page's clock (ms): a record tried again waits [`RETRY_PAUSE_MS`] on it.
     fn now_ms(&self) -> u64;
     /// Waits `ms` without holding a grant.
@@ -330,6 +334,10 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
                 .map(|t| migrator.migrate_with_candidates(&records[t.record], &candidates)),
         )
         .await;
+        let made: u32 = done.iter().map(|m| m.calls).sum();
+        if !observe && made < granted {
+            spender.unused(granted - made);
+        }
         let now = spender.now_ms();
         for (t, migration) in group.into_iter().zip(done) {
             run.count(migration.calls);
@@ -454,7 +462,9 @@ mod tests {
     /// that moves only when the page sleeps.
     struct Grants {
         left: Cell<u32>,
+        granted: Cell<u32>,
         spent: Cell<u32>,
+        unused: Cell<u32>,
         now: Cell<u64>,
     }
 
@@ -465,7 +475,9 @@ mod tests {
         fn stopping_after(grants: u32) -> Self {
             Grants {
                 left: Cell::new(grants),
+                granted: Cell::new(0),
                 spent: Cell::new(0),
+                unused: Cell::new(0),
                 now: Cell::new(0),
             }
         }
@@ -477,12 +489,16 @@ mod tests {
                 0 => 0,
                 n => {
                     self.left.set(n - 1);
+                    self.granted.set(self.granted.get() + want.min(10));
                     want.min(10)
                 }
             }
         }
         fn spent(&self, calls: u32) {
             self.spent.set(self.spent.get() + calls);
+        }
+        fn unused(&self, calls: u32) {
+            self.unused.set(self.unused.get() + calls);
         }
         fn now_ms(&self) -> u64 {
             self.now.get()
@@ -779,6 +795,32 @@ mod tests {
             .iter()
             .all(|o| matches!(o, Outcome::AlreadyMigrated { .. })));
         assert_eq!(third.calls, 1, "everyone found by one look-up");
+    }
+
+    #[test]
+    fn grants_for_records_that_need_no_call_are_given_back() {
+        let clerk = MemoryClerk::default();
+        let store = MemoryStore::new();
+        let mut records = page(30);
+        run(&clerk, &store, &records[..20]);
+        // Twenty already complete, one refused (its email is held by an unverified user),
+        // nine to create.
+        let mut native = rec(20, true).to_create_user();
+        native.external_id = None;
+        clerk.seed(&native);
+        records[20] = rec(20, false);
+        let grants = Grants::free();
+        let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+        let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
+        assert_eq!(result.calls, 2 + 9, "two look-ups and nine creates");
+        assert_eq!(grants.spent.get(), 11);
+        assert_eq!(
+            grants.unused.get(),
+            grants.granted.get() - 11,
+            "every grant not made is given back"
+        );
+        assert_eq!(grants.unused.get(), 21);
+        assert!(matches!(&result.outcomes[20], Outcome::Failed { .. }));
     }
 
     /// Refuses for good any look-up that carries `bad`.

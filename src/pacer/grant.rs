@@ -107,6 +107,12 @@ impl Pace {
         self.tokens -= f64::from(n);
         Ok(n)
     }
+
+    /// Gives back `calls` taken and not made (a record that needed no call): the pace was
+    /// not spent on them.
+    pub fn give_back(&mut self, calls: u32) {
+        self.tokens += f64::from(calls);
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +183,30 @@ mod tests {
             }
         }
         assert!((49..=50).contains(&granted), "{granted} in 20 s at 2.44/s");
+    }
+
+    #[test]
+    fn calls_granted_and_not_made_leave_the_window_and_return_to_the_pace() {
+        let p = Pacer::new(PacerConfig::default());
+        let none = CallCounter::new();
+        let mut own = CallLog::new();
+        own.record(1_000, 90);
+        let mut pace = Pace::default();
+        assert_eq!(p.grant(5_000, &own, &none, &mut pace, 1, 10), Ok(1));
+        assert_eq!(p.grant(8_000, &own, &none, &mut pace, 1, 10), Ok(9));
+        own.record(8_000, 9);
+        assert!(p.grant(8_000, &own, &none, &mut pace, 1, 1).is_err());
+        // None of the nine was needed (users already complete): all of them are back.
+        own.remove(8_000, 9);
+        pace.give_back(9);
+        assert_eq!(own.calls_in(0, 8_000), 90);
+        assert_eq!(p.grant(8_000, &own, &none, &mut pace, 1, 10), Ok(9));
+        // Only calls recorded at the grant's time are taken back.
+        own.record(8_000, 9);
+        own.remove(1_000, 0);
+        own.remove(8_000, 20);
+        assert_eq!(own.calls_in(0, 8_000), 90);
+        assert_eq!(own.oldest_in(0, 8_000), Some(1_000));
     }
 
     #[test]
