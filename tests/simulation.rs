@@ -130,10 +130,13 @@ struct Calls {
     batch: Cell<u64>,
     trickle_total: Cell<u64>,
     batch_times: RefCell<Vec<u64>>,
+    trickle_times: RefCell<Vec<u64>>,
     batch_429: Cell<u64>,
     trickle_429: Cell<u64>,
     /// Batch creates Clerk refused as taken (someone, e.g. the trickle, got there first).
     batch_taken: Cell<u64>,
+    /// The batch's calls by kind: (calls, answered with an error).
+    batch_kinds: RefCell<BTreeMap<&'static str, (u64, u64)>>,
 }
 
 struct Latent<'a> {
@@ -158,6 +161,7 @@ impl Latent<'_> {
             self.calls
                 .trickle_total
                 .set(self.calls.trickle_total.get() + 1);
+            self.calls.trickle_times.borrow_mut().push(now);
         } else {
             self.calls.batch.set(self.calls.batch.get() + 1);
             self.calls.batch_times.borrow_mut().push(now);
@@ -167,7 +171,13 @@ impl Latent<'_> {
         let one_way = self.rng.borrow_mut().gen_range(20..140);
         self.clock.sleep(one_way).await;
     }
-    fn note<T>(&self, r: &Result<T, ClerkError>) {
+    fn note<T>(&self, kind: &'static str, r: &Result<T, ClerkError>) {
+        if !self.trickle {
+            let mut kinds = self.calls.batch_kinds.borrow_mut();
+            let k = kinds.entry(kind).or_default();
+            k.0 += 1;
+            k.1 += u64::from(r.is_err());
+        }
         match r {
             Err(ClerkError::RateLimited { .. }) if self.trickle => {
                 self.calls.trickle_429.set(self.calls.trickle_429.get() + 1)
@@ -187,21 +197,21 @@ impl ClerkApi for Latent<'_> {
     async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
         self.arrive().await;
         let r = self.clerk.find_users(q).await;
-        self.note(&r);
+        self.note("find", &r);
         self.answer().await;
         r
     }
     async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
         self.arrive().await;
         let r = self.clerk.create_user(body).await;
-        self.note(&r);
+        self.note("create", &r);
         self.answer().await;
         r
     }
     async fn update_user(&self, id: &str, body: &UpdateUser) -> Result<ClerkUser, ClerkError> {
         self.arrive().await;
         let r = self.clerk.update_user(id, body).await;
-        self.note(&r);
+        self.note("update", &r);
         self.answer().await;
         r
     }
@@ -212,7 +222,7 @@ impl ClerkApi for Latent<'_> {
     ) -> Result<ClerkUser, ClerkError> {
         self.arrive().await;
         let r = self.clerk.update_user_metadata(id, body).await;
-        self.note(&r);
+        self.note("metadata", &r);
         self.answer().await;
         r
     }
@@ -226,7 +236,7 @@ impl ClerkApi for Latent<'_> {
             .clerk
             .create_sign_in_token(user_id, expires_in_seconds)
             .await;
-        self.note(&r);
+        self.note("sign_in_token", &r);
         self.answer().await;
         r
     }
@@ -744,17 +754,24 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             progress.idle_ms.get() / 1000,
             progress.grant_wait_ms.get() / 1000
         );
+        println!(
+            "  batch calls by kind (calls, errors): {:?}",
+            calls.batch_kinds.borrow()
+        );
         let t = calls.batch_times.borrow();
+        let tr = calls.trickle_times.borrow();
         let step: u64 = std::env::var("SIM_DEBUG").unwrap().parse().unwrap_or(1000);
         let end = progress.last_outcome_at.get() / 1000 + step;
         let mut k = 0;
         while k < end {
             let (a, b) = (k * 1000, (k + step) * 1000);
             let n = t.iter().filter(|&&x| x >= a && x < b).count();
+            let m = tr.iter().filter(|&&x| x >= a && x < b).count();
             println!(
-                "  batch calls/s in [{k}, {}) s: {:.2}",
+                "  batch calls/s in [{k}, {}) s: {:.2}, trickle {:.2}",
                 k + step,
-                n as f64 / step as f64
+                n as f64 / step as f64,
+                m as f64 / step as f64
             );
             k += step;
         }
