@@ -5,6 +5,7 @@ pub mod assertion;
 pub mod cache;
 pub mod clerk;
 pub mod clerk_decoded;
+pub mod database_session;
 pub mod jwks;
 pub mod legacy_id;
 pub mod memo;
