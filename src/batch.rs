@@ -29,6 +29,8 @@
 //! user — and the consumer's live [`crate::pacer::Pacer::grant`] check keeps the real call
 //! rate under the limit whatever was sent.
 
+use crate::migration::ledger::{BacklogCursor, ImportMeta};
+
 pub mod consume;
 pub mod status;
 pub mod tick;
@@ -58,6 +60,33 @@ pub fn backoff_secs(attempts: u32) -> u32 {
 /// minute). Those not due yet are sent with the delay that makes them due, so a retry never
 /// waits for the following tick.
 pub const REQUEUE_LOOKAHEAD_MS: u64 = 60_000;
+
+/// Whether a tick's pages end the import (see [`crate::migration::page::PageMessage::tail`]):
+/// the backlog ran out before the budget (`taken < room`), or what is left of it after this
+/// tick (`backlog_left`) would not fill the next tick's plan either. Pages run up to a couple
+/// of minutes after they are sent ([`crate::pacer::PAGE_LEAD_SECS`]): pages of the tick before
+/// the last still run when the backlog is empty, and records they hand back through the
+/// backlog would wait for a cron tick instead of their backoff.
+pub fn ends_import(taken: usize, room: usize, backlog_left: u64) -> bool {
+    taken < room || backlog_left < room as u64
+}
+
+/// About how many records the backlog still holds past `cursor` (imports are cut into
+/// buckets of similar size, so the current import's rest is estimated from its buckets).
+pub fn backlog_left(imports: &[ImportMeta], cursor: &BacklogCursor) -> u64 {
+    imports
+        .iter()
+        .filter(|m| !cursor.done.contains(&m.import_id))
+        .map(|m| {
+            if cursor.import_id.as_deref() != Some(m.import_id.as_str()) {
+                return m.accepted;
+            }
+            let buckets = u64::from(m.buckets.max(1));
+            let rest = u64::from(m.buckets.saturating_sub(cursor.bucket));
+            (m.accepted * rest / buckets).saturating_sub(cursor.offset as u64)
+        })
+        .sum()
+}
 
 /// Retry codes that mean "not now" rather than "it went wrong" (a batch-wide 429 pause, the
 /// live budget check): they do not grow a record's backoff.
@@ -94,6 +123,39 @@ pub fn retry_schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_end_the_import_when_the_backlog_would_not_fill_the_next_tick() {
+        let meta = |id: &str, accepted, buckets| ImportMeta {
+            import_id: id.into(),
+            accepted,
+            buckets,
+            created_at_ms: 0,
+        };
+        let imports = [meta("a", 1_000, 4), meta("b", 300, 1), meta("c", 50, 1)];
+        let mut cursor = BacklogCursor {
+            done: vec!["c".into()],
+            import_id: Some("a".into()),
+            bucket: 1,
+            offset: 100,
+        };
+        // Three of a's four buckets (750), less the 100 taken from the current one, and b.
+        assert_eq!(backlog_left(&imports, &cursor), 650 + 300);
+        cursor.bucket = 4;
+        cursor.offset = 0;
+        assert_eq!(backlog_left(&imports, &cursor), 300);
+        assert_eq!(backlog_left(&[], &BacklogCursor::default()), 0);
+
+        assert!(
+            !ends_import(1_200, 1_200, 5_000),
+            "a full tick, more to come"
+        );
+        assert!(
+            ends_import(1_200, 1_200, 1_000),
+            "the next tick would run out"
+        );
+        assert!(ends_import(700, 1_200, 0), "this tick ran out");
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -15,7 +15,7 @@
 //! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls).
 //! See the figures with `cargo test --release --test simulation -- --nocapture`.
 
-use auth_bridge::batch::{retry_schedule, retry_through_queue, REQUEUE_LOOKAHEAD_MS};
+use auth_bridge::batch::{ends_import, retry_schedule, retry_through_queue, REQUEUE_LOOKAHEAD_MS};
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
 use auth_bridge::clerk_api::{
     ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
@@ -476,7 +476,7 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
                 .backlog_left
                 .set(progress.backlog_left.get() - fresh.len());
             messages.extend(fresh);
-            let tail = messages.len() < room;
+            let tail = ends_import(messages.len(), room, progress.backlog_left.get() as u64);
             let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
             let overflow = messages.split_off(plan.records().min(messages.len()));
             let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();

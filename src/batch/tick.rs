@@ -189,8 +189,14 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .map(|(i, page)| (plan.pages[i].delay_secs, page))
         .collect();
     hold_until_due(&mut pages, &returned.due_ms, now);
-    // The backlog ran out before the budget: these pages end the import.
-    let tail = messages_taken < room;
+    // The backlog ran out before the budget, or will at the next tick: these pages end the
+    // import. An unreadable list of imports only means the pages hand retries back through
+    // the backlog.
+    let left = match ledger::list_imports(&store).await {
+        Ok(imports) => super::backlog_left(&imports, &cursor),
+        Err(_) => u64::MAX,
+    };
+    let tail = super::ends_import(messages_taken, room, left);
     for (_, page) in &mut pages {
         page.tail = tail;
     }
