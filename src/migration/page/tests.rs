@@ -1,0 +1,485 @@
+//! Host tests of a page: look-ups, creates, completions and refusals over the in-memory Clerk,
+//! faults and their tries, 429s, redeliveries, grants given back, and the Queue messages' shape.
+
+use super::*;
+use crate::clerk_api::memory::{Fault, MemoryClerk};
+use crate::clerk_api::{CreateUser, SignInToken, UpdateUser, UpdateUserMetadata};
+use crate::migration::record::parse_line;
+use crate::migration::store::MemoryStore;
+use futures::executor::block_on;
+use std::cell::Cell;
+
+/// Grants whatever is asked, `limit` times (then stops the page, like a pause), on a clock
+/// that moves only when the page sleeps.
+struct Grants {
+    left: Cell<u32>,
+    granted: Cell<u32>,
+    spent: Cell<u32>,
+    unused: Cell<u32>,
+    now: Cell<u64>,
+}
+
+impl Grants {
+    fn free() -> Self {
+        Self::stopping_after(u32::MAX)
+    }
+    fn stopping_after(grants: u32) -> Self {
+        Grants {
+            left: Cell::new(grants),
+            granted: Cell::new(0),
+            spent: Cell::new(0),
+            unused: Cell::new(0),
+            now: Cell::new(0),
+        }
+    }
+}
+
+impl Spender for Grants {
+    async fn acquire(&self, want: u32) -> u32 {
+        match self.left.get() {
+            0 => 0,
+            n => {
+                self.left.set(n - 1);
+                self.granted.set(self.granted.get() + want.min(10));
+                want.min(10)
+            }
+        }
+    }
+    fn spent(&self, calls: u32) {
+        self.spent.set(self.spent.get() + calls);
+    }
+    fn unused(&self, calls: u32) {
+        self.unused.set(self.unused.get() + calls);
+    }
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+    async fn sleep(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+}
+
+fn rec(i: usize, verified: bool) -> ImportRecord {
+    parse_line(&format!(
+        r#"{{"id":"L{i}","email":"u{i}@example.com","email_verified":{verified},"name":"User {i}"}}"#
+    ))
+    .unwrap()
+}
+
+fn page(n: usize) -> Vec<ImportRecord> {
+    (0..n).map(|i| rec(i, true)).collect()
+}
+
+fn run(clerk: &MemoryClerk, store: &MemoryStore, records: &[ImportRecord]) -> PageResult {
+    let migrator = Migrator::new(clerk, store, Mode::Migrate);
+    block_on(migrate_page(&migrator, clerk, &Grants::free(), records))
+}
+
+#[test]
+fn pages_with_handed_back_records_wait_until_they_are_due() {
+    let m = |i: usize| QueueMessage {
+        import_id: "i".into(),
+        record: format!("r{i}"),
+        attempts: 1,
+    };
+    let planned = [0, 0, 30];
+    let cut = paginate((0..5).map(m).collect(), &[2, 2, 1]);
+    let pages: Vec<(u32, PageMessage)> = cut.into_iter().map(|(i, p)| (planned[i], p)).collect();
+    // Two handed-back records: one due 10.2 s from now, one in the past; three fresh ones.
+    let mut held = pages.clone();
+    hold_until_due(&mut held, &[110_200, 90_000], 100_000);
+    let delays: Vec<u32> = held.iter().map(|(d, _)| *d).collect();
+    assert_eq!(
+        delays,
+        vec![11, 0, 30],
+        "due later: waits; planned later: keeps its plan"
+    );
+    let mut fresh = pages.clone();
+    hold_until_due(&mut fresh, &[], 100_000);
+    assert_eq!(fresh, pages);
+}
+
+#[test]
+fn a_tail_page_sends_its_retries_as_tail_pages_delayed_by_their_backoff() {
+    let m = |i: usize| QueueMessage {
+        import_id: "i".into(),
+        record: format!("r{i}"),
+        attempts: 1,
+    };
+    let mut back: Vec<(u64, QueueMessage)> = (0..150).map(|i| (105_000, m(i))).collect();
+    back.push((100_200, m(150)));
+    let pages = tail_pages(back, 100_000);
+    let shape: Vec<(u32, usize, bool)> = pages
+        .iter()
+        .map(|(d, p)| (*d, p.items.len(), p.tail))
+        .collect();
+    assert_eq!(shape, vec![(1, 1, true), (5, 100, true), (5, 50, true)]);
+    // A page that is not a tail page is sent as before: no new field in the message.
+    let plain = serde_json::to_string(&PageMessage {
+        items: vec![m(0)],
+        tail: false,
+    })
+    .unwrap();
+    assert!(!plain.contains("tail"), "{plain}");
+    let back: PageMessage = serde_json::from_str(&plain).unwrap();
+    assert!(!back.tail);
+}
+
+#[test]
+fn a_fresh_page_costs_one_call_per_user_plus_two_lookups() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let result = run(&clerk, &store, &page(100));
+    assert_eq!(result.calls, 102);
+    assert!(result
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::Created { .. })));
+    assert_eq!(clerk.user_count(), 100);
+    assert_eq!(clerk.request_log.borrow().len(), 102);
+    assert_eq!(result.rate_limited_secs, None);
+}
+
+#[test]
+fn existing_users_are_completed_linked_or_refused_never_duplicated() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let records = vec![rec(0, true), rec(1, true), rec(2, false), rec(3, true)];
+    // L0 migrated before (found by external id); L1 and L2 signed up in Clerk with their
+    // emails (verified there); L3's email belongs to another legacy user's Clerk account.
+    clerk.seed(&records[0].to_create_user());
+    for r in &records[1..3] {
+        let mut body = r.to_create_user();
+        body.external_id = None;
+        clerk.seed(&body);
+    }
+    let mut other = records[3].to_create_user();
+    other.external_id = Some("someone-else".into());
+    clerk.seed(&other);
+
+    let result = run(&clerk, &store, &records);
+    assert!(matches!(
+        result.outcomes[0],
+        Outcome::AlreadyMigrated { .. }
+    ));
+    assert!(matches!(result.outcomes[1], Outcome::Linked { .. }));
+    assert!(
+        matches!(&result.outcomes[2], Outcome::Failed { code, .. } if code == "link_email_unverified_legacy"),
+        "{:?}",
+        result.outcomes[2]
+    );
+    assert!(
+        matches!(&result.outcomes[3], Outcome::Failed { code, .. } if code == "external_id_conflict"),
+        "{:?}",
+        result.outcomes[3]
+    );
+    assert_eq!(clerk.user_count(), 4, "nobody created");
+    assert_eq!(
+        clerk
+            .user_by_external_id("L1")
+            .unwrap()
+            .email_addresses
+            .len(),
+        1
+    );
+    assert!(clerk.user_by_external_id("someone-else").is_some());
+    assert!(
+        clerk.user_by_external_id("L3").is_none(),
+        "two legacy users never merge"
+    );
+    assert!(
+        clerk.user_by_external_id("L2").is_none(),
+        "no link without proof"
+    );
+}
+
+#[test]
+fn escaped_ids_only_bind_their_exact_user() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    // A Clerk user "alice" exists; the legacy user "+alice" is someone else.
+    let alice =
+        parse_line(r#"{"id":"alice","email":"alice@example.com","email_verified":true}"#).unwrap();
+    clerk.seed(&alice.to_create_user());
+    let plus =
+        parse_line(r#"{"id":"+alice","email":"plus@example.com","email_verified":true}"#).unwrap();
+    let minus =
+        parse_line(r#"{"id":"-5","email":"m5@example.com","email_verified":true}"#).unwrap();
+    let result = run(&clerk, &store, &[plus, minus]);
+    assert!(
+        matches!(result.outcomes[0], Outcome::Created { .. }),
+        "{result:?}"
+    );
+    assert!(
+        matches!(result.outcomes[1], Outcome::Created { .. }),
+        "{result:?}"
+    );
+    assert_eq!(
+        clerk.user_by_external_id("alice").unwrap().email_addresses[0].email_address,
+        "alice@example.com"
+    );
+    assert_eq!(clerk.user_count(), 3);
+}
+
+#[test]
+fn answered_transient_errors_are_tried_again_in_the_page_after_a_pause() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    // Requests 0 and 1 are the look-ups; 5 and 7 are creates: a 500, tried again at the
+    // end of the page, and a timeout after Clerk wrote the user, which waits for its
+    // backoff (its next page finds the user by its look-up).
+    clerk.set_fault_hook(|n| match n {
+        5 => Some(Fault::ServerError),
+        7 => Some(Fault::TimeoutAfterWrite),
+        _ => None,
+    });
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let grants = Grants::free();
+    let result = block_on(migrate_page(&migrator, &clerk, &grants, &page(10)));
+    assert!(matches!(result.outcomes[3], Outcome::Created { .. }));
+    assert!(
+        matches!(&result.outcomes[5], Outcome::Retry { code, .. } if code == "timeout"),
+        "{:?}",
+        result.outcomes[5]
+    );
+    let created = result.outcomes.iter().filter(|o| o.clerk_id().is_some());
+    assert_eq!(created.count(), 9);
+    assert_eq!(result.calls, 2 + 10 + 1);
+    assert!(grants.now.get() >= RETRY_PAUSE_MS, "the retry waited");
+    // The timed-out record's next page finds its user: nobody twice.
+    let again = run(&clerk, &store, &page(10)[5..6]);
+    assert!(matches!(again.outcomes[0], Outcome::AlreadyMigrated { .. }));
+    assert_eq!(clerk.user_count(), 10);
+    assert!(clerk.duplicate_external_ids().is_empty());
+}
+
+#[test]
+fn a_record_that_keeps_failing_is_left_pending_after_its_tries() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    // Requests 0 and 1 are the look-ups, 2..=11 the creates in order: L4's is 6, and its
+    // two tries again (12, 13) fail too.
+    clerk.set_fault_hook(|n| matches!(n, 6 | 12 | 13).then_some(Fault::ServerError));
+    let result = run(&clerk, &store, &page(10));
+    assert!(
+        matches!(&result.outcomes[4], Outcome::Retry { code, .. } if code == "clerk_unavailable"),
+        "{:?}",
+        result.outcomes[4]
+    );
+    assert_eq!(clerk.user_count(), 9);
+    assert_eq!(result.calls, 2 + 10 + 2);
+}
+
+#[test]
+fn a_clerk_in_trouble_gets_the_backoff_not_more_calls() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    // Half the creates fail: the page does not try them again (they wait for their
+    // backoff, pending), and the other half are created.
+    clerk.set_fault_hook(|n| (n >= 2 && n % 2 == 0).then_some(Fault::ServerError));
+    let result = run(&clerk, &store, &page(20));
+    let pending = result
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Retry { code, .. } if code == "clerk_unavailable"))
+        .count();
+    assert!(pending >= 8, "{:?}", result.outcomes);
+    assert_eq!(clerk.user_count(), 20 - pending);
+    assert!(result.calls <= 2 + 20 + 3, "{}", result.calls);
+}
+
+#[test]
+fn a_429_stops_the_page_and_asks_for_its_retry_after() {
+    let clerk = MemoryClerk::new(Some((5, 10_000)));
+    let store = MemoryStore::new();
+    let result = run(&clerk, &store, &page(10));
+    // Two look-ups and three creates fit; the sixth call is refused.
+    assert_eq!(result.rate_limited_secs, Some(10));
+    let created = result
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Created { .. }))
+        .count();
+    assert_eq!(created, 3);
+    assert!(result.outcomes.iter().all(|o| match o {
+        Outcome::Created { .. } => true,
+        Outcome::Retry { code, after_secs } => code == RATE_LIMITED && after_secs.is_some(),
+        _ => false,
+    }));
+}
+
+#[test]
+fn a_page_redelivered_after_a_partial_run_creates_nobody_twice() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let records = page(30);
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    // The first delivery stops after the look-ups and one group of creates (a crash,
+    // a pause): its outcomes are never written.
+    let first = block_on(migrate_page(
+        &migrator,
+        &clerk,
+        &Grants::stopping_after(3),
+        &records,
+    ));
+    let created_first = clerk.user_count();
+    assert_eq!(created_first, 10);
+    assert!(first
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Retry { code, .. } if code == DEFERRED)));
+    // A create whose answer was lost (the user exists, the caller does not know).
+    let base = clerk.request_log.borrow().len() as u64;
+    clerk.set_fault_hook(move |n| (n == base + 3).then_some(Fault::TimeoutAfterWrite));
+    let second = run(&clerk, &store, &records);
+    let third = run(&clerk, &store, &records);
+    assert_eq!(clerk.user_count(), 30);
+    assert!(clerk.duplicate_external_ids().is_empty());
+    for o in second.outcomes.iter().take(10) {
+        assert!(matches!(o, Outcome::AlreadyMigrated { .. }), "{o:?}");
+    }
+    assert!(third
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::AlreadyMigrated { .. })));
+    assert_eq!(third.calls, 1, "everyone found by one look-up");
+}
+
+#[test]
+fn grants_for_records_that_need_no_call_are_given_back() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let mut records = page(30);
+    run(&clerk, &store, &records[..20]);
+    // Twenty already complete, one refused (its email is held by an unverified user),
+    // nine to create.
+    let mut native = rec(20, true).to_create_user();
+    native.external_id = None;
+    clerk.seed(&native);
+    records[20] = rec(20, false);
+    let grants = Grants::free();
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
+    assert_eq!(result.calls, 2 + 9, "two look-ups and nine creates");
+    assert_eq!(grants.spent.get(), 11);
+    assert_eq!(
+        grants.unused.get(),
+        grants.granted.get() - 11,
+        "every grant not made is given back"
+    );
+    assert_eq!(grants.unused.get(), 21);
+    assert!(matches!(&result.outcomes[20], Outcome::Failed { .. }));
+}
+
+/// Refuses for good any look-up that carries `bad`.
+struct RefusesValue<'a> {
+    inner: &'a MemoryClerk,
+    bad: &'a str,
+}
+
+impl ClerkApi for RefusesValue<'_> {
+    async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+        if q.email_address.iter().any(|e| e == self.bad) {
+            return Err(ClerkError::Api {
+                status: 422,
+                code: "form_param_format_invalid".into(),
+                message: "invalid".into(),
+                long_message: None,
+                param: Some("email_address".into()),
+            });
+        }
+        self.inner.find_users(q).await
+    }
+    async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
+        self.inner.create_user(body).await
+    }
+    async fn update_user(&self, id: &str, b: &UpdateUser) -> Result<ClerkUser, ClerkError> {
+        self.inner.update_user(id, b).await
+    }
+    async fn update_user_metadata(
+        &self,
+        id: &str,
+        b: &UpdateUserMetadata,
+    ) -> Result<ClerkUser, ClerkError> {
+        self.inner.update_user_metadata(id, b).await
+    }
+    async fn create_sign_in_token(&self, id: &str, secs: u32) -> Result<SignInToken, ClerkError> {
+        self.inner.create_sign_in_token(id, secs).await
+    }
+}
+
+#[test]
+fn a_value_clerk_refuses_fails_alone_and_the_page_goes_on() {
+    let memory = MemoryClerk::default();
+    let clerk = RefusesValue {
+        inner: &memory,
+        bad: "u5@example.com",
+    };
+    let store = MemoryStore::new();
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let result = block_on(migrate_page(&migrator, &clerk, &Grants::free(), &page(16)));
+    for (i, o) in result.outcomes.iter().enumerate() {
+        if i == 5 {
+            assert!(
+                matches!(o, Outcome::Failed { code, .. } if code == "form_param_format_invalid"),
+                "{o:?}"
+            );
+        } else {
+            assert!(matches!(o, Outcome::Created { .. }), "{i}: {o:?}");
+        }
+    }
+    // 1 + (1 refused + log2(16) halvings) look-ups, 15 creates.
+    assert!(result.calls <= 1 + 9 + 15, "{}", result.calls);
+}
+
+#[test]
+fn observe_only_looks_up() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let records = page(5);
+    let mut body = records[1].to_create_user();
+    body.external_id = None;
+    clerk.seed(&body);
+    let migrator = Migrator::new(&clerk, &store, Mode::Observe);
+    let result = block_on(migrate_page(
+        &migrator,
+        &clerk,
+        &Grants::stopping_after(2),
+        &records,
+    ));
+    assert_eq!(result.calls, 2);
+    assert!(matches!(result.outcomes[1], Outcome::WouldLink { .. }));
+    assert_eq!(
+        result
+            .outcomes
+            .iter()
+            .filter(|o| **o == Outcome::WouldCreate)
+            .count(),
+        4
+    );
+    assert_eq!(clerk.user_count(), 1);
+}
+
+#[test]
+fn pages_are_cut_by_records_and_bytes() {
+    let msg = |i: usize, len: usize| QueueMessage {
+        import_id: "imp".into(),
+        record: "x".repeat(len) + &i.to_string(),
+        attempts: 0,
+    };
+    let small: Vec<QueueMessage> = (0..250).map(|i| msg(i, 10)).collect();
+    let pages = paginate(small, &[100, 100, 50]);
+    assert_eq!(
+        pages
+            .iter()
+            .map(|(i, p)| (*i, p.items.len()))
+            .collect::<Vec<_>>(),
+        vec![(0, 100), (1, 100), (2, 50)]
+    );
+    let big: Vec<QueueMessage> = (0..10).map(|i| msg(i, 30 * 1024)).collect();
+    let pages = paginate(big, &[10]);
+    assert!(pages.iter().all(|(i, p)| *i == 0 && p.items.len() <= 3));
+    assert_eq!(pages.iter().map(|(_, p)| p.items.len()).sum::<usize>(), 10);
+    let json = serde_json::to_string(&pages[0].1).unwrap();
+    assert!(json.len() < 128 * 1024);
+}
