@@ -1,112 +1,44 @@
-//! Remembers verified sessions by the SHA-256 of their token, so repeat requests with the same
-//! cookie skip the crypto. Entries live no longer than the token itself and the map is bounded.
+//! The isolate's answers that expire: one bounded map, generic over its key, serves every such
+//! cache of the identity path (verified signatures, database sessions, Clerk `external_id`s).
 //!
-//! The key is a cryptographic hash on purpose: with a fast non-cryptographic hash an attacker
-//! could craft a token that collides with a victim's and be handed the victim's identity.
+//! Keys are compared in full and hashed with [`TailHash`] (their last bytes). That is safe for
+//! these maps because no key is chosen freely by a stranger and matched by hash alone: verified
+//! tokens end in their signature, database-session keys are SHA-256 digests, Clerk ids come from
+//! verified tokens. A colliding hash costs one extra comparison, never a wrong answer.
+//!
+//! Database sessions are keyed by a cryptographic hash on purpose ([`VerifiedCache::key`]): the
+//! map holds no cookie value in clear, and two values can never share a key.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
-/// Entries kept per isolate; enough for the active users of one isolate, small in memory.
-pub const DEFAULT_CAPACITY: usize = 2048;
-
-pub struct VerifiedCache<V> {
-    entries: HashMap<[u8; 32], (V, u64)>,
+/// Answers kept until they expire (unix seconds), found by their exact key. Bounded: when full,
+/// expired entries make room first, then the whole map is dropped (a miss only costs the work
+/// the answer saved).
+pub struct ExpiringMap<K, V> {
+    entries: HashMap<K, (V, u64), TailHash>,
     capacity: usize,
 }
 
-impl<V: Clone> VerifiedCache<V> {
+impl<K: Hash + Eq, V: Clone> ExpiringMap<K, V> {
     pub fn new(capacity: usize) -> Self {
-        VerifiedCache {
-            entries: HashMap::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// The hash under which a token (or several cookie values joined) is remembered.
-    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        for part in parts {
-            let part = part.as_ref();
-            // Length-prefixed so ("ab","c") and ("a","bc") differ.
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        }
-        hasher.finalize().into()
-    }
-
-    /// The remembered value, if it has not expired at `now`.
-    pub fn get(&mut self, key: &[u8; 32], now: u64) -> Option<V> {
-        match self.entries.get(key) {
-            Some((value, expires)) if *expires > now => Some(value.clone()),
-            Some(_) => {
-                self.entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Remembers `value` until `expires` (unix seconds). Makes room first when full.
-    pub fn insert(&mut self, key: [u8; 32], value: V, expires: u64, now: u64) {
-        if expires <= now {
-            return;
-        }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, (_, e)| *e > now);
-            if self.entries.len() >= self.capacity {
-                // Still full of live entries: drop an arbitrary one (a miss only costs crypto).
-                if let Some(victim) = self.entries.keys().next().copied() {
-                    self.entries.remove(&victim);
-                }
-            }
-        }
-        self.entries.insert(key, (value, expires));
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-/// Remembers verified tokens by their exact bytes (compared in full), for caches whose keys are
-/// long: no digest is computed per request, only [`TailHash`] over the key's last bytes.
-pub struct ExactCache<V> {
-    entries: HashMap<Box<[u8]>, (V, u64), TailHash>,
-    capacity: usize,
-}
-
-impl<V: Clone> ExactCache<V> {
-    pub fn new(capacity: usize) -> Self {
-        ExactCache {
+        ExpiringMap {
             entries: HashMap::default(),
             capacity: capacity.max(1),
         }
     }
 
-    /// The exact key of several parts: each length-prefixed, so ("ab","c") and ("a","bc")
-    /// differ. The last part ends the key, so the hash sees its last bytes.
-    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> Box<[u8]> {
-        let len = parts.iter().map(|p| p.as_ref().len() + 8).sum();
-        let mut key = Vec::with_capacity(len);
-        for part in parts {
-            let part = part.as_ref();
-            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            key.extend_from_slice(part);
-        }
-        key.into_boxed_slice()
-    }
-
-    /// The remembered value, if it has not expired at `now`.
-    pub fn get(&mut self, key: &[u8], now: u64) -> Option<V> {
+    /// The remembered value and the second it expires at, if it has not expired at `now`.
+    pub fn get_until<Q>(&mut self, key: &Q, now: u64) -> Option<(V, u64)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         match self.entries.get(key) {
-            Some((value, expires)) if *expires > now => Some(value.clone()),
+            Some((value, expires)) if *expires > now => Some((value.clone(), *expires)),
             Some(_) => {
                 self.entries.remove(key);
                 None
@@ -115,15 +47,24 @@ impl<V: Clone> ExactCache<V> {
         }
     }
 
+    /// The remembered value, if it has not expired at `now`.
+    pub fn get<Q>(&mut self, key: &Q, now: u64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_until(key, now).map(|(value, _)| value)
+    }
+
     /// Remembers `value` until `expires` (unix seconds). Makes room first when full.
-    pub fn insert(&mut self, key: Box<[u8]>, value: V, expires: u64, now: u64) {
+    pub fn insert(&mut self, key: K, value: V, expires: u64, now: u64) {
         if expires <= now {
             return;
         }
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
             self.entries.retain(|_, (_, e)| *e > now);
             if self.entries.len() >= self.capacity {
-                // Still full of live entries: start over (a miss only costs crypto).
+                // Still full of live entries: start over.
                 self.entries.clear();
             }
         }
@@ -136,6 +77,42 @@ impl<V: Clone> ExactCache<V> {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// Answers remembered by the SHA-256 of what they answer (see [`VerifiedCache::key`]).
+pub type VerifiedCache<V> = ExpiringMap<[u8; 32], V>;
+
+impl<V> ExpiringMap<[u8; 32], V> {
+    /// The hash under which a token (or several cookie values joined) is remembered.
+    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            let part = part.as_ref();
+            // Length-prefixed so ("ab","c") and ("a","bc") differ.
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        hasher.finalize().into()
+    }
+}
+
+/// Verified tokens remembered by their exact bytes (compared in full), for caches whose keys are
+/// long: no digest is computed per request, only [`TailHash`] over the key's last bytes.
+pub type ExactCache<V> = ExpiringMap<Box<[u8]>, V>;
+
+impl<V> ExpiringMap<Box<[u8]>, V> {
+    /// The exact key of several parts: each length-prefixed, so ("ab","c") and ("a","bc")
+    /// differ. The last part ends the key, so the hash sees its last bytes.
+    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> Box<[u8]> {
+        let len = parts.iter().map(|p| p.as_ref().len() + 8).sum();
+        let mut key = Vec::with_capacity(len);
+        for part in parts {
+            let part = part.as_ref();
+            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            key.extend_from_slice(part);
+        }
+        key.into_boxed_slice()
     }
 }
 

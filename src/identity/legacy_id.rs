@@ -20,10 +20,9 @@
 //! ends in a new session (the sign-in token), so a freshly migrated user is looked up again at
 //! once and never forwarded under its Clerk id because of an answer older than its migration.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 
+use super::cache::ExpiringMap;
 use crate::clerk_api::{ClerkError, ClerkUser};
 
 /// How long a user's `external_id` is reused in the isolate. Clerk keeps it; the worker never
@@ -115,56 +114,14 @@ pub fn worth_one_retry(error: &ClerkError) -> bool {
     )
 }
 
-/// Answers kept until they expire, found by their exact key (no digest per request: the keys
-/// are Clerk ids, not secrets). Bounded: expired entries make room first, then the whole map.
-struct Expiring<V> {
-    entries: HashMap<String, (V, u64)>,
-    capacity: usize,
-}
-
-impl<V: Clone> Expiring<V> {
-    fn new(capacity: usize) -> Self {
-        Expiring {
-            entries: HashMap::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// The answer and the second it expires at, if it has not expired at `now`.
-    fn get(&mut self, key: &str, now: u64) -> Option<(V, u64)> {
-        match self.entries.get(key) {
-            Some((value, expires)) if *expires > now => Some((value.clone(), *expires)),
-            Some(_) => {
-                self.entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn insert(&mut self, key: String, value: V, expires: u64, now: u64) {
-        if expires <= now {
-            return;
-        }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, (_, e)| *e > now);
-            if self.entries.len() >= self.capacity {
-                // Still full of live answers: start over (a miss costs one KV read).
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(key, (value, expires));
-    }
-}
-
 /// The isolate's answers, each with its own lifetime (see the constants).
 pub struct LegacyIds {
-    /// By Clerk user id.
-    legacy: Expiring<String>,
+    /// By Clerk user id (the keys are Clerk ids, not secrets: no digest per request).
+    legacy: ExpiringMap<String, String>,
     /// By [`session_key`].
-    clerk_born: Expiring<()>,
+    clerk_born: ExpiringMap<String, ()>,
     /// By Clerk user id.
-    unavailable: Expiring<()>,
+    unavailable: ExpiringMap<String, ()>,
 }
 
 /// One key per (user, session): the user id's length first, so no two pairs share a key.
@@ -175,9 +132,9 @@ fn session_key(clerk_id: &str, session_id: &str) -> String {
 impl LegacyIds {
     pub fn new(capacity: usize) -> LegacyIds {
         LegacyIds {
-            legacy: Expiring::new(capacity),
-            clerk_born: Expiring::new(capacity),
-            unavailable: Expiring::new(capacity / 4 + 1),
+            legacy: ExpiringMap::new(capacity),
+            clerk_born: ExpiringMap::new(capacity),
+            unavailable: ExpiringMap::new(capacity / 4 + 1),
         }
     }
 
@@ -187,13 +144,16 @@ impl LegacyIds {
 
     /// [`Self::cached`] and the second its answer ends (`now` for [`Cached::Ask`]).
     pub fn cached_until(&mut self, clerk_id: &str, session_id: &str, now: u64) -> (Cached, u64) {
-        if let Some((legacy, until)) = self.legacy.get(clerk_id, now) {
+        if let Some((legacy, until)) = self.legacy.get_until(clerk_id, now) {
             return (Cached::Known(Known::Legacy(legacy)), until);
         }
-        if let Some(((), until)) = self.clerk_born.get(&session_key(clerk_id, session_id), now) {
+        if let Some(((), until)) = self
+            .clerk_born
+            .get_until(&session_key(clerk_id, session_id), now)
+        {
             return (Cached::Known(Known::ClerkBorn), until);
         }
-        if let Some(((), until)) = self.unavailable.get(clerk_id, now) {
+        if let Some(((), until)) = self.unavailable.get_until(clerk_id, now) {
             return (Cached::Unavailable, until);
         }
         (Cached::Ask, now)
@@ -381,7 +341,7 @@ mod tests {
                 &Known::Legacy(format!("L{i}")),
                 0,
             );
-            assert!(ids.legacy.entries.len() <= 4);
+            assert!(ids.legacy.len() <= 4);
         }
         assert_eq!(
             ids.cached("user_49", "s", 1),
