@@ -740,7 +740,8 @@ mod tests {
     use super::*;
     use serde_json::{json, Map, Value};
 
-    fn session(claims: Value) -> ClerkSession {
+    /// A verified session of `user_1` / `sess_1` with these claims (shared with `memo_tests`).
+    pub(super) fn session(claims: Value) -> ClerkSession {
         let claims: Map<String, Value> = serde_json::from_value(claims).unwrap();
         ClerkSession {
             user_id: "user_1".into(),

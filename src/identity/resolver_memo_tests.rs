@@ -5,20 +5,10 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use futures::executor::block_on;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::tests::session;
 use super::*;
-
-fn session(claims: Value) -> ClerkSession {
-    let claims: Map<String, Value> = serde_json::from_value(claims).unwrap();
-    ClerkSession {
-        user_id: "user_1".into(),
-        session_id: Some("sess_1".into()),
-        exp: 0,
-        iat: 0,
-        claims: Rc::new(claims),
-    }
-}
 
 const SECRET: &str = "memo-test-secret";
 /// Clerk configured with a PEM key (no Backend API, nothing fetched).
