@@ -1,5 +1,7 @@
-//! RS256 signature checks with the runtime's WebCrypto (`crypto.subtle`), which in workerd is
-//! native code and far faster than RSA compiled to wasm.
+//! RS256 signature checks with the runtime's native crypto, far faster than RSA compiled to wasm:
+//! node:crypto's synchronous `verify` when the runtime offers it (`nodejs_compat`, see
+//! `rs256.js`), so a cold token awaits nothing; otherwise WebCrypto (`crypto.subtle`), whose
+//! answer is a promise.
 //!
 //! Keys are imported once per isolate and kept in a thread-local list, found by comparing the
 //! key itself (Workers isolates are single-threaded, so a thread-local is an isolate-local); a
@@ -9,6 +11,7 @@
 use std::cell::{OnceCell, RefCell};
 
 use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
@@ -20,7 +23,20 @@ const RSASSA_PKCS1_V1_5: &str = "RSASSA-PKCS1-v1_5";
 /// Clerk publishes one or two signing keys; the bound only guards against a runaway JWKS.
 const MAX_IMPORTED_KEYS: usize = 32;
 
+#[wasm_bindgen(module = "/src/identity/rs256.js")]
+extern "C" {
+    /// node:crypto's key object for JWK `n` and `e`, or `null` without node:crypto.
+    #[wasm_bindgen(js_name = rs256Key)]
+    fn rs256_key(n: &str, e: &str) -> JsValue;
+
+    /// node:crypto's RSASSA-PKCS1-v1_5 / SHA-256 verify, answered at once.
+    #[wasm_bindgen(js_name = rs256Verify)]
+    fn rs256_verify(key: &JsValue, signature: &[u8], data: &[u8]) -> bool;
+}
+
 thread_local! {
+    /// Keys made for [`verify_rs256_now`] (`null`: the runtime has no node:crypto).
+    static SYNC_KEYS: RefCell<Vec<(RsaPublicKey, JsValue)>> = const { RefCell::new(Vec::new()) };
     static IMPORTED_KEYS: RefCell<Vec<(RsaPublicKey, CryptoKey)>> = const { RefCell::new(Vec::new()) };
     static SUBTLE: OnceCell<Result<SubtleCrypto, WebCryptoError>> = const { OnceCell::new() };
 }
@@ -116,7 +132,32 @@ pub async fn import_rs256_key(key: &RsaPublicKey) -> Result<CryptoKey, WebCrypto
     Ok(imported)
 }
 
-/// RSASSA-PKCS1-v1_5 / SHA-256 over `signing_input`. Any failure (bad key, wrong signature
+/// RSASSA-PKCS1-v1_5 / SHA-256 over `signing_input`, answered at once by node:crypto; `None`
+/// when the runtime does not offer it (then [`verify_rs256`] answers). Any failure is `false`.
+pub fn verify_rs256_now(
+    key: &RsaPublicKey,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> Option<bool> {
+    let sync_key = SYNC_KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some((_, known)) = keys.iter().find(|(k, _)| k == key) {
+            return known.clone();
+        }
+        let made = rs256_key(&key.n_base64url(), &key.e_base64url());
+        if keys.len() >= MAX_IMPORTED_KEYS {
+            keys.clear();
+        }
+        keys.push((key.clone(), made.clone()));
+        made
+    });
+    if sync_key.is_null() {
+        return None;
+    }
+    Some(signature.len() == key.modulus_len() && rs256_verify(&sync_key, signature, signing_input))
+}
+
+/// RSASSA-PKCS1-v1_5 / SHA-256 over `signing_input` with WebCrypto. Any failure (bad key, wrong signature
 /// length, missing WebCrypto) is `false`: a signature that cannot be checked is not valid.
 pub async fn verify_rs256(key: &RsaPublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
     if signature.len() != key.modulus_len() {

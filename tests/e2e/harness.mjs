@@ -9,6 +9,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const BUILD = path.join(ROOT, 'build');
 
 export const COMPATIBILITY_DATE = '2026-04-01';
+/** As wrangler.toml: `nodejs_compat` lets Clerk signatures be checked synchronously. */
+export const COMPATIBILITY_FLAGS = ['nodejs_compat'];
 
 /** The worker's module list, as Miniflare needs it. */
 export function bridgeModules() {
@@ -27,6 +29,7 @@ export function bridgeWorker(vars = {}, extra = {}) {
     name: 'auth-bridge',
     ...bridgeModules(),
     compatibilityDate: COMPATIBILITY_DATE,
+    compatibilityFlags: COMPATIBILITY_FLAGS,
     bindings: { MIGRATION_PHASE: 'migrate', ...vars },
     kvNamespaces: ['AUTH_BRIDGE_KV'],
     queueProducers: { IMPORT_QUEUE: { queueName: 'auth-bridge-import' } },
