@@ -828,7 +828,7 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         );
         // Near the physical limit (one call per user at the full rate): the faults' retries,
         // the trickle's priority, the 1 % margin and the arrival guard cost the rest (about
-        // 1.15× at 100/10s and 1.16× at 1000/10s).
+        // 1.12× at 100/10s and 1.13–1.15× at 1000/10s).
         assert!(finished_s <= physical_s * 1.3, "{finished_s} s");
     }
 }
