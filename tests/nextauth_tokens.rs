@@ -127,7 +127,7 @@ fn every_fixture_token_gets_the_upstream_verdict() {
             t.upstream
         );
         if let Ok(session) = ours {
-            assert_eq!(Some(&session.claims), t.claims.as_ref(), "{}", t.label);
+            assert_eq!(Some(&*session.claims), t.claims.as_ref(), "{}", t.label);
             assert_eq!(session.cookie_name, t.cookie_name);
             let version = if t.version == "v4" {
                 NextAuthVersion::V4

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockDecryptMut, InnerIvInit, KeyInit};
@@ -63,6 +63,10 @@ pub const DEFAULT_COOKIE_NAMES: [&str; 4] = [
 ];
 
 const V4_INFO: &str = "NextAuth.js Generated Encryption Key";
+/// The protected header next-auth 4 puts on every token, `{"alg":"dir","enc":"A256GCM"}`, as
+/// it appears in the token: recognised by its exact text, it is not decoded and parsed again for
+/// every fresh token (it reads as `A256GCM`, no `kid`, nothing replicated).
+const V4_HEADER_SEGMENT: &str = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0";
 
 /// Which library's key scheme opened the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +90,9 @@ pub struct NextAuthSession {
     /// The cookie it came from (the base name, without a chunk suffix).
     pub cookie_name: String,
     pub version: NextAuthVersion,
-    /// Every claim, app-specific ones included.
-    pub claims: Map<String, Value>,
+    /// Every claim, app-specific ones included. Shared: a remembered session hands out copies
+    /// (see [`CookieScheme::recall`]) without copying every claim.
+    pub claims: Arc<Map<String, Value>>,
 }
 
 // Apps keep OAuth access tokens in these claims: Debug shows claim names only.
@@ -407,6 +412,17 @@ struct Header {
 }
 
 fn parse_header(segment: &str) -> Result<Header, NextAuthError> {
+    if segment == V4_HEADER_SEGMENT {
+        return Ok(Header {
+            enc: Enc::A256Gcm,
+            kid: None,
+            replicated: Vec::new(),
+        });
+    }
+    parse_header_json(segment)
+}
+
+fn parse_header_json(segment: &str) -> Result<Header, NextAuthError> {
     if segment.len() > MAX_HEADER_SEGMENT_LEN {
         return Err(NextAuthError::BadHeader);
     }
@@ -744,7 +760,28 @@ impl NextAuthVerifier {
             exp,
             cookie_name: scheme.name.clone(),
             version,
-            claims,
+            claims: Arc::new(claims),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v4_header_shortcut_reads_as_the_header_parsed() {
+        let bytes = URL_SAFE_NO_PAD.decode(V4_HEADER_SEGMENT).unwrap();
+        assert_eq!(bytes, br#"{"alg":"dir","enc":"A256GCM"}"#);
+        let (short, parsed) = (
+            parse_header(V4_HEADER_SEGMENT).ok().unwrap(),
+            parse_header_json(V4_HEADER_SEGMENT).ok().unwrap(),
+        );
+        assert!(short.enc == parsed.enc && short.enc == Enc::A256Gcm);
+        assert_eq!(short.kid, parsed.kid);
+        assert_eq!(short.replicated, parsed.replicated);
+        // Any other text goes through the full parse and its checks.
+        let other = URL_SAFE_NO_PAD.encode(br#"{"alg":"dir","enc":"A256GCM","zip":"DEF"}"#);
+        assert_eq!(parse_header(&other).err(), Some(NextAuthError::Compressed));
     }
 }
