@@ -127,7 +127,7 @@ fn every_fixture_token_gets_the_upstream_verdict() {
             t.upstream
         );
         if let Ok(session) = ours {
-            assert_eq!(Some(&*session.claims), t.claims.as_ref(), "{}", t.label);
+            assert_eq!(Some(&session.claims), t.claims.as_ref(), "{}", t.label);
             assert_eq!(session.cookie_name, t.cookie_name);
             let version = if t.version == "v4" {
                 NextAuthVersion::V4
@@ -528,7 +528,7 @@ fn attack_table() {
     for (name, cookie, token, at, expected) in &cases {
         let got = verifier.decode(cookie, token, *at);
         match expected {
-            Ok(sub) => assert_eq!(got.map(|s| s.sub).as_deref(), Ok(*sub), "{name}"),
+            Ok(sub) => assert_eq!(got.map(|s| s.sub.clone()).as_deref(), Ok(*sub), "{name}"),
             Err(e) => {
                 let err = got.expect_err(name);
                 assert_eq!(&err, e, "{name}");
@@ -690,7 +690,7 @@ fn precedence_between_cookie_names() {
     let v5_secure = &f.token("v5-secure").token;
     let v4 = &f.token("v4").token;
     let name_of = |o: NextAuthOutcome| match o {
-        NextAuthOutcome::Session(s) => s.cookie_name,
+        NextAuthOutcome::Session(s) => s.cookie_name.clone(),
         other => panic!("{other:?}"),
     };
     // Auth.js before next-auth 4, __Secure- before plain.

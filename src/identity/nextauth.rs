@@ -77,9 +77,23 @@ pub enum NextAuthVersion {
     V5,
 }
 
-/// A valid NextAuth / Auth.js JWT session.
+/// A valid NextAuth / Auth.js JWT session, read through its [`SessionFacts`]. A shared handle:
+/// the copy a cookie name remembers (see [`CookieScheme::recall`]) and the one handed out are
+/// the same facts, so remembering a fresh token copies no claim and no string.
 #[derive(Clone, PartialEq)]
-pub struct NextAuthSession {
+pub struct NextAuthSession(Arc<SessionFacts>);
+
+impl std::ops::Deref for NextAuthSession {
+    type Target = SessionFacts;
+
+    fn deref(&self) -> &SessionFacts {
+        &self.0
+    }
+}
+
+/// What a valid session token says.
+#[derive(PartialEq)]
+pub struct SessionFacts {
     /// The legacy user id.
     pub sub: String,
     pub email: Option<String>,
@@ -90,9 +104,8 @@ pub struct NextAuthSession {
     /// The cookie it came from (the base name, without a chunk suffix).
     pub cookie_name: String,
     pub version: NextAuthVersion,
-    /// Every claim, app-specific ones included. Shared: a remembered session hands out copies
-    /// (see [`CookieScheme::recall`]) without copying every claim.
-    pub claims: Arc<Map<String, Value>>,
+    /// Every claim, app-specific ones included.
+    pub claims: Map<String, Value>,
 }
 
 // Apps keep OAuth access tokens in these claims: Debug shows claim names only.
@@ -752,7 +765,7 @@ impl NextAuthVerifier {
             _ => return Err(NextAuthError::ClaimsNotObject),
         };
         let exp = check_claims(&header, &claims, now)?;
-        Ok(NextAuthSession {
+        Ok(NextAuthSession(Arc::new(SessionFacts {
             sub: string_claim(&claims, "sub").unwrap_or_default(),
             email: string_claim(&claims, "email"),
             name: string_claim(&claims, "name"),
@@ -760,8 +773,8 @@ impl NextAuthVerifier {
             exp,
             cookie_name: scheme.name.clone(),
             version,
-            claims: Arc::new(claims),
-        })
+            claims,
+        })))
     }
 }
 
