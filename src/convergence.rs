@@ -479,7 +479,7 @@ pub fn kind_of(source: Source, nextauth_beside_clerk: bool) -> Kind {
 pub fn record(
     kind: Kind,
     user_id: Option<&str>,
-    kv: Option<KvStore>,
+    kv: Option<&KvStore>,
     ctx: &worker::Context,
     now: u64,
 ) {
@@ -493,7 +493,8 @@ pub fn record(
             Vec::new()
         }
     });
-    let Some(kv) = kv.filter(|_| !writes.is_empty()) else {
+    // Cloned only for a write: a KvStore is six JS handles, each a table slot to take and free.
+    let Some(kv) = kv.filter(|_| !writes.is_empty()).cloned() else {
         return;
     };
     ctx.wait_until(async move {

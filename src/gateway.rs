@@ -11,6 +11,7 @@
 //! handed back without awaiting it here ([`Reply::Origin`]); with nothing to await on the way
 //! (no Clerk signature to check, no KV read), the whole request runs synchronously.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use wasm_bindgen::JsCast;
@@ -19,6 +20,7 @@ use worker::{Context, Env, MessageBatch, Url};
 use crate::config::Phase;
 use crate::identity::clerk::{ClerkRequestState, DEV_BROWSER_QUERY_PARAM};
 use crate::identity::resolver::{RequestFacts, Resolution};
+use crate::identity::Source;
 use crate::isolate::{self, Isolate};
 use crate::proxy::InboundRequest;
 use crate::{convergence, handshake, phase, proxy, routes};
@@ -55,12 +57,10 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     // Parsed on first use only: most requests never need more than the path and the query.
     let parsed = OnceCell::new();
     let url = || parsed.get_or_init(|| Url::parse(inbound.url).ok()).as_ref();
-    let path = if inbound.path_is_plain() {
-        Some(inbound.path().to_string())
-    } else {
-        url().map(|u| u.path().to_string())
+    let path = match inbound.plain_path() {
+        Some(plain) => Some(plain),
+        None => url().map(Url::path),
     };
-    let path = path.as_deref();
     let request_origin;
     let origin_base = match &isolate.origin_base {
         Some(base) => base.as_str(),
@@ -79,7 +79,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         // Only look-ups about cookies are capped per address: no cookie, nothing to read.
         client_address: inbound.cookie.and(inbound.client_address),
     };
-    let kv = isolate.kv.clone();
+    let kv = isolate.kv.as_ref();
     let now = isolate::now_secs();
     let bridge_route = path.is_some_and(|p| p.starts_with(routes::PREFIX));
     if !bridge_route && may_return_from_handshake(&inbound, &isolate) {
@@ -115,7 +115,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         ),
         None => {
             let resolution = if resolves {
-                isolate.identity.resolve(&facts, kv.as_ref(), now).await
+                isolate.identity.resolve(&facts, kv, now).await
             } else {
                 Resolution::anonymous()
             };
@@ -135,22 +135,30 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
                     }
                 }
             }
-            let mut packed = String::with_capacity(128);
-            resolution.identity.push_headers(&mut packed);
-            if let (Some(killed), Some(cookies)) =
-                (&resolution.killed_nextauth_cookie, inbound.cookie)
-            {
-                // A revoked session must not reach the origin either: its NextAuth would renew it.
-                let kept = crate::cookies::without_session_cookies(cookies, &[killed.as_str()]);
-                proxy::push_identity_header(&mut packed, "cookie", &kept);
-            }
+            let killed_cookie = resolution
+                .killed_nextauth_cookie
+                .as_deref()
+                .zip(inbound.cookie);
+            let packed = match killed_cookie {
+                // The common anonymous request: nothing to build.
+                None if resolution.identity.source == Source::Anonymous => {
+                    Cow::Borrowed(proxy::ANONYMOUS_IDENTITY_HEADERS)
+                }
+                _ => {
+                    let mut packed = String::with_capacity(128);
+                    resolution.identity.push_headers(&mut packed);
+                    if let Some((killed, cookies)) = killed_cookie {
+                        // A revoked session must not reach the origin either: its NextAuth
+                        // would renew it.
+                        let kept = crate::cookies::without_session_cookies(cookies, &[killed]);
+                        proxy::push_identity_header(&mut packed, "cookie", &kept);
+                    }
+                    Cow::Owned(packed)
+                }
+            };
             isolate.identity.remember(&facts, &resolution, &packed, now);
             fresh = (resolution, packed);
-            (
-                &fresh.0.identity,
-                fresh.1.as_str(),
-                fresh.0.nextauth_beside_clerk,
-            )
+            (&fresh.0.identity, &*fresh.1, fresh.0.nextauth_beside_clerk)
         }
     };
     convergence::record(

@@ -18,6 +18,10 @@ extern "C" {
     fn forward_js(request: &web_sys::Request, packed: &str) -> js_sys::Promise;
 }
 
+/// The identity headers of an anonymous request, packed as [`push_identity_header`] packs them
+/// (what `Identity::anonymous().push_headers` gives), so the common request builds none.
+pub const ANONYMOUS_IDENTITY_HEADERS: &str = "x-auth-source\0anonymous";
+
 /// Prefix of every identity header; inbound copies are removed so nobody can forge them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
 
@@ -30,19 +34,36 @@ pub fn is_forgeable_identity_header(name: &str) -> bool {
 /// The URL the request goes to: the origin's scheme, host and path prefix with the request's own
 /// path and query; or, in route mode (no `ORIGIN_URL`), the request's URL unchanged.
 pub fn upstream_url(request_url: &str, origin: Option<&BaseUrl>) -> String {
+    let mut url = String::new();
+    push_upstream_url(&mut url, request_url, origin);
+    url
+}
+
+/// [`upstream_url`], appended to `out` (no allocation of its own on the hot path).
+pub fn push_upstream_url(out: &mut String, request_url: &str, origin: Option<&BaseUrl>) {
     let Some(origin) = origin else {
-        return request_url.to_string();
+        out.push_str(request_url);
+        return;
     };
-    // Everything after the authority: path, query (the fragment never reaches a server).
-    let after_scheme = request_url
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(request_url);
-    let path_and_query = match after_scheme.find('/') {
-        Some(at) => &after_scheme[at..],
-        None => "/",
-    };
-    origin.join(path_and_query)
+    out.push_str(&origin.origin);
+    out.push_str(&origin.path);
+    out.push_str(path_onward(request_url));
+}
+
+/// Everything after the authority: path and query (the fragment never reaches a server); `/`
+/// when the URL has no path.
+fn path_onward(url: &str) -> &str {
+    let after_scheme = after_scheme(url);
+    after_scheme.find('/').map_or("/", |at| &after_scheme[at..])
+}
+
+/// The URL after its first `://` (all of it when there is none). A byte scan: `split_once` with
+/// a string pattern sets up a two-way searcher, more work than the few bytes of a scheme.
+fn after_scheme(url: &str) -> &str {
+    url.as_bytes()
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(url, |at| &url[at + 3..])
 }
 
 /// What the worker reads from every request, borrowed from the one string `src/proxy.js` packs.
@@ -90,8 +111,7 @@ impl<'a> InboundRequest<'a> {
 
     /// The path of the URL (`/` when it has none), without query or fragment.
     pub fn path(&self) -> &'a str {
-        let after_scheme = self.url.split_once("://").map_or(self.url, |(_, r)| r);
-        let from_path = after_scheme.find('/').map_or("/", |at| &after_scheme[at..]);
+        let from_path = path_onward(self.url);
         let end = from_path.find(['?', '#']).unwrap_or(from_path.len());
         &from_path[..end]
     }
@@ -105,11 +125,20 @@ impl<'a> InboundRequest<'a> {
     /// Whether [`Self::path`] is already in the form a URL parser would give it, so it can be
     /// compared as is (no percent-escapes, dot segments, backslashes or non-ASCII to normalise).
     pub fn path_is_plain(&self) -> bool {
+        self.plain_path().is_some()
+    }
+
+    /// [`Self::path`] when it [is plain](Self::path_is_plain): one pass over its bytes.
+    pub fn plain_path(&self) -> Option<&'a str> {
         let path = self.path();
-        !path.contains("/.")
-            && path
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
+        let mut after_slash = false;
+        for b in path.bytes() {
+            if !b.is_ascii_graphic() || b == b'%' || b == b'\\' || (after_slash && b == b'.') {
+                return None;
+            }
+            after_slash = b == b'/';
+        }
+        Some(path)
     }
 
     /// Whether the query has a parameter named `name` (after form-decoding, as
@@ -146,16 +175,22 @@ pub fn forward_instructions(
     config: &Config,
     identity_headers: &str,
 ) -> String {
-    let mut packed = upstream_url(inbound.url, config.origin_url.as_ref());
-    packed.reserve(identity_headers.len() + 64);
-    // The origin is reached under another name: tell it the one the browser used.
-    packed.push_str(
-        match (&config.origin_url, inbound.url.starts_with("https:")) {
-            (None, _) => "\0",
-            (Some(_), true) => "\0https",
-            (Some(_), false) => "\0http",
-        },
+    let origin = config.origin_url.as_ref();
+    // One allocation: the URL, at most `\0https\0`, the via hops, `\0` and the identity headers.
+    let mut packed = String::with_capacity(
+        origin.map_or(0, |o| o.origin.len() + o.path.len())
+            + inbound.url.len()
+            + inbound.via.map_or(0, str::len)
+            + identity_headers.len()
+            + 32,
     );
+    push_upstream_url(&mut packed, inbound.url, origin);
+    // The origin is reached under another name: tell it the one the browser used.
+    packed.push_str(match (origin, inbound.url.starts_with("https:")) {
+        (None, _) => "\0",
+        (Some(_), true) => "\0https",
+        (Some(_), false) => "\0http",
+    });
     packed.push('\0');
     crate::via::push_via_with_bridge(&mut packed, inbound.via);
     if !identity_headers.is_empty() {
@@ -319,6 +354,13 @@ mod tests {
         assert!(inbound("https://a/?a=1&__clerk%5Fdb_jwt").has_query_param("__clerk_db_jwt"));
         assert!(!inbound("https://a/?x=__clerk_db_jwt").has_query_param("__clerk_db_jwt"));
         assert!(!inbound("https://a/").has_query_param("__clerk_db_jwt"));
+    }
+
+    #[test]
+    fn anonymous_headers_are_what_the_anonymous_identity_packs() {
+        let mut packed = String::new();
+        crate::identity::Identity::anonymous().push_headers(&mut packed);
+        assert_eq!(packed, ANONYMOUS_IDENTITY_HEADERS);
     }
 
     #[test]
