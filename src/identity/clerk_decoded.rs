@@ -22,6 +22,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::clerk::{ClerkTokenError, UntrustedClerkToken, MAX_TOKEN_LEN};
+use super::memo::same_bytes;
 
 /// Tokens remembered per isolate: a handful of concurrent sessions per isolate is typical.
 pub const CAPACITY: usize = 8;
@@ -94,7 +95,12 @@ pub fn decoded(token: &str) -> Rc<DecodedToken> {
     }
     MEMORY.with(|memory| {
         let mut memory = memory.borrow_mut();
-        if let Some(found) = memory.entries.iter().find(|e| *e.token == *token) {
+        // Compared from the end: remembered tokens share their header and most of the payload.
+        let found = memory
+            .entries
+            .iter()
+            .find(|e| same_bytes(e.token.as_bytes(), token.as_bytes()));
+        if let Some(found) = found {
             return Rc::clone(found);
         }
         let entry = Rc::new(DecodedToken::new(token));

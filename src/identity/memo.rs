@@ -119,9 +119,12 @@ struct Entry {
 
 impl Entry {
     fn is(&self, hash: u64, cookie: Option<&str>, authorization: Option<&str>) -> bool {
-        self.hash == hash
-            && self.cookie.as_deref() == cookie
-            && self.authorization.as_deref() == authorization
+        let same = |kept: &Option<Box<str>>, asked: Option<&str>| match (kept, asked) {
+            (Some(kept), Some(asked)) => same_bytes(kept.as_bytes(), asked.as_bytes()),
+            (None, None) => true,
+            _ => false,
+        };
+        self.hash == hash && same(&self.cookie, cookie) && same(&self.authorization, authorization)
     }
 
     fn bytes(&self) -> usize {
@@ -138,6 +141,8 @@ fn key_bytes(cookie: Option<&str>, authorization: Option<&str>) -> usize {
 #[derive(Default)]
 pub struct ResolutionMemo {
     entries: Vec<Entry>,
+    /// Bytes of keys held, kept as entries come and go (not summed per request).
+    bytes: usize,
 }
 
 impl ResolutionMemo {
@@ -182,18 +187,27 @@ impl ResolutionMemo {
             return;
         }
         let hash = request_hash(cookie, authorization);
-        // The same request again (its answer expired, or changed): replaced.
-        self.entries.retain(|e| !e.is(hash, cookie, authorization));
-        let full = |memo: &Self| {
-            memo.entries.len() >= MAX_ENTRIES || memo.total() + bytes > MAX_TOTAL_BYTES
-        };
+        // The same request again (its answer expired, or changed): replaced. Entries are kept
+        // in no particular order, so the last one takes its place.
+        if let Some(at) = self
+            .entries
+            .iter()
+            .position(|e| e.is(hash, cookie, authorization))
+        {
+            self.bytes -= self.entries.swap_remove(at).bytes();
+        }
+        let full =
+            |memo: &Self| memo.entries.len() >= MAX_ENTRIES || memo.bytes + bytes > MAX_TOTAL_BYTES;
         if full(self) {
             self.entries.retain(|e| e.reuse.until > now);
+            self.bytes = self.entries.iter().map(Entry::bytes).sum();
             if full(self) {
                 // Still full of live answers: start over (a miss only costs one resolution).
                 self.entries.clear();
+                self.bytes = 0;
             }
         }
+        self.bytes += bytes;
         self.entries.push(Entry {
             hash,
             cookie: cookie.map(Into::into),
@@ -201,10 +215,6 @@ impl ResolutionMemo {
             value: Rc::new(value),
             reuse,
         });
-    }
-
-    fn total(&self) -> usize {
-        self.entries.iter().map(Entry::bytes).sum()
     }
 
     pub fn len(&self) -> usize {
@@ -217,8 +227,25 @@ impl ResolutionMemo {
 
     /// Bytes of keys held.
     pub fn key_bytes(&self) -> usize {
-        self.total()
+        self.bytes
     }
+}
+
+/// Whether two byte strings are equal, compared eight bytes at a time from their ends (where
+/// tokens differ first: their signatures). The same answer as `a == b`, without wasm's
+/// byte-by-byte `memcmp` over a kilobyte of cookie.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |bytes: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(bytes);
+        u64::from_le_bytes(w)
+    };
+    let (a_words, b_words) = (a.rchunks_exact(8), b.rchunks_exact(8));
+    a_words.remainder() == b_words.remainder()
+        && a_words.zip(b_words).all(|(x, y)| word(x) == word(y))
 }
 
 /// A fast hash of the whole `Cookie` and `Authorization` values (absent and empty differ), eight
@@ -414,6 +441,8 @@ mod tests {
             let cookie = format!("{i:08}{}", "v".repeat(MAX_KEY_BYTES - 8));
             memo.remember(Some(&cookie), None, recalled("u"), Reuse::from(0), 0);
             assert!(memo.key_bytes() <= MAX_TOTAL_BYTES);
+            let held: usize = memo.entries.iter().map(Entry::bytes).sum();
+            assert_eq!(memo.key_bytes(), held);
         }
         // Expired answers make room before live ones are dropped.
         let mut memo = ResolutionMemo::new();
@@ -432,6 +461,26 @@ mod tests {
         assert!(memo.recall(Some("live"), None, 20, None, 0).is_some());
         assert!(memo.recall(Some("new"), None, 20, None, 0).is_some());
         assert_eq!(memo.len(), 2);
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let base: Vec<u8> = (0..40u8).collect();
+        for len in 0..=base.len() {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            let copy = a.to_vec();
+            assert!(same_bytes(a, &copy));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same_bytes(a, &b), "len {len}, byte {at}");
+            }
+            if len > 0 {
+                assert!(!same_bytes(a, &a[..len - 1]));
+                assert!(!same_bytes(&a[..len - 1], a));
+            }
+        }
     }
 
     #[test]
