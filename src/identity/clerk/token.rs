@@ -1,6 +1,7 @@
 //! A compact JWS as Clerk mints session tokens: its shape and header rules (RS256 only, `kid`
 //! required, `typ`, `cat`, no `crit`, bounded size), and why a token is refused.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
@@ -95,42 +96,29 @@ impl UntrustedClerkToken {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ClerkTokenError::TooLarge);
         }
-        let parts: Vec<&str> = token.split('.').collect();
-        if parts.len() != 3 {
-            return Err(ClerkTokenError::WrongPartCount(parts.len()));
+        let mut parts = token.split('.');
+        let (Some(header_text), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ClerkTokenError::WrongPartCount(token.split('.').count()));
+        };
+        let header = checked_header(header_text);
+        if let HeaderCheck::Undecodable(error) = header {
+            return Err(error);
         }
-        let header = decode_json_object(parts[0], TokenPart::Header)?;
         let signature = URL_SAFE_NO_PAD
-            .decode(parts[2])
+            .decode(signature)
             .map_err(|_| ClerkTokenError::InvalidBase64(TokenPart::Signature))?;
-
         // Header first: nothing about the payload matters if the algorithm is wrong.
-        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-            return Err(ClerkTokenError::DisallowedAlgorithm);
-        }
-        if header.contains_key("crit") {
-            return Err(ClerkTokenError::UnsupportedCriticalHeader);
-        }
-        match header.get("typ") {
-            None => {}
-            Some(Value::String(typ)) if typ == "JWT" => {}
-            Some(_) => return Err(ClerkTokenError::UnexpectedType),
-        }
-        match header.get("cat") {
-            None => {}
-            Some(Value::String(cat))
-                if cat == JWT_CATEGORY_SESSION_TOKEN || cat == JWT_CATEGORY_IGNORE => {}
-            Some(_) => return Err(ClerkTokenError::NotASessionToken),
-        }
-        let kid = match header.get("kid") {
-            Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
-            _ => return Err(ClerkTokenError::MissingKeyId),
+        let kid = match header {
+            HeaderCheck::Kid(kid) => kid,
+            HeaderCheck::Undecodable(error) | HeaderCheck::Refused(error) => return Err(error),
         };
         if signature.is_empty() {
             return Err(ClerkTokenError::InvalidSignature);
         }
-        let claims = decode_json_object(parts[1], TokenPart::Payload)?;
-        let signing_input_len = parts[0].len() + 1 + parts[1].len();
+        let claims = decode_json_object(payload, TokenPart::Payload)?;
+        let signing_input_len = header_text.len() + 1 + payload.len();
         Ok(Self {
             signing_input: token[..signing_input_len].to_owned(),
             signature,
@@ -164,9 +152,143 @@ impl UntrustedClerkToken {
     }
 }
 
+/// What a token's header says, by the header rules (`alg`, `crit`, `typ`, `cat`, `kid`).
+#[derive(Clone)]
+enum HeaderCheck {
+    /// Not base64url JSON: refused before the signature is even decoded.
+    Undecodable(ClerkTokenError),
+    /// Decoded, and refused by a rule.
+    Refused(ClerkTokenError),
+    /// Accepted; the key id.
+    Kid(String),
+}
+
+thread_local! {
+    /// The last header checked, by its exact base64url text. An isolate's tokens share their
+    /// header (one instance, one signing key), so it is decoded once, not per token; the answer
+    /// is a function of those bytes alone.
+    static LAST_HEADER: RefCell<Option<(Box<str>, HeaderCheck)>> = const { RefCell::new(None) };
+}
+
+fn checked_header(part: &str) -> HeaderCheck {
+    let known = LAST_HEADER.with(|last| {
+        let last = last.borrow();
+        last.as_ref()
+            .filter(|(text, _)| **text == *part)
+            .map(|(_, check)| check.clone())
+    });
+    if let Some(check) = known {
+        return check;
+    }
+    let check = check_header(part);
+    if part.len() <= MAX_HEADER_REMEMBERED {
+        LAST_HEADER.with(|last| *last.borrow_mut() = Some((part.into(), check.clone())));
+    }
+    check
+}
+
+/// Longest header remembered (Clerk's are about a hundred bytes).
+const MAX_HEADER_REMEMBERED: usize = 512;
+
+fn check_header(part: &str) -> HeaderCheck {
+    let header = match decode_json_object(part, TokenPart::Header) {
+        Ok(header) => header,
+        Err(error) => return HeaderCheck::Undecodable(error),
+    };
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return HeaderCheck::Refused(ClerkTokenError::DisallowedAlgorithm);
+    }
+    if header.contains_key("crit") {
+        return HeaderCheck::Refused(ClerkTokenError::UnsupportedCriticalHeader);
+    }
+    match header.get("typ") {
+        None => {}
+        Some(Value::String(typ)) if typ == "JWT" => {}
+        Some(_) => return HeaderCheck::Refused(ClerkTokenError::UnexpectedType),
+    }
+    match header.get("cat") {
+        None => {}
+        Some(Value::String(cat))
+            if cat == JWT_CATEGORY_SESSION_TOKEN || cat == JWT_CATEGORY_IGNORE => {}
+        Some(_) => return HeaderCheck::Refused(ClerkTokenError::NotASessionToken),
+    }
+    match header.get("kid") {
+        Some(Value::String(kid)) if !kid.is_empty() => HeaderCheck::Kid(kid.clone()),
+        _ => HeaderCheck::Refused(ClerkTokenError::MissingKeyId),
+    }
+}
+
 fn decode_json_object(part: &str, which: TokenPart) -> Result<Map<String, Value>, ClerkTokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| ClerkTokenError::InvalidBase64(which))?;
     crate::json::from_slice(&bytes).map_err(|_| ClerkTokenError::InvalidJson(which))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn token(header: &str, signature: &str) -> String {
+        format!("{}.{}.{signature}", b64(header), b64(r#"{"sub":"user_1"}"#))
+    }
+
+    #[test]
+    fn a_remembered_header_answers_as_a_fresh_check() {
+        let good = r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#;
+        let other_kid = r#"{"alg":"RS256","kid":"k2"}"#;
+        let hs256 = r#"{"alg":"HS256","kid":"k1"}"#;
+        for _ in 0..2 {
+            assert_eq!(
+                UntrustedClerkToken::parse(&token(good, "c2ln"))
+                    .unwrap()
+                    .kid(),
+                "k1"
+            );
+            assert_eq!(
+                UntrustedClerkToken::parse(&token(other_kid, "c2ln"))
+                    .unwrap()
+                    .kid(),
+                "k2"
+            );
+            assert_eq!(
+                UntrustedClerkToken::parse(&token(hs256, "c2ln")).unwrap_err(),
+                ClerkTokenError::DisallowedAlgorithm
+            );
+            assert_eq!(
+                UntrustedClerkToken::parse(&token(hs256, "c2ln")).unwrap_err(),
+                ClerkTokenError::DisallowedAlgorithm
+            );
+            // Each check in its order: the signature's encoding before the header's rules,
+            // the header's encoding before both.
+            assert_eq!(
+                UntrustedClerkToken::parse(&token(hs256, "!")).unwrap_err(),
+                ClerkTokenError::InvalidBase64(TokenPart::Signature)
+            );
+            assert_eq!(
+                UntrustedClerkToken::parse(&token(good, "")).unwrap_err(),
+                ClerkTokenError::InvalidSignature
+            );
+            assert_eq!(
+                UntrustedClerkToken::parse(&format!("!.{}.c2ln", b64("{}"))).unwrap_err(),
+                ClerkTokenError::InvalidBase64(TokenPart::Header)
+            );
+            assert_eq!(
+                UntrustedClerkToken::parse(&format!("{}.{}.!", b64("[]"), b64("{}"))).unwrap_err(),
+                ClerkTokenError::InvalidJson(TokenPart::Header)
+            );
+        }
+        assert_eq!(
+            UntrustedClerkToken::parse("a.b").unwrap_err(),
+            ClerkTokenError::WrongPartCount(2)
+        );
+        assert_eq!(
+            UntrustedClerkToken::parse("a.b.c.d").unwrap_err(),
+            ClerkTokenError::WrongPartCount(4)
+        );
+    }
 }
