@@ -238,14 +238,15 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let word = |bytes: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(bytes);
-        u64::from_le_bytes(w)
-    };
     let (a_words, b_words) = (a.rchunks_exact(8), b.rchunks_exact(8));
     a_words.remainder() == b_words.remainder()
         && a_words.zip(b_words).all(|(x, y)| word(x) == word(y))
+}
+
+/// The eight bytes of a chunk as one word: a checked conversion to `[u8; 8]` is one load, where
+/// `copy_from_slice` of a chunk (its length unknown to the compiler) is a copy call per word.
+fn word(chunk: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes)
 }
 
 /// A fast hash of the whole `Cookie` and `Authorization` values (absent and empty differ), eight
@@ -265,9 +266,7 @@ pub fn request_hash(cookie: Option<&str>, authorization: Option<&str>) -> u64 {
         mix(bytes.len() as u64);
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            mix(u64::from_le_bytes(word));
+            mix(word(chunk));
         }
         let mut last = [0u8; 8];
         last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
