@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { jwtVerify } from 'jose';
-import { startBridge } from './harness.mjs';
+import { startBridge, startWorkers, bridgeWorker } from './harness.mjs';
 import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
@@ -200,6 +200,43 @@ test('bad Clerk tokens fall back to NextAuth, or to anonymous', async () => {
     assert.equal(withNa['x-auth-user-id'], 'fallback-user');
     const alone = await seenIdentity({ authorization: `Bearer ${token}` });
     assert.equal(alone['x-auth-source'], 'anonymous');
+  }
+});
+
+/** A Clerk token whose signature is changed in one bit, and one cut a byte short. */
+function forgedSignatures(token) {
+  const [h, p, s] = token.split('.');
+  const sig = Buffer.from(s, 'base64url');
+  const flipped = Buffer.from(sig);
+  flipped[sig.length - 1] ^= 1;
+  return [`${h}.${p}.${flipped.toString('base64url')}`, `${h}.${p}.${sig.subarray(1).toString('base64url')}`];
+}
+
+test('a Clerk signature changed in one bit, or a byte short, is refused', async () => {
+  const token = clerk.mintSessionToken({ sub: 'user_sig', sid: 'sess_sig' });
+  assert.equal((await seenIdentity({ authorization: `Bearer ${token}` }))['x-auth-clerk-user-id'], 'user_sig');
+  for (const forged of forgedSignatures(token)) {
+    assert.equal((await seenIdentity({ authorization: `Bearer ${forged}` }))['x-auth-source'], 'anonymous');
+  }
+});
+
+test('without nodejs_compat, Clerk signatures are checked with WebCrypto: valid ones pass, forged ones do not', async () => {
+  const settings = bridgeSettings({ origin, clerk, secret: SECRET });
+  const plain = await startWorkers([bridgeWorker(settings, { compatibilityFlags: [] })]);
+  try {
+    const seen = async (token) => {
+      const res = await plain.fetch('/whoami', { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+      return (await res.json()).headers;
+    };
+    const token = clerk.mintSessionToken({ sub: 'user_webcrypto', sid: 'sess_webcrypto' });
+    const ok = await seen(token);
+    assert.equal(ok['x-auth-source'], 'clerk');
+    assert.equal(ok['x-auth-clerk-user-id'], 'user_webcrypto');
+    const forged = [...forgedSignatures(token), clerk.mintSessionToken({ sub: 'user_webcrypto', key: 'other' })];
+    for (const bad of forged) assert.equal((await seen(bad))['x-auth-source'], 'anonymous');
+  } finally {
+    await plain.close();
   }
 });
 
