@@ -63,7 +63,7 @@ pub fn check_decode(verifier: &NextAuthVerifier, name: &str, token: &str, now: u
             assert!(!session.sub.is_empty());
             assert_eq!(session.cookie_name, name);
             assert_eq!(
-                session.claims.get("sub").and_then(|s| s.as_str()),
+                session.claims().get("sub").and_then(|s| s.as_str()),
                 Some(session.sub.as_str())
             );
             if let Some(exp) = session.exp {

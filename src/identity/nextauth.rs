@@ -41,6 +41,10 @@ use subtle::ConstantTimeEq;
 use super::cache::TailHash;
 use crate::cookies::{ChunkError, Cookies};
 
+mod claims;
+
+use claims::{check_claims, text, ReadClaims};
+
 /// Seconds of clock skew allowed on `exp` and `nbf` (next-auth's `clockTolerance`).
 pub const CLOCK_TOLERANCE_SECS: u64 = 15;
 /// Tokens longer than this are refused before any decoding.
@@ -101,11 +105,22 @@ pub struct SessionFacts {
     pub picture: Option<String>,
     /// Expiry (unix seconds), when the token has one.
     pub exp: Option<u64>,
+    /// `iat` as the token says it (a number), when it has one.
+    pub iat: Option<f64>,
     /// The cookie it came from (the base name, without a chunk suffix).
     pub cookie_name: String,
     pub version: NextAuthVersion,
-    /// Every claim, app-specific ones included.
-    pub claims: Map<String, Value>,
+    /// The decrypted claims, a JSON object: read in full only by [`SessionFacts::claims`].
+    payload: String,
+}
+
+impl SessionFacts {
+    /// Every claim, app-specific ones included (parsed from the payload on each call: the
+    /// request path reads only the fields above).
+    pub fn claims(&self) -> Map<String, Value> {
+        // The payload was parsed as a JSON object when the token was decoded.
+        serde_json::from_str(&self.payload).unwrap_or_default()
+    }
 }
 
 // Apps keep OAuth access tokens in these claims: Debug shows claim names only.
@@ -116,7 +131,7 @@ impl fmt::Debug for NextAuthSession {
             .field("exp", &self.exp)
             .field("cookie_name", &self.cookie_name)
             .field("version", &self.version)
-            .field("claims", &self.claims.keys().collect::<Vec<_>>())
+            .field("claims", &self.claims().keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -503,56 +518,6 @@ fn decrypt_cbc_hs512(
         .map_err(|_| NextAuthError::DecryptionFailed)
 }
 
-fn numeric_claim(
-    claims: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<f64>, NextAuthError> {
-    match claims.get(claim) {
-        None => Ok(None),
-        Some(value) => value
-            .as_f64()
-            .map(Some)
-            .ok_or(NextAuthError::InvalidClaim(claim)),
-    }
-}
-
-fn string_claim(claims: &Map<String, Value>, claim: &str) -> Option<String> {
-    claims.get(claim).and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Claim checks of jose's `jwtDecrypt` with next-auth's 15 s tolerance, then our `sub` rule.
-fn check_claims(
-    header: &Header,
-    claims: &Map<String, Value>,
-    now: u64,
-) -> Result<Option<u64>, NextAuthError> {
-    let now = now as f64;
-    let tolerance = CLOCK_TOLERANCE_SECS as f64;
-    numeric_claim(claims, "iat")?;
-    if let Some(nbf) = numeric_claim(claims, "nbf")? {
-        if nbf > now + tolerance {
-            return Err(NextAuthError::NotYetValid);
-        }
-    }
-    let exp = numeric_claim(claims, "exp")?;
-    if let Some(exp) = exp {
-        if exp <= now - tolerance {
-            return Err(NextAuthError::Expired);
-        }
-    }
-    for (claim, value) in &header.replicated {
-        if claims.get(*claim) != Some(value) {
-            return Err(NextAuthError::HeaderClaimMismatch(claim));
-        }
-    }
-    match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.is_empty() => {}
-        _ => return Err(NextAuthError::MissingSubject),
-    }
-    // Fractional or negative expiry is legal JSON; keep whole seconds.
-    Ok(exp.filter(|e| e.is_finite() && *e >= 0.0).map(|e| e as u64))
-}
-
 /// Whether a non-JWE session value can be handed on as a database-session token.
 fn is_database_token(value: &str) -> bool {
     !value.is_empty()
@@ -759,21 +724,20 @@ impl NextAuthVerifier {
             }
         };
 
-        let text = std::str::from_utf8(&buffer[..plain_len]).map_err(|_| NextAuthError::NotUtf8)?;
-        let claims = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(claims)) => claims,
-            _ => return Err(NextAuthError::ClaimsNotObject),
-        };
-        let exp = check_claims(&header, &claims, now)?;
+        buffer.truncate(plain_len);
+        let payload = String::from_utf8(buffer).map_err(|_| NextAuthError::NotUtf8)?;
+        let claims = ReadClaims::parse(&payload)?;
+        let checked = check_claims(&header, &claims, &payload, now)?;
         Ok(NextAuthSession(Arc::new(SessionFacts {
-            sub: string_claim(&claims, "sub").unwrap_or_default(),
-            email: string_claim(&claims, "email"),
-            name: string_claim(&claims, "name"),
-            picture: string_claim(&claims, "picture"),
-            exp,
+            sub: text(claims.sub).unwrap_or_default(),
+            email: text(claims.email),
+            name: text(claims.name),
+            picture: text(claims.picture),
+            exp: checked.exp,
+            iat: checked.iat,
             cookie_name: scheme.name.clone(),
             version,
-            claims,
+            payload,
         })))
     }
 }

@@ -349,9 +349,9 @@ impl IdentityResolver {
         };
         let mut outcome = verifier.session_from_cookies(&cookies, now);
         if let NextAuthOutcome::Session(session) = &outcome {
-            let (claims, sub) = (&session.claims, &session.sub);
+            let (iat, sub) = (session.iat, &session.sub);
             if let Some(refusal) =
-                revocation::check_session(claims, sub, self.sessions_not_before, kv, now).await
+                revocation::check_session(iat, sub, self.sessions_not_before, kv, now).await
             {
                 self.log_rejection("nextauth", &refusal.to_string(), now);
                 resolution.killed_nextauth_cookie = Some(session.cookie_name.clone());
@@ -435,15 +435,10 @@ impl IdentityResolver {
                 }
             }
         };
-        let killed = revocation::check_session(
-            &session.claims,
-            &session.sub,
-            self.sessions_not_before,
-            kv,
-            now,
-        )
-        .await
-        .map(|_| session.cookie_name.clone());
+        let killed =
+            revocation::check_session(session.iat, &session.sub, self.sessions_not_before, kv, now)
+                .await
+                .map(|_| session.cookie_name.clone());
         NextAuthBeside {
             reuse: nextauth_session_reuse(&session, kv.is_some(), now),
             killed,

@@ -50,7 +50,7 @@ pub fn trickle_user_from_session(session: &NextAuthSession) -> TrickleUser {
     TrickleUser {
         legacy_id: session.sub.clone(),
         email: session.email.clone().filter(|e| !e.trim().is_empty()),
-        email_verified: email_verified_in_claims(&session.claims),
+        email_verified: email_verified_in_claims(&session.claims()),
         name: session.name.clone().filter(|n| !n.trim().is_empty()),
         image: session.picture.clone().filter(|p| !p.trim().is_empty()),
     }
