@@ -320,7 +320,8 @@ fn ledger_counts_reconcile_under_redelivery_and_never_demote() {
     let mut cursor = ledger::BacklogCursor::default();
     let mut taken = Vec::new();
     loop {
-        let batch = block_on(ledger::take_backlog(&store, &mut cursor, 250)).unwrap();
+        let imports = block_on(ledger::list_imports(&store)).unwrap();
+        let batch = block_on(ledger::take_backlog(&store, &imports, &mut cursor, 250)).unwrap();
         if batch.is_empty() {
             break;
         }

@@ -469,7 +469,8 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
                 .await
                 .unwrap();
             let mut messages = returned.messages.clone();
-            let fresh = ledger::take_backlog(&store, &mut cursor, room - messages.len())
+            let imports = ledger::list_imports(&store).await.unwrap();
+            let fresh = ledger::take_backlog(&store, &imports, &mut cursor, room - messages.len())
                 .await
                 .unwrap();
             progress

@@ -28,7 +28,7 @@ use crate::config::Phase;
 use crate::isolate::{self, Isolate, QUEUE_BINDING};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
-use crate::migration::page::{migrate_page, tail_pages, PageMessage, PageResult, Spender};
+use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult, Spender};
 use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome, Store};
 use crate::pacer::{CallLog, Pace, Pacer};
 
@@ -371,8 +371,8 @@ async fn record(
 
 /// Hands records back for a retry: `direct` ones (transient errors in a tail page) straight
 /// to the Queue, one tail page per due time, delayed by their backoff (no cron tick to wait
-/// for); the others, and any the Queue did not take, to the backlog. False when a write
-/// failed.
+/// for); the others, and any the Queue did not take (due when their page would have been
+/// delivered), to the backlog. False when a write failed.
 async fn hand_back_retries(
     queue: Option<&Queue>,
     store: &KvLedgerStore,
@@ -382,8 +382,11 @@ async fn hand_back_retries(
 ) -> bool {
     match queue {
         Some(queue) if !direct.is_empty() => {
-            for unsent in super::tick::send(queue, &tail_pages(direct, now)).await {
-                again.extend(unsent.items.into_iter().map(|m| (now, m)));
+            let pages = tail_pages(direct, now);
+            let sent = super::tick::send(queue, &pages).await;
+            for (delay, page) in pages.into_iter().skip(sent) {
+                let due = now + u64::from(delay) * 1000;
+                again.extend(page.items.into_iter().map(|m| (due, m)));
             }
         }
         _ => again.extend(direct),
@@ -393,8 +396,7 @@ async fn hand_back_retries(
 
 /// Hands records back to the backlog, one page per due time. False when a write failed.
 async fn requeue_by_due(store: &KvLedgerStore, again: &mut [(u64, QueueMessage)]) -> bool {
-    crate::sort::sort_by_key(again, |(due, _)| *due);
-    for group in again.chunk_by(|a, b| a.0 == b.0) {
+    for group in by_due(again) {
         let messages: Vec<QueueMessage> = group.iter().map(|(_, m)| m.clone()).collect();
         if let Err(e) = ledger::requeue(store, &messages, group[0].0, random_u32()).await {
             console_error!("auth-bridge: cannot hand records back for a retry: {e}");

@@ -176,9 +176,22 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .await
         .map_err(|e| e.to_string())?;
     let mut messages = returned.messages.clone();
-    let fresh = ledger::take_backlog(&store, &mut cursor, room - messages.len())
-        .await
-        .map_err(|e| e.to_string())?;
+    let wanted = room - messages.len();
+    // One list of the imports serves the backlog and the tail estimate below. Without it no
+    // backlog can be taken; with nothing to take, the pages only lose their tail mark.
+    let imports = match ledger::list_imports(&store).await {
+        Ok(imports) => Some(imports),
+        Err(e) if wanted > 0 => return Err(e.to_string()),
+        Err(_) => None,
+    };
+    let fresh = ledger::take_backlog(
+        &store,
+        imports.as_deref().unwrap_or_default(),
+        &mut cursor,
+        wanted,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     messages.extend(fresh);
     let messages_taken = messages.len();
     let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
@@ -192,18 +205,19 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     // The backlog ran out before the budget, or will at the next tick: these pages end the
     // import. An unreadable list of imports only means the pages hand retries back through
     // the backlog.
-    let left = match ledger::list_imports(&store).await {
-        Ok(imports) => super::backlog_left(&imports, &cursor),
-        Err(_) => u64::MAX,
-    };
+    let left = imports
+        .as_deref()
+        .map_or(u64::MAX, |imports| super::backlog_left(imports, &cursor));
     let tail = super::ends_import(messages_taken, room, left);
     for (_, page) in &mut pages {
         page.tail = tail;
     }
-    let records: usize = pages.iter().map(|(_, p)| p.items.len()).sum();
 
-    let unsent = send(queue, &pages).await;
-    let mut back: Vec<QueueMessage> = unsent.iter().flat_map(|p| p.items.clone()).collect();
+    let sent_pages = send(queue, &pages).await;
+    let mut back: Vec<QueueMessage> = pages[sent_pages..]
+        .iter()
+        .flat_map(|(_, p)| p.items.clone())
+        .collect();
     back.extend(overflow);
     if !back.is_empty() {
         ledger::requeue(&store, &back, now, super::tick::random_u32())
@@ -215,11 +229,10 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     put_json(kv, cursor_key, &cursor).await?;
     put_json(kv, PACER_STATE_KEY, &state).await?;
-    let sent = records - unsent.iter().map(|p| p.items.len()).sum::<usize>();
+    let sent: usize = pages[..sent_pages].iter().map(|(_, p)| p.items.len()).sum();
     if sent > 0 || !back.is_empty() {
         console_log!(
-            "auth-bridge: pacer tick: {sent} records in {} pages, {} calls planned, {} handed back",
-            pages.len() - unsent.len(),
+            "auth-bridge: pacer tick: {sent} records in {sent_pages} pages, {} calls planned, {} handed back",
             plan.calls,
             back.len(),
         );
@@ -236,9 +249,9 @@ async fn put_json<T: serde::Serialize>(kv: &KvStore, key: &str, value: &T) -> Re
         .map_err(|e| format!("saving {key}: {e}"))
 }
 
-/// Sends each page with its delay, in batches within Queues' limits. Returns the pages that
-/// could not be sent (from the first failed batch on).
-pub async fn send(queue: &Queue, pages: &[(u32, PageMessage)]) -> Vec<PageMessage> {
+/// Sends each page with its delay, in batches within Queues' limits. Returns how many pages
+/// were sent: those after them (from the first failed batch on) were not.
+pub async fn send(queue: &Queue, pages: &[(u32, PageMessage)]) -> usize {
     let size = |p: &PageMessage| -> usize {
         p.items
             .iter()
@@ -266,9 +279,9 @@ pub async fn send(queue: &Queue, pages: &[(u32, PageMessage)]) -> Vec<PageMessag
             .build();
         if let Err(e) = queue.send_batch(batch).await {
             console_error!("auth-bridge: sending to IMPORT_QUEUE failed: {e}");
-            return pages[start..].iter().map(|(_, p)| p.clone()).collect();
+            return start;
         }
         start = end;
     }
-    Vec::new()
+    pages.len()
 }

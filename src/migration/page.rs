@@ -105,23 +105,31 @@ pub fn hold_until_due(pages: &mut [(u32, PageMessage)], due_ms: &[u64], now_ms: 
     let mut due = due_ms.iter();
     for (delay, page) in pages {
         for d in due.by_ref().take(page.items.len()) {
-            let wait = d
-                .saturating_sub(now_ms)
-                .div_ceil(1000)
-                .min(u64::from(u32::MAX));
+            let wait = secs_until(*d, now_ms).min(u64::from(u32::MAX));
             *delay = (*delay).max(wait as u32);
         }
     }
 }
 
+/// Whole seconds from `now_ms` until `due_ms` (rounded up: never earlier than due).
+fn secs_until(due_ms: u64, now_ms: u64) -> u64 {
+    due_ms.saturating_sub(now_ms).div_ceil(1000)
+}
+
+/// Handed-back records (`(due_ms, message)`) sorted by due time and grouped by it: one group
+/// per due time, earliest first.
+pub fn by_due(records: &mut [(u64, QueueMessage)]) -> impl Iterator<Item = &[(u64, QueueMessage)]> {
+    crate::sort::sort_by_key(records, |(due, _)| *due);
+    records.chunk_by(|a, b| a.0 == b.0)
+}
+
 /// Records a tail page hands back (`(due_ms, message)`) as tail pages to send with delays
 /// (`(delay_secs, page)`): one page per due time, at most [`PAGE_RECORDS`] records each.
 pub fn tail_pages(mut back: Vec<(u64, QueueMessage)>, now_ms: u64) -> Vec<(u32, PageMessage)> {
-    back.sort_by_key(|(due, _)| *due);
     let mut pages = Vec::new();
-    for group in back.chunk_by(|a, b| a.0 == b.0) {
+    for group in by_due(&mut back) {
         // Queues delay a message by at most 12 hours; a backoff is far shorter.
-        let delay = group[0].0.saturating_sub(now_ms).div_ceil(1000).min(43_200) as u32;
+        let delay = secs_until(group[0].0, now_ms).min(43_200) as u32;
         for chunk in group.chunks(PAGE_RECORDS) {
             let items = chunk.iter().map(|(_, m)| m.clone()).collect();
             pages.push((delay, PageMessage { items, tail: true }));

@@ -253,11 +253,13 @@ pub struct BacklogCursor {
     pub offset: usize,
 }
 
-/// Takes up to `n` records from the backlog, oldest import first, advancing `cursor` (the
-/// caller stores it under [`BACKLOG_CURSOR_KEY`] after enqueueing). Imports that become
-/// visible late are still found: completion is tracked by id, not by order.
+/// Takes up to `n` records from the backlog of `imports` (as [`list_imports`] gives them),
+/// oldest import first, advancing `cursor` (the caller stores it under
+/// [`BACKLOG_CURSOR_KEY`] after enqueueing). Imports that become visible late are still found:
+/// completion is tracked by id, not by order.
 pub async fn take_backlog<S: Store>(
     store: &S,
+    imports: &[ImportMeta],
     cursor: &mut BacklogCursor,
     n: usize,
 ) -> Result<Vec<QueueMessage>, StoreError> {
@@ -265,7 +267,6 @@ pub async fn take_backlog<S: Store>(
     if n == 0 {
         return Ok(out);
     }
-    let imports = list_imports(store).await?;
     while out.len() < n {
         let current = match &cursor.import_id {
             Some(id) => imports.iter().find(|m| &m.import_id == id),
