@@ -186,7 +186,16 @@ impl BaseUrl {
 
     /// This base joined with an absolute path (`/v1/users`).
     pub fn join(&self, path_and_query: &str) -> String {
-        format!("{}{}{}", self.origin, self.path, path_and_query)
+        let mut url = String::new();
+        self.push_join(&mut url, path_and_query);
+        url
+    }
+
+    /// [`Self::join`], appended to `out`.
+    pub fn push_join(&self, out: &mut String, path_and_query: &str) {
+        out.push_str(&self.origin);
+        out.push_str(&self.path);
+        out.push_str(path_and_query);
     }
 }
 

@@ -31,23 +31,14 @@ pub fn is_forgeable_identity_header(name: &str) -> bool {
         && name[..IDENTITY_HEADER_PREFIX.len()].eq_ignore_ascii_case(IDENTITY_HEADER_PREFIX)
 }
 
-/// The URL the request goes to: the origin's scheme, host and path prefix with the request's own
-/// path and query; or, in route mode (no `ORIGIN_URL`), the request's URL unchanged.
-pub fn upstream_url(request_url: &str, origin: Option<&BaseUrl>) -> String {
-    let mut url = String::new();
-    push_upstream_url(&mut url, request_url, origin);
-    url
-}
-
-/// [`upstream_url`], appended to `out` (no allocation of its own on the hot path).
+/// Appends the URL the request goes to: the origin's scheme, host and path prefix with the
+/// request's own path and query; or, in route mode (no `ORIGIN_URL`), the request's URL
+/// unchanged.
 pub fn push_upstream_url(out: &mut String, request_url: &str, origin: Option<&BaseUrl>) {
-    let Some(origin) = origin else {
-        out.push_str(request_url);
-        return;
-    };
-    out.push_str(&origin.origin);
-    out.push_str(&origin.path);
-    out.push_str(path_onward(request_url));
+    match origin {
+        Some(origin) => origin.push_join(out, path_onward(request_url)),
+        None => out.push_str(request_url),
+    }
 }
 
 /// Everything after the authority: path and query (the fragment never reaches a server); `/`
@@ -122,13 +113,9 @@ impl<'a> InboundRequest<'a> {
         Some(rest.split_once('#').map_or(rest, |(q, _)| q))
     }
 
-    /// Whether [`Self::path`] is already in the form a URL parser would give it, so it can be
-    /// compared as is (no percent-escapes, dot segments, backslashes or non-ASCII to normalise).
-    pub fn path_is_plain(&self) -> bool {
-        self.plain_path().is_some()
-    }
-
-    /// [`Self::path`] when it [is plain](Self::path_is_plain): one pass over its bytes.
+    /// [`Self::path`] when it is already in the form a URL parser would give it, so it can be
+    /// compared as is (no percent-escapes, dot segments, backslashes or non-ASCII to
+    /// normalise); `None` otherwise. One pass over its bytes.
     pub fn plain_path(&self) -> Option<&'a str> {
         let path = self.path();
         let mut after_slash = false;
@@ -202,8 +189,8 @@ pub fn forward_instructions(
 
 /// Appends one identity header to the packed list [`forward`] takes. A value holding NUL cannot
 /// be a header value, and must never be split into other headers: each NUL is packed as a line
-/// feed, which no header value may hold either, so the runtime refuses the header (a `502`, as
-/// any header the runtime refuses).
+/// feed. Inside a value the runtime refuses it (a `502`, as any header the runtime refuses);
+/// at either end it is trimmed as header whitespace. Either way no header is split off.
 pub fn push_identity_header(packed: &mut String, name: &str, value: &str) {
     if !packed.is_empty() {
         packed.push('\0');
@@ -242,6 +229,12 @@ pub fn method_has_no_body(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn upstream_url(request_url: &str, origin: Option<&BaseUrl>) -> String {
+        let mut url = String::new();
+        push_upstream_url(&mut url, request_url, origin);
+        url
+    }
 
     #[test]
     fn identity_headers_are_recognised_in_any_case() {
@@ -329,14 +322,16 @@ mod tests {
 
     #[test]
     fn paths_a_parser_would_rewrite_are_not_plain() {
-        assert!(inbound("https://a.example/x/y.css?q=%20").path_is_plain());
+        assert!(inbound("https://a.example/x/y.css?q=%20")
+            .plain_path()
+            .is_some());
         for url in [
             "https://a.example/x/%2e%2e/__auth-bridge/",
             "https://a.example/x/../y",
             "https://a.example/x\\y",
             "https://a.example/caf\u{e9}",
         ] {
-            assert!(!inbound(url).path_is_plain(), "{url}");
+            assert!(inbound(url).plain_path().is_none(), "{url}");
         }
         // Where the raw path is plain, it is the parsed path.
         for url in [
