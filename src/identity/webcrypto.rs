@@ -90,13 +90,7 @@ fn set(target: &Object, name: &str, value: &JsValue) -> Result<(), WebCryptoErro
 
 /// The `CryptoKey` for `key`, imported on first use and then reused for the isolate's lifetime.
 pub async fn import_rs256_key(key: &RsaPublicKey) -> Result<CryptoKey, WebCryptoError> {
-    let known = IMPORTED_KEYS.with(|keys| {
-        let keys = keys.borrow();
-        keys.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, imported)| imported.clone())
-    });
-    if let Some(imported) = known {
+    if let Some(imported) = IMPORTED_KEYS.with(|keys| known_key(keys, key)) {
         return Ok(imported);
     }
 
@@ -121,15 +115,28 @@ pub async fn import_rs256_key(key: &RsaPublicKey) -> Result<CryptoKey, WebCrypto
         .unchecked_into();
 
     IMPORTED_KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if keys.len() >= MAX_IMPORTED_KEYS {
-            keys.clear();
-        }
-        if !keys.iter().any(|(k, _)| k == key) {
-            keys.push((key.clone(), imported.clone()));
+        if known_key(keys, key).is_none() {
+            keep_key(keys, key, imported.clone());
         }
     });
     Ok(imported)
+}
+
+/// The runtime's key made earlier for `key`, if any.
+fn known_key<T: Clone>(keys: &RefCell<Vec<(RsaPublicKey, T)>>, key: &RsaPublicKey) -> Option<T> {
+    keys.borrow()
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, made)| made.clone())
+}
+
+/// Keeps the runtime's key made for `key`; a list grown to [`MAX_IMPORTED_KEYS`] starts over.
+fn keep_key<T>(keys: &RefCell<Vec<(RsaPublicKey, T)>>, key: &RsaPublicKey, made: T) {
+    let mut keys = keys.borrow_mut();
+    if keys.len() >= MAX_IMPORTED_KEYS {
+        keys.clear();
+    }
+    keys.push((key.clone(), made));
 }
 
 /// RSASSA-PKCS1-v1_5 / SHA-256 over `signing_input`, answered at once by node:crypto; `None`
@@ -140,16 +147,11 @@ pub fn verify_rs256_now(
     signature: &[u8],
 ) -> Option<bool> {
     let sync_key = SYNC_KEYS.with(|keys| {
-        let mut keys = keys.borrow_mut();
-        if let Some((_, known)) = keys.iter().find(|(k, _)| k == key) {
-            return known.clone();
-        }
-        let made = rs256_key(&key.n_base64url(), &key.e_base64url());
-        if keys.len() >= MAX_IMPORTED_KEYS {
-            keys.clear();
-        }
-        keys.push((key.clone(), made.clone()));
-        made
+        known_key(keys, key).unwrap_or_else(|| {
+            let made = rs256_key(&key.n_base64url(), &key.e_base64url());
+            keep_key(keys, key, made.clone());
+            made
+        })
     });
     if sync_key.is_null() {
         return None;
