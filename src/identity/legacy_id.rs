@@ -138,11 +138,8 @@ impl LegacyIds {
         }
     }
 
-    pub fn cached(&mut self, clerk_id: &str, session_id: &str, now: u64) -> Cached {
-        self.cached_until(clerk_id, session_id, now).0
-    }
-
-    /// [`Self::cached`] and the second its answer ends (`now` for [`Cached::Ask`]).
+    /// What this isolate knows of the legacy id of `clerk_id` (for `session_id`), and the
+    /// second that answer ends (`now` for [`Cached::Ask`]).
     pub fn cached_until(&mut self, clerk_id: &str, session_id: &str, now: u64) -> (Cached, u64) {
         if let Some((legacy, until)) = self.legacy.get_until(clerk_id, now) {
             return (Cached::Known(Known::Legacy(legacy)), until);
@@ -185,6 +182,12 @@ impl LegacyIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl LegacyIds {
+        fn cached(&mut self, clerk_id: &str, session_id: &str, now: u64) -> Cached {
+            self.cached_until(clerk_id, session_id, now).0
+        }
+    }
 
     fn user(id: &str, external_id: Option<&str>) -> ClerkUser {
         serde_json::from_value(serde_json::json!({"id": id, "external_id": external_id})).unwrap()
