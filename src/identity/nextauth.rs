@@ -21,7 +21,6 @@
 //! each cookie name remembers the tokens it decoded to a valid session (by their exact text,
 //! until `exp` + tolerance, at most an hour), so a repeated token costs one map look-up.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -38,7 +37,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::cache::TailHash;
+use super::cache::ExpiringMap;
 use crate::cookies::{ChunkError, Cookies};
 
 mod claims;
@@ -276,19 +275,18 @@ struct CookieScheme {
     v4: bool,
     /// v5 keys for this cookie name, one per secret in order; empty when v5 is not tried.
     v5: Vec<V5Key>,
-    /// Tokens of this cookie name already decoded, by their exact text.
+    /// Tokens of this cookie name already decoded, by their exact text, until they must be
+    /// decoded again.
     // A Mutex only so the verifier stays `Sync` (tests keep one in a static); workers are
     // single-threaded and never contend for it.
-    remembered: Mutex<HashMap<Box<str>, Remembered, TailHash>>,
+    remembered: Mutex<ExpiringMap<Box<str>, Remembered>>,
 }
 
 /// A token that decoded to a valid session.
+#[derive(Clone)]
 struct Remembered {
     session: NextAuthSession,
     decoded_at: u64,
-    /// First second at which the token must be decoded again: `exp` plus the tolerance (when
-    /// the claims check would refuse it), or [`REMEMBER_SECS`] after decoding.
-    valid_until: u64,
 }
 
 impl CookieScheme {
@@ -297,7 +295,7 @@ impl CookieScheme {
             name: name.to_owned(),
             v4,
             v5,
-            remembered: Mutex::new(HashMap::default()),
+            remembered: Mutex::new(ExpiringMap::new(REMEMBERED_SESSIONS)),
         }
     }
 
@@ -306,37 +304,24 @@ impl CookieScheme {
     /// until `exp` + tolerance. The same token always decodes to the same claims under the same
     /// keys, so repeating the decryption would only repeat this answer.
     fn recall(&self, token: &str, now: u64) -> Option<NextAuthSession> {
-        let remembered = self.remembered.lock().ok()?;
-        let hit = remembered.get(token)?;
-        (hit.decoded_at <= now && now < hit.valid_until).then(|| hit.session.clone())
+        let hit = self.remembered.lock().ok()?.get(token, now)?;
+        (hit.decoded_at <= now).then_some(hit.session)
     }
 
+    /// Remembers a token that decoded to `session` at `now`: until `exp` plus the tolerance
+    /// (when the claims check would refuse it), at most [`REMEMBER_SECS`].
     fn remember(&self, token: &str, session: &NextAuthSession, now: u64) {
         let by_exp = session
             .exp
             .map_or(u64::MAX, |exp| exp.saturating_add(CLOCK_TOLERANCE_SECS));
-        let valid_until = by_exp.min(now.saturating_add(REMEMBER_SECS));
-        if valid_until <= now {
-            return;
-        }
-        let Ok(mut remembered) = self.remembered.lock() else {
-            return;
-        };
-        if remembered.len() >= REMEMBERED_SESSIONS {
-            remembered.retain(|_, r| r.valid_until > now);
-            if remembered.len() >= REMEMBERED_SESSIONS {
-                // Still full of live sessions: start over (a miss only costs one decryption).
-                remembered.clear();
-            }
-        }
-        remembered.insert(
-            token.into(),
-            Remembered {
+        let until = by_exp.min(now.saturating_add(REMEMBER_SECS));
+        if let Ok(mut remembered) = self.remembered.lock() {
+            let decoded = Remembered {
                 session: session.clone(),
                 decoded_at: now,
-                valid_until,
-            },
-        );
+            };
+            remembered.insert(token.into(), decoded, until, now);
+        }
     }
 }
 
