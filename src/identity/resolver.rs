@@ -308,7 +308,7 @@ impl IdentityResolver {
             // A revoked NextAuth cookie beside a Clerk session must not reach the origin either.
             let beside = self.nextauth_beside_clerk(&cookies, kv, now).await;
             let reuse = match (id_reuse, beside.reuse, &self.clerk) {
-                (Some(id), Some(beside_reuse), Some(ctx)) if beside.killed.is_none() => Some(
+                (Some(id), Some(beside_reuse), Some(ctx)) => Some(
                     id.and(beside_reuse)
                         .ending(clerk_session_end(session, ctx, now)),
                 ),
@@ -355,19 +355,18 @@ impl IdentityResolver {
             {
                 self.log_rejection("nextauth", &refusal.to_string(), now);
                 resolution.killed_nextauth_cookie = Some(session.cookie_name.clone());
-                outcome = NextAuthOutcome::NoCookie;
             }
         }
+        let killed = resolution.killed_nextauth_cookie.is_some();
+        if clerk_settled {
+            resolution.reuse = nextauth_reuse(&outcome, killed, kv.is_some(), now);
+        }
+        if killed {
+            outcome = NextAuthOutcome::NoCookie;
+        }
         match outcome {
-            NextAuthOutcome::NoCookie => {
-                if clerk_settled && resolution.killed_nextauth_cookie.is_none() {
-                    resolution.reuse = Some(Reuse::from(now));
-                }
-            }
+            NextAuthOutcome::NoCookie => {}
             NextAuthOutcome::Session(session) => {
-                if clerk_settled {
-                    resolution.reuse = nextauth_session_reuse(&session, kv.is_some(), now);
-                }
                 resolution.identity = Identity {
                     source: Source::NextAuth,
                     user_id: Some(session.sub.clone()),
@@ -417,30 +416,25 @@ impl IdentityResolver {
             Some(verifier) => verifier.session_from_cookies(cookies, now),
             None => NextAuthOutcome::NoCookie,
         };
-        let session = match outcome {
-            NextAuthOutcome::Session(session) => session,
-            // Valid later: not settled.
-            NextAuthOutcome::Rejected(NextAuthError::NotYetValid) => {
-                return NextAuthBeside {
-                    killed: None,
-                    valid: false,
-                    reuse: None,
-                }
-            }
-            _ => {
-                return NextAuthBeside {
-                    killed: None,
-                    valid: false,
-                    reuse: Some(Reuse::from(now)),
-                }
-            }
+        let NextAuthOutcome::Session(session) = &outcome else {
+            // Beside a Clerk session an opaque database session is never asked about: its
+            // value decides nothing, as if it were absent.
+            let outcome = match outcome {
+                NextAuthOutcome::DatabaseSession { .. } => NextAuthOutcome::NoCookie,
+                other => other,
+            };
+            return NextAuthBeside {
+                killed: None,
+                valid: false,
+                reuse: nextauth_reuse(&outcome, false, kv.is_some(), now),
+            };
         };
         let killed =
             revocation::check_session(session.iat, &session.sub, self.sessions_not_before, kv, now)
                 .await
                 .map(|_| session.cookie_name.clone());
         NextAuthBeside {
-            reuse: nextauth_session_reuse(&session, kv.is_some(), now),
+            reuse: nextauth_reuse(&outcome, killed.is_some(), kv.is_some(), now),
             killed,
             valid: true,
         }
@@ -692,6 +686,33 @@ impl IdentityResolver {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+}
+
+/// How long the same `Cookie` bytes give the same answer about NextAuth, when they must
+/// (`None`: resolved every time; see `memo`). `killed`: the session was refused by a kill switch.
+/// - No session cookie: nothing can change that.
+/// - A valid session: see [`nextauth_session_reuse`]. One refused by a kill switch is not
+///   remembered: the memory keeps no cookie to withhold from the origin.
+/// - A token refused for what it is (malformed, tampered, keyed with no secret of ours, expired,
+///   no `sub`): the same bytes are refused the same way for as long as the keys are the same,
+///   and they are this resolver's (a new configuration is a new resolver, with an empty memory);
+///   an expired token never becomes valid again.
+/// - A token refused only because its `nbf` is ahead becomes valid by itself: not remembered.
+/// - An opaque database session is the origin's answer, with its own memory and per-address cap.
+fn nextauth_reuse(
+    outcome: &NextAuthOutcome,
+    killed: bool,
+    kv_bound: bool,
+    now: u64,
+) -> Option<Reuse> {
+    match outcome {
+        NextAuthOutcome::NoCookie => Some(Reuse::from(now)),
+        NextAuthOutcome::Session(_) if killed => None,
+        NextAuthOutcome::Session(session) => nextauth_session_reuse(session, kv_bound, now),
+        NextAuthOutcome::Rejected(NextAuthError::NotYetValid) => None,
+        NextAuthOutcome::Rejected(_) => Some(Reuse::from(now)),
+        NextAuthOutcome::DatabaseSession { .. } => None,
     }
 }
 

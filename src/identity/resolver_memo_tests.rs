@@ -264,3 +264,85 @@ fn a_clerk_answer_ends_with_its_token() {
     s.exp = NOW + 3600;
     assert_eq!(clerk_session_end(&s, &live, NOW), NOW + CLERK_REUSE_SECS);
 }
+
+#[test]
+fn a_nextauth_answer_stands_alike_alone_and_beside_a_clerk_session() {
+    let r = nextauth_only();
+    let claims = |extra: Value| {
+        let mut claims = json!({"sub": "cy", "iat": NOW - 10, "exp": NOW + 3000});
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    let cookie = |token: &str| format!("theme=dark; next-auth.session-token={token}");
+    let good = v4_token(SECRET, claims(json!({})));
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    let flipped = if parts[3].starts_with('A') { "B" } else { "A" };
+    parts[3].replace_range(..1, flipped);
+    let tampered = parts.join(".");
+    let uuid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+    // The origin's answer about it, as if asked already (nothing is fetched on the host).
+    let key = VerifiedCache::<()>::key(&["next-auth.session-token", uuid]);
+    r.database_sessions
+        .borrow_mut()
+        .insert(key, None, NOW + 30, NOW);
+    // (case, Cookie, remembered alone, remembered beside a Clerk session)
+    let cases = [
+        ("no session cookie", "theme=dark".to_string(), true, true),
+        ("valid", cookie(&good), true, true),
+        ("ciphertext changed", cookie(&tampered), true, true),
+        (
+            "another secret",
+            cookie(&v4_token("someone-else", claims(json!({})))),
+            true,
+            true,
+        ),
+        (
+            "expired",
+            cookie(&v4_token(SECRET, claims(json!({"exp": NOW - 100})))),
+            true,
+            true,
+        ),
+        (
+            "no sub",
+            cookie(&v4_token(SECRET, json!({"exp": NOW + 3000}))),
+            true,
+            true,
+        ),
+        ("not a token", cookie("a.b.c.d.e"), true, true),
+        // Valid by itself once its nbf is reached.
+        (
+            "not valid yet",
+            cookie(&v4_token(SECRET, claims(json!({"nbf": NOW + 600})))),
+            false,
+            false,
+        ),
+        // Asked of the origin alone; beside a Clerk session never asked about.
+        ("database session", cookie(uuid), false, true),
+    ];
+    for (case, cookie, alone_stands, beside_stands) in cases {
+        let alone = block_on(r.resolve(&facts(&cookie), None, NOW));
+        let beside = block_on(r.nextauth_beside_clerk(&Cookies::parse(&cookie), None, NOW));
+        assert_eq!(alone.reuse.is_some(), alone_stands, "{case}");
+        assert_eq!(beside.reuse.is_some(), beside_stands, "{case}");
+        if alone_stands && beside_stands {
+            assert_eq!(alone.reuse, beside.reuse, "{case}");
+        }
+        assert_eq!(beside.valid, case == "valid", "{case}");
+    }
+    // A refused token's anonymous answer is recalled as such, and a token valid later is
+    // resolved again and accepted once its time comes.
+    let expired = cookie(&v4_token(SECRET, claims(json!({"exp": NOW - 100}))));
+    let refused = resolve_and_remember(&r, &facts(&expired), NOW);
+    assert_eq!(refused.identity.source, Source::Anonymous);
+    let hit = r.recall(&facts(&expired), false, NOW + 1).unwrap();
+    assert_eq!(hit.identity.source, Source::Anonymous);
+    let early = cookie(&v4_token(SECRET, claims(json!({"nbf": NOW + 600}))));
+    resolve_and_remember(&r, &facts(&early), NOW);
+    assert!(r.recall(&facts(&early), false, NOW + 1).is_none());
+    let later = NOW + 600 - CLOCK_TOLERANCE_SECS;
+    let accepted = resolve_and_remember(&r, &facts(&early), later);
+    assert_eq!(accepted.identity.user_id.as_deref(), Some("cy"));
+}
