@@ -121,6 +121,67 @@ test('expired, tampered, garbage, wrongly keyed and oversized cookies are anonym
   }
 });
 
+/** A next-auth 4 token with part `index` (2 iv, 3 ciphertext, 4 tag) edited by `edit` on its bytes. */
+function editPart(token, index, edit) {
+  const parts = token.split('.');
+  parts[index] = Buffer.from(edit(Buffer.from(parts[index], 'base64url'))).toString('base64url');
+  return parts.join('.');
+}
+
+/** One bit of the last byte flipped. */
+const flipLast = (bytes) => {
+  const out = Buffer.from(bytes);
+  out[out.length - 1] ^= 1;
+  return out;
+};
+
+/** Altered copies of a next-auth 4 (A256GCM) token: each must be refused. */
+function tamperedGcm(token) {
+  const header = Buffer.from(JSON.stringify({ alg: 'dir', enc: 'A256GCM', typ: 'JWT' })).toString('base64url');
+  return {
+    ciphertext: editPart(token, 3, flipLast),
+    tag: editPart(token, 4, flipLast),
+    'tag a byte short': editPart(token, 4, (b) => b.subarray(1)),
+    'tag a byte long': editPart(token, 4, (b) => Buffer.concat([b, Buffer.from([0])])),
+    iv: editPart(token, 2, flipLast),
+    'iv of 16 bytes': editPart(token, 2, (b) => Buffer.concat([b, Buffer.alloc(4)])),
+    header: [header, ...token.split('.').slice(1)].join('.'),
+  };
+}
+
+test('next-auth 4 cookies, with or without nodejs_compat: accepted as minted, every altered copy refused alike', async () => {
+  const settings = bridgeSettings({ origin, clerk, secret: `${SECRET},${OLD_SECRET}` });
+  const plain = await startWorkers([bridgeWorker(settings, { compatibilityFlags: [] })]);
+  try {
+    const workers = {
+      nodejs_compat: (headers) => bridge.fetch('/whoami', { headers }),
+      'no nodejs_compat': (headers) => plain.fetch('/whoami', { headers }),
+    };
+    for (const [name, fetchVia] of Object.entries(workers)) {
+      const seen = async (token) => {
+        const res = await fetchVia({ cookie: cookieHeader({ 'next-auth.session-token': token }) });
+        assert.equal(res.status, 200, name);
+        return (await res.json()).headers;
+      };
+      const current = await nextAuthV4(SECRET, { sub: `gcm-${name}`, email: 'gcm@example.com' });
+      const rotated = await nextAuthV4(OLD_SECRET, { sub: `gcm-old-${name}` });
+      const ok = await seen(current);
+      assert.equal(ok['x-auth-source'], 'nextauth', name);
+      assert.equal(ok['x-auth-user-id'], `gcm-${name}`);
+      assert.equal(ok['x-auth-email'], 'gcm@example.com');
+      // The second secret: the first key refuses, the next one opens it.
+      assert.equal((await seen(rotated))['x-auth-user-id'], `gcm-old-${name}`, name);
+      for (const [what, bad] of Object.entries(tamperedGcm(await nextAuthV4(SECRET, { sub: `forged-${name}` })))) {
+        const id = await seen(bad);
+        assert.equal(id['x-auth-source'], 'anonymous', `${name}: ${what}`);
+        assert.equal(id['x-auth-user-id'], undefined, `${name}: ${what}`);
+      }
+    }
+  } finally {
+    await plain.close();
+  }
+});
+
 test('forged identity headers are replaced by the real identity', async () => {
   const token = await nextAuthV4(SECRET, { sub: 'real-user', email: 'real@example.com' });
   const id = await seenIdentity({
