@@ -73,6 +73,13 @@ fn token(ctx: &Context, input: &str) {
     let signing_input = untrusted.signing_input();
     assert!(input.as_bytes().starts_with(signing_input));
     assert_eq!(input.as_bytes().get(signing_input.len()), Some(&b'.'));
+    // The claims read as the token is parsed are the whole map's.
+    let claims = untrusted.unverified_claims();
+    for name in [
+        "sub", "sid", "azp", "iss", "exp", "nbf", "iat", "sts", "email", "o",
+    ] {
+        assert_eq!(claims.get(name), claims.all().get(name), "{name}");
+    }
 
     for validation in &ctx.validations {
         match untrusted.clone().validate(validation, NOW) {

@@ -158,7 +158,11 @@ async fn directives_for(
             )
             .await
             .map_err(|e| HandshakeError::InvalidToken(e.to_string()))?;
-            token_directives(untrusted.unverified_claims(), now, ctx.validation.leeway)?
+            token_directives(
+                untrusted.unverified_claims().all(),
+                now,
+                ctx.validation.leeway,
+            )?
         }
     };
     let directives = sanitize_directives(directives);

@@ -1,10 +1,9 @@
 //! The isolate's answers that expire: one bounded map, generic over its key, serves every such
-//! cache of the identity path (verified signatures, database sessions, Clerk `external_id`s).
+//! cache of the identity path (database sessions, Clerk `external_id`s).
 //!
 //! Keys are compared in full and hashed with [`TailHash`] (their last bytes). That is safe for
-//! these maps because no key is chosen freely by a stranger and matched by hash alone: verified
-//! tokens end in their signature, database-session keys are SHA-256 digests, Clerk ids come from
-//! verified tokens. A colliding hash costs one extra comparison, never a wrong answer.
+//! these maps because no key is chosen freely by a stranger and matched by hash alone:
+//! database-session keys are SHA-256 digests, Clerk ids come from verified tokens. A colliding hash costs one extra comparison, never a wrong answer.
 //!
 //! Database sessions are keyed by a cryptographic hash on purpose ([`VerifiedCache::key`]): the
 //! map holds no cookie value in clear, and two values can never share a key.
@@ -97,25 +96,6 @@ impl<V> ExpiringMap<[u8; 32], V> {
     }
 }
 
-/// Verified tokens remembered by their exact bytes (compared in full), for caches whose keys are
-/// long: no digest is computed per request, only [`TailHash`] over the key's last bytes.
-pub type ExactCache<V> = ExpiringMap<Box<[u8]>, V>;
-
-impl<V> ExpiringMap<Box<[u8]>, V> {
-    /// The exact key of several parts: each length-prefixed, so ("ab","c") and ("a","bc")
-    /// differ. The last part ends the key, so the hash sees its last bytes.
-    pub fn key<P: AsRef<[u8]>>(parts: &[P]) -> Box<[u8]> {
-        let len = parts.iter().map(|p| p.as_ref().len() + 8).sum();
-        let mut key = Vec::with_capacity(len);
-        for part in parts {
-            let part = part.as_ref();
-            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            key.extend_from_slice(part);
-        }
-        key.into_boxed_slice()
-    }
-}
-
 /// A hasher for maps keyed by whole tokens that are compared in full on every look-up: it hashes
 /// only the last [`TAIL_HASH_BYTES`] bytes of the key (FNV-1a), which in a token are its
 /// signature or authentication tag, random by construction. Safe only for maps whose entries are
@@ -168,38 +148,6 @@ mod tests {
         assert_eq!(map.get(format!("aaaa{tail}").as_str()), Some(&1));
         assert_eq!(map.get(format!("bbbb{tail}").as_str()), Some(&2));
         assert_eq!(map.get(format!("cccc{tail}").as_str()), None);
-    }
-
-    #[test]
-    fn exact_cache_matches_only_the_same_parts() {
-        type Exact = ExactCache<u8>;
-        let mut cache = Exact::new(2);
-        let sig = [7u8; 256];
-        cache.insert(Exact::key(&[&b"header.payload"[..], &sig]), 1, 100, 0);
-        assert_eq!(
-            cache.get(&Exact::key(&[&b"header.payload"[..], &sig]), 99),
-            Some(1)
-        );
-        // Same bytes split differently, or one byte off: not the same key.
-        assert_eq!(
-            cache.get(&Exact::key(&[&b"header.payloa"[..], &[b'd'][..], &sig]), 1),
-            None
-        );
-        let mut other = sig;
-        other[0] = 8;
-        assert_eq!(
-            cache.get(&Exact::key(&[&b"header.payload"[..], &other]), 1),
-            None
-        );
-        assert_eq!(
-            cache.get(&Exact::key(&[&b"header.payload"[..], &sig]), 100),
-            None
-        );
-        assert!(cache.is_empty(), "expired entries are dropped on read");
-        for i in 0..10u8 {
-            cache.insert(Exact::key(&[[i]]), i, 100, 0);
-            assert!(cache.len() <= 2);
-        }
     }
 
     #[test]

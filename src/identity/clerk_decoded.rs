@@ -1,37 +1,45 @@
 //! Per-isolate memory of what a Clerk session token's bytes decode to, so a token sent again
 //! (every request of its ~60 s life) is base64- and JSON-decoded once per isolate instead of
-//! twice per request (once for Clerk's suffixed-cookie choice, once to verify).
+//! twice per request (once for Clerk's suffixed-cookie choice, once to verify), and its RSA
+//! signature checked once rather than per request.
 //!
 //! Invariants (tested below):
-//! - Only decoding is remembered: the unverified payload as Clerk's `decodeJwt` reads it, and the
+//! - Decoding is remembered: the unverified payload as Clerk's `decodeJwt` reads it, and the
 //!   outcome of [`UntrustedClerkToken::parse`] (header rules, shape). Both are pure functions of
 //!   the token's bytes, so a remembered answer is exactly what decoding again would give,
-//!   whatever the time, the other cookies or the keys. Nothing here says a token is valid: the
-//!   signature (its own memory in `jwks`), the claims and every time check (`exp`/`nbf`/`iat`
-//!   with skew) and the request-state rules (`__client_uat`, dev browser) still run on every
-//!   request.
+//!   whatever the time, the other cookies or the keys.
+//! - That the signature held is remembered for [`SIGNATURE_MEMORY_SECS`] from its check, on the
+//!   entry of those exact bytes (so it can vouch for no other token). The claims and every time
+//!   check (`exp`/`nbf`/`iat` with skew) and the request-state rules (`__client_uat`, dev
+//!   browser) still run on every request.
 //! - An entry is found only by the exact token, compared in full (no hash, no prefix).
 //! - Bounded: at most [`CAPACITY`] tokens of at most [`MAX_TOKEN_LEN`] bytes; a longer token is
 //!   decoded (and refused) without being remembered. The oldest entry makes room.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::clerk::{ClerkTokenError, UntrustedClerkToken, MAX_TOKEN_LEN};
+use super::clerk::token::decode_claims;
+use super::clerk::{ClerkClaims, ClerkTokenError, UntrustedClerkToken, MAX_TOKEN_LEN};
 use super::memo::same_bytes;
 
-/// Tokens remembered per isolate: a handful of concurrent sessions per isolate is typical.
-pub const CAPACITY: usize = 8;
+/// Tokens remembered per isolate: the sessions an isolate serves within a token's minute.
+pub const CAPACITY: usize = 64;
+/// How long a signature that held is remembered: a Clerk session token's 60 s life plus skew.
+pub const SIGNATURE_MEMORY_SECS: u64 = 65;
 
 /// One token's decodings, each computed at most once, on first use.
 pub struct DecodedToken {
-    token: Box<str>,
-    peeked: OnceCell<Option<Map<String, Value>>>,
+    /// Shared with the parsed token and the verified-signature memory: one copy of the text.
+    token: Rc<str>,
+    peeked: OnceCell<Option<ClerkClaims>>,
     parsed: OnceCell<Result<UntrustedClerkToken, ClerkTokenError>>,
+    /// First second at which the signature must be checked again (0: never checked).
+    signature_held_until: Cell<u64>,
 }
 
 impl DecodedToken {
@@ -40,12 +48,24 @@ impl DecodedToken {
             token: token.into(),
             peeked: OnceCell::new(),
             parsed: OnceCell::new(),
+            signature_held_until: Cell::new(0),
         }
+    }
+
+    /// Whether this token's signature was found valid less than [`SIGNATURE_MEMORY_SECS`] ago.
+    pub fn signature_held(&self, now: u64) -> bool {
+        now < self.signature_held_until.get()
+    }
+
+    /// Records that this token's signature was just found valid.
+    pub fn remember_signature_held(&self, now: u64) {
+        self.signature_held_until
+            .set(now.saturating_add(SIGNATURE_MEMORY_SECS));
     }
 
     /// The payload decoded WITHOUT verification, as Clerk's `decodeJwt` does; only to choose
     /// between cookie sets, never to trust anything.
-    pub fn peeked_claims(&self) -> Option<&Map<String, Value>> {
+    pub fn peeked_claims(&self) -> Option<&ClerkClaims> {
         // A token that parses has exactly these claims (parsing asks more of the token than
         // peeking does: same parts, same decodings, a header object): decoded once, not twice.
         if let Ok(parsed) = self.parsed() {
@@ -59,11 +79,11 @@ impl DecodedToken {
     /// [`UntrustedClerkToken::parse`] of the token.
     pub fn parsed(&self) -> &Result<UntrustedClerkToken, ClerkTokenError> {
         self.parsed
-            .get_or_init(|| UntrustedClerkToken::parse(&self.token))
+            .get_or_init(|| UntrustedClerkToken::parse_shared(Rc::clone(&self.token)))
     }
 }
 
-fn peek_claims(token: &str) -> Option<Map<String, Value>> {
+fn peek_claims(token: &str) -> Option<ClerkClaims> {
     if token.len() > MAX_TOKEN_LEN {
         return None;
     }
@@ -74,7 +94,7 @@ fn peek_claims(token: &str) -> Option<Map<String, Value>> {
     }
     crate::json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     URL_SAFE_NO_PAD.decode(signature).ok()?;
-    crate::json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    decode_claims(payload).ok()
 }
 
 #[derive(Default)]
@@ -167,7 +187,7 @@ mod tests {
             Err(ClerkTokenError::DisallowedAlgorithm)
         ));
         assert_eq!(d.peeked_claims(), peek_claims(&t).as_ref());
-        assert_eq!(d.peeked_claims().unwrap()["iat"], 7);
+        assert_eq!(d.peeked_claims().unwrap().get("iat").unwrap(), 7);
     }
 
     #[test]
@@ -180,7 +200,31 @@ mod tests {
         assert!(!Rc::ptr_eq(&da, &db));
         assert!(da.parsed().is_ok());
         assert!(db.parsed().is_err(), "the longer signature does not decode");
-        assert_eq!(da.peeked_claims().unwrap()["sub"], "user_a");
+        assert_eq!(da.peeked_claims().unwrap().get("sub").unwrap(), "user_a");
+    }
+
+    #[test]
+    fn a_held_signature_is_remembered_for_its_exact_token_and_a_while_only() {
+        let t = token(r#"{"sub":"user_held"}"#);
+        let d = decoded(&t);
+        assert!(!d.signature_held(100), "never checked");
+        d.remember_signature_held(100);
+        assert!(decoded(&t).signature_held(100));
+        assert!(decoded(&t).signature_held(100 + SIGNATURE_MEMORY_SECS - 1));
+        assert!(!decoded(&t).signature_held(100 + SIGNATURE_MEMORY_SECS));
+        // Same signing input, another signature; another payload, the same signature: neither
+        // is vouched for.
+        let (input, _) = t.rsplit_once('.').unwrap();
+        let other_signature = format!("{input}.{}", b64("sih"));
+        assert!(!decoded(&other_signature).signature_held(100));
+        let (_, signature) = t.rsplit_once('.').unwrap();
+        let (header, _) = input.split_once('.').unwrap();
+        let other_payload = format!("{header}.{}.{signature}", b64(r#"{"sub":"user_else"}"#));
+        assert!(!decoded(&other_payload).signature_held(100));
+        // A token too long to remember is checked every time.
+        let huge = token(&format!(r#"{{"sub":"{}"}}"#, "x".repeat(MAX_TOKEN_LEN)));
+        decoded(&huge).remember_signature_held(100);
+        assert!(!decoded(&huge).signature_held(100));
     }
 
     #[test]

@@ -16,7 +16,6 @@ use sha2::{Digest as _, Sha256};
 use worker::kv::KvStore;
 use worker::{Fetch, Headers, Method};
 
-use super::cache::ExactCache;
 use super::clerk::{
     ClerkRequestState, ClerkSession, ClerkTokenError, ClerkTokenSource, ClerkValidation, Jwks,
     KeyError, RsaPublicKey, SignatureVerifier, SignedOutReason,
@@ -32,9 +31,6 @@ pub const REFRESH_INTERVAL_SECS: u64 = 60;
 /// When refreshing keeps failing, previously fetched keys stay usable this long: Clerk rotates
 /// keys rarely, and an outage of the Backend API must not sign everybody out.
 pub const MAX_STALE_SECS: u64 = 24 * 3600;
-const VERIFIED_TOKEN_CACHE_CAPACITY: usize = 4096;
-/// How long a verified signature is remembered: a Clerk session token's 60 s life plus skew.
-const SIGNATURE_MEMORY_SECS: u64 = 65;
 /// How long a request waits for another request's key fetch: polls of [`WAIT_POLL_MS`].
 const MAX_WAIT_POLLS: u32 = 300;
 const WAIT_POLL_MS: u64 = 10;
@@ -57,8 +53,6 @@ impl Drop for RefreshingFlag {
 
 thread_local! {
     static ISOLATE_JWKS: RefCell<IsolateJwks> = RefCell::new(IsolateJwks::default());
-    static VERIFIED_TOKENS: RefCell<ExactCache<()>> =
-        RefCell::new(ExactCache::new(VERIFIED_TOKEN_CACHE_CAPACITY));
 }
 
 #[derive(Default)]
@@ -186,13 +180,6 @@ impl SignatureVerifier for KeySource {
         signature: &[u8],
         now: u64,
     ) -> Result<(), ClerkTokenError> {
-        // A session token is sent again with every request of its short life: a signature that
-        // held is remembered (by what it signs and the signature itself, compared in full; the
-        // kid is in the signed header). Claims, `exp` included, are still checked on every use.
-        let cache_key = ExactCache::<()>::key(&[signing_input, signature]);
-        if VERIFIED_TOKENS.with(|cache| cache.borrow_mut().get(&cache_key, now).is_some()) {
-            return Ok(());
-        }
         let key = self.key_for_kid(kid, now).await?;
         // Synchronous when the runtime allows it: with nothing left to await, the request is
         // answered without being driven as a promise.
@@ -201,8 +188,6 @@ impl SignatureVerifier for KeySource {
             None => webcrypto::verify_rs256(&key, signing_input, signature).await,
         };
         if valid {
-            let until = now + SIGNATURE_MEMORY_SECS;
-            VERIFIED_TOKENS.with(|cache| cache.borrow_mut().insert(cache_key, (), until, now));
             Ok(())
         } else {
             Err(ClerkTokenError::InvalidSignature)
@@ -418,8 +403,9 @@ impl RemoteJwks {
     }
 }
 
-/// Verifies a Clerk session token: header rules, signature (remembered per isolate, see
-/// [`SIGNATURE_MEMORY_SECS`]), then claims at `now` — the same pipeline the host tests run.
+/// Verifies a Clerk session token: header rules, signature (remembered per isolate with the
+/// token's decoding, see `clerk_decoded`), then claims at `now` — the same pipeline the host
+/// tests run.
 pub async fn verify_session(
     token: &str,
     keys: &KeySource,

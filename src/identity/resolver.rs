@@ -480,7 +480,7 @@ impl IdentityResolver {
         let from_claim = self
             .legacy_id_claim
             .as_deref()
-            .and_then(|claim| legacy_id::id_from_claim(&session.claims, claim));
+            .and_then(|claim| legacy_id::id_from_claim(session.claims.all(), claim));
         let (user_id, reuse) = match from_claim {
             Some(id) => (id, Some(Reuse::from(now))),
             None => match self.cached_id(session, now) {
@@ -495,7 +495,7 @@ impl IdentityResolver {
         };
         let email = ["email", "primary_email", "primaryEmail"]
             .iter()
-            .find_map(|name| session.claims.get(*name).and_then(|v| v.as_str()))
+            .find_map(|name| session.claims.get(name).and_then(|v| v.as_str()))
             .map(str::to_string);
         let identity = Identity {
             source: Source::Clerk,
@@ -754,11 +754,11 @@ mod memo_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     /// A verified session of `user_1` / `sess_1` with these claims (shared with `memo_tests`).
     pub(super) fn session(claims: Value) -> ClerkSession {
-        let claims: Map<String, Value> = serde_json::from_value(claims).unwrap();
+        let claims = super::super::clerk::ClerkClaims::parse(claims.to_string()).unwrap();
         ClerkSession {
             user_id: "user_1".into(),
             session_id: Some("sess_1".into()),

@@ -281,6 +281,25 @@ test('a Clerk signature changed in one bit, or a byte short, is refused', async 
   }
 });
 
+test('a remembered Clerk signature vouches for its own token only: another payload under it is refused', async () => {
+  const token = clerk.mintSessionToken({ sub: 'user_kept', sid: 'sess_kept' });
+  const other = clerk.mintSessionToken({ sub: 'user_other', sid: 'sess_other' });
+  for (const t of [token, other]) {
+    assert.equal((await seenIdentity({ authorization: `Bearer ${t}` }))['x-auth-source'], 'clerk');
+  }
+  const [h, , s] = token.split('.');
+  const [, p] = other.split('.');
+  // The other (valid) token's payload under this one's remembered signature, and this
+  // token's payload with a claim changed.
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
+  const changed = Buffer.from(JSON.stringify({ ...claims, sub: 'user_other' })).toString('base64url');
+  for (const forged of [`${h}.${p}.${s}`, `${h}.${changed}.${s}`]) {
+    const seen = await seenIdentity({ authorization: `Bearer ${forged}` });
+    assert.equal(seen['x-auth-source'], 'anonymous');
+    assert.equal(seen['x-auth-clerk-user-id'], undefined);
+  }
+});
+
 test('without nodejs_compat, Clerk signatures are checked with WebCrypto: valid ones pass, forged ones do not', async () => {
   const settings = bridgeSettings({ origin, clerk, secret: SECRET });
   const plain = await startWorkers([bridgeWorker(settings, { compatibilityFlags: [] })]);

@@ -3,8 +3,9 @@
 
 use std::rc::Rc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::payload::ClerkClaims;
 use super::publishable_key::PublishableKey;
 use super::token::{ClerkTokenError, UntrustedClerkToken};
 use super::DEFAULT_LEEWAY_SECS;
@@ -64,7 +65,7 @@ pub struct ClerkSession {
     pub iat: u64,
     /// Every claim of the token (e.g. `azp`, `fva`, `o`, `act`, custom session claims), shared
     /// with the token's remembered decoding rather than copied.
-    pub claims: Rc<Map<String, Value>>,
+    pub claims: Rc<ClerkClaims>,
 }
 
 /// Clerk's status of an active session (`sts`).
@@ -115,7 +116,7 @@ impl UntrustedClerkToken {
 /// Clerk's `verifyJwt` (sub, azp, iss, exp, nbf, iat), so a token with several faults is
 /// reported as Clerk would report it.
 pub fn validate_claims(
-    claims: &Rc<Map<String, Value>>,
+    claims: &Rc<ClerkClaims>,
     validation: &ClerkValidation,
     now: u64,
 ) -> Result<ClerkSession, ClerkTokenError> {
@@ -175,7 +176,7 @@ pub fn validate_claims(
 /// NumericDate claims as non-negative integers; Clerk mints integers, so anything else is
 /// malformed rather than silently rounded.
 fn timestamp_claim(
-    claims: &Map<String, Value>,
+    claims: &ClerkClaims,
     name: &'static str,
 ) -> Result<Option<u64>, ClerkTokenError> {
     match claims.get(name) {

@@ -2,8 +2,9 @@
 //! cookies and their suffixed variants (`usesSuffixedCookies`), and the development-browser
 //! cookie, as @clerk/backend `authenticateRequest` applies them before any verification.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::payload::ClerkClaims;
 use super::publishable_key::{InstanceType, PublishableKey};
 use super::request_state::{ClerkTokenSource, HandshakeReason, SignedOutReason};
 use super::{CLIENT_UAT_COOKIE, DEV_BROWSER_COOKIE, SESSION_COOKIE};
@@ -212,7 +213,7 @@ fn is_truthy(value: &Value) -> bool {
 }
 
 /// `payload.<name> || 0` for numeric claims of an unverified token.
-fn numeric_claim(claims: Option<&Map<String, Value>>, name: &str) -> f64 {
+fn numeric_claim(claims: Option<&ClerkClaims>, name: &str) -> f64 {
     claims
         .and_then(|claims| claims.get(name))
         .and_then(Value::as_f64)

@@ -12,9 +12,10 @@
 //! rejected and tokens are bounded in size.
 //!
 //! One concern per file, imports flowing one way: [`publishable_key`] and [`keys`] (the
-//! configuration); [`token`] (the compact JWS and its header rules, the errors) → [`claims`]
-//! (what a signed payload must say) → [`verify`] (parse, signature, claims); [`request_state`]
-//! (what a verification means for a request) → [`cookie_choice`] (which token a request carries).
+//! configuration); [`payload`] (the claims as read); [`token`] (the compact JWS and its header
+//! rules, the errors) → [`claims`] (what a signed payload must say) → [`verify`] (parse,
+//! signature, claims); [`request_state`] (what a verification means for a request) →
+//! [`cookie_choice`] (which token a request carries).
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -23,6 +24,7 @@ use base64::engine::DecodePaddingMode;
 pub mod claims;
 pub mod cookie_choice;
 pub mod keys;
+pub mod payload;
 pub mod publishable_key;
 pub mod request_state;
 pub mod token;
@@ -34,6 +36,7 @@ pub use claims::{
 };
 pub use cookie_choice::{request_uses_suffixed_cookies, session_token_from_request};
 pub use keys::{Jwks, KeyError, RsaPublicKey};
+pub use payload::ClerkClaims;
 pub use publishable_key::{InstanceType, PublishableKey, PublishableKeyError};
 pub use request_state::{
     check_client_uat, is_handshake_eligible, request_state_after_verification, ClerkRequestState,

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use super::payload::ClerkClaims;
 use super::{JWT_CATEGORY_IGNORE, JWT_CATEGORY_SESSION_TOKEN, MAX_TOKEN_LEN};
 
 /// Which part of a compact JWS failed to decode.
@@ -84,15 +85,24 @@ impl std::error::Error for ClerkTokenError {}
 /// `cat`, `crit`) but whose signature and claims are not checked yet.
 #[derive(Debug, Clone)]
 pub struct UntrustedClerkToken {
-    signing_input: String,
+    /// The token as sent, shared with the isolate's memory of it rather than copied.
+    text: Rc<str>,
+    /// Length of `<header>.<payload>`, the start of `text`.
+    signing_input_len: usize,
     signature: Vec<u8>,
-    kid: String,
+    kid: Rc<str>,
     /// Shared with the [`super::ClerkSession`] it becomes: never copied per request.
-    claims: Rc<Map<String, Value>>,
+    claims: Rc<ClerkClaims>,
 }
 
 impl UntrustedClerkToken {
     pub fn parse(token: &str) -> Result<Self, ClerkTokenError> {
+        Self::parse_shared(token.into())
+    }
+
+    /// [`Self::parse`] of a token held by the caller too: kept without a copy.
+    pub fn parse_shared(text: Rc<str>) -> Result<Self, ClerkTokenError> {
+        let token = &*text;
         if token.len() > MAX_TOKEN_LEN {
             return Err(ClerkTokenError::TooLarge);
         }
@@ -117,10 +127,11 @@ impl UntrustedClerkToken {
         if signature.is_empty() {
             return Err(ClerkTokenError::InvalidSignature);
         }
-        let claims = decode_json_object(payload, TokenPart::Payload)?;
+        let claims = decode_claims(payload)?;
         let signing_input_len = header_text.len() + 1 + payload.len();
         Ok(Self {
-            signing_input: token[..signing_input_len].to_owned(),
+            text,
+            signing_input_len,
             signature,
             kid,
             claims: Rc::new(claims),
@@ -133,7 +144,7 @@ impl UntrustedClerkToken {
 
     /// `<header>.<payload>` as sent: the bytes the signature covers.
     pub fn signing_input(&self) -> &[u8] {
-        self.signing_input.as_bytes()
+        &self.text.as_bytes()[..self.signing_input_len]
     }
 
     pub fn signature(&self) -> &[u8] {
@@ -141,13 +152,13 @@ impl UntrustedClerkToken {
     }
 
     /// Unverified claims; only for diagnostics and cookie selection, never for identity.
-    pub fn unverified_claims(&self) -> &Map<String, Value> {
+    pub fn unverified_claims(&self) -> &ClerkClaims {
         &self.claims
     }
 
     /// The unverified claims, shared, for [`super::claims::validate_claims`] once the
     /// signature holds.
-    pub fn shared_claims(&self) -> &Rc<Map<String, Value>> {
+    pub fn shared_claims(&self) -> &Rc<ClerkClaims> {
         &self.claims
     }
 }
@@ -160,7 +171,7 @@ enum HeaderCheck {
     /// Decoded, and refused by a rule.
     Refused(ClerkTokenError),
     /// Accepted; the key id.
-    Kid(String),
+    Kid(Rc<str>),
 }
 
 thread_local! {
@@ -191,7 +202,7 @@ fn checked_header(part: &str) -> HeaderCheck {
 const MAX_HEADER_REMEMBERED: usize = 512;
 
 fn check_header(part: &str) -> HeaderCheck {
-    let header = match decode_json_object(part, TokenPart::Header) {
+    let header = match decode_header(part) {
         Ok(header) => header,
         Err(error) => return HeaderCheck::Undecodable(error),
     };
@@ -213,16 +224,27 @@ fn check_header(part: &str) -> HeaderCheck {
         Some(_) => return HeaderCheck::Refused(ClerkTokenError::NotASessionToken),
     }
     match header.get("kid") {
-        Some(Value::String(kid)) if !kid.is_empty() => HeaderCheck::Kid(kid.clone()),
+        Some(Value::String(kid)) if !kid.is_empty() => HeaderCheck::Kid(kid.as_str().into()),
         _ => HeaderCheck::Refused(ClerkTokenError::MissingKeyId),
     }
 }
 
-fn decode_json_object(part: &str, which: TokenPart) -> Result<Map<String, Value>, ClerkTokenError> {
+/// A payload's claims, read for those the worker uses (see [`ClerkClaims`]).
+pub(crate) fn decode_claims(part: &str) -> Result<ClerkClaims, ClerkTokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
-        .map_err(|_| ClerkTokenError::InvalidBase64(which))?;
-    crate::json::from_slice(&bytes).map_err(|_| ClerkTokenError::InvalidJson(which))
+        .map_err(|_| ClerkTokenError::InvalidBase64(TokenPart::Payload))?;
+    // JSON is UTF-8: other bytes are refused, as `serde_json::from_slice` refuses them.
+    let text =
+        String::from_utf8(bytes).map_err(|_| ClerkTokenError::InvalidJson(TokenPart::Payload))?;
+    ClerkClaims::parse(text).map_err(|_| ClerkTokenError::InvalidJson(TokenPart::Payload))
+}
+
+fn decode_header(part: &str) -> Result<Map<String, Value>, ClerkTokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| ClerkTokenError::InvalidBase64(TokenPart::Header))?;
+    crate::json::from_slice(&bytes).map_err(|_| ClerkTokenError::InvalidJson(TokenPart::Header))
 }
 
 #[cfg(test)]
@@ -282,6 +304,22 @@ mod tests {
                 ClerkTokenError::InvalidJson(TokenPart::Header)
             );
         }
+        // One spelling per signature: "c2k" is "si"; "c2l" is the same bytes with stray
+        // trailing bits, and "c2k=" padded: both refused.
+        let sig_a = UntrustedClerkToken::parse(&token(good, "c2k")).unwrap();
+        assert_eq!(sig_a.signature(), b"si");
+        assert_eq!(
+            UntrustedClerkToken::parse(&token(good, "c2l")).unwrap_err(),
+            ClerkTokenError::InvalidBase64(TokenPart::Signature)
+        );
+        assert_eq!(
+            UntrustedClerkToken::parse(&token(good, "c2k=")).unwrap_err(),
+            ClerkTokenError::InvalidBase64(TokenPart::Signature)
+        );
+        assert_eq!(
+            sig_a.signing_input(),
+            token(good, "c2k").rsplit_once('.').unwrap().0.as_bytes()
+        );
         assert_eq!(
             UntrustedClerkToken::parse("a.b").unwrap_err(),
             ClerkTokenError::WrongPartCount(2)

@@ -1,5 +1,6 @@
 //! The whole check of a session token: decode (remembered per isolate), signature (behind
-//! [`SignatureVerifier`]: WebCrypto in the Worker, the `rsa` crate in host tests), then claims.
+//! [`SignatureVerifier`]: WebCrypto in the Worker, the `rsa` crate in host tests; a signature
+//! that held is remembered with the decoding), then claims.
 
 use super::claims::{ClerkSession, ClerkValidation};
 use super::token::ClerkTokenError;
@@ -29,18 +30,21 @@ pub async fn verify_session_token(
     validation: &ClerkValidation,
     now: u64,
 ) -> Result<ClerkSession, ClerkTokenError> {
-    // The decoding is remembered per isolate by the exact token; the signature (remembered
-    // separately) and the claims at `now` are checked on every call.
+    // The decoding is remembered per isolate by the exact token, and with it, for a while,
+    // that its signature held; the claims at `now` are checked on every call.
     let decoded = clerk_decoded::decoded(token);
     // Borrowed from the remembered decoding: no copy of the token's parts per request.
     let untrusted = decoded.parsed().as_ref().map_err(Clone::clone)?;
-    verifier
-        .verify_signature(
-            untrusted.kid(),
-            untrusted.signing_input(),
-            untrusted.signature(),
-            now,
-        )
-        .await?;
+    if !decoded.signature_held(now) {
+        verifier
+            .verify_signature(
+                untrusted.kid(),
+                untrusted.signing_input(),
+                untrusted.signature(),
+                now,
+            )
+            .await?;
+        decoded.remember_signature_held(now);
+    }
     untrusted.validate(validation, now)
 }

@@ -1,16 +1,12 @@
 //! A decrypted session payload, read for the few claims the worker uses.
 //!
-//! The payload is parsed once, straight into [`ReadClaims`]: `sub`, `email`, `name`, `picture`
-//! as strings, `iat`, `nbf`, `exp` as numbers; every other claim is parsed as a
-//! `serde_json::Value` and dropped, so no map of every claim (nor a copy of each name) is built
-//! per token. A claim named twice counts with its last value, as
+//! The payload is parsed once, straight into [`ReadClaims`] ([`crate::json::read_members`]):
+//! `sub`, `email`, `name`, `picture` as strings, `iat`, `nbf`, `exp` as numbers; every other
+//! claim is parsed as a `serde_json::Value` and dropped, so no map of every claim (nor a copy of
+//! each name) is built per token. A claim named twice counts with its last value, as
 //! `JSON.parse` and `serde_json::Map` have it. The whole map stays available from the payload
 //! text ([`super::SessionFacts::claims`]) for the rare reader that needs an app's own claim.
 
-use std::fmt;
-
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Header, NextAuthError, CLOCK_TOLERANCE_SECS};
@@ -46,87 +42,23 @@ pub(super) struct ReadClaims {
     pub exp: Option<Scalar>,
 }
 
+/// The claims [`ReadClaims`] holds, in its fields' order.
+const READ: [&str; 7] = ["sub", "email", "name", "picture", "iat", "nbf", "exp"];
+
 impl ReadClaims {
     /// Parses a payload; `Err` when it is not one JSON object (what jose refuses).
     pub fn parse(text: &str) -> Result<ReadClaims, NextAuthError> {
-        serde_json::from_str(text).map_err(|_| NextAuthError::ClaimsNotObject)
-    }
-}
-
-impl<'de> Deserialize<'de> for ReadClaims {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ReadClaims, D::Error> {
-        deserializer.deserialize_map(ReadClaimsVisitor)
-    }
-}
-
-struct ReadClaimsVisitor;
-
-impl<'de> Visitor<'de> for ReadClaimsVisitor {
-    type Value = ReadClaims;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ReadClaims, A::Error> {
-        let mut claims = ReadClaims::default();
-        while let Some(name) = map.next_key::<ClaimName>()? {
-            // Each value is read as a `Value`, as the full map reads it (same grammar, nesting
-            // limit and number range, and the parser code the worker has anyway).
-            let value: Value = map.next_value()?;
-            let slot = match name {
-                ClaimName::Sub => &mut claims.sub,
-                ClaimName::Email => &mut claims.email,
-                ClaimName::Name => &mut claims.name,
-                ClaimName::Picture => &mut claims.picture,
-                ClaimName::Iat => &mut claims.iat,
-                ClaimName::Nbf => &mut claims.nbf,
-                ClaimName::Exp => &mut claims.exp,
-                ClaimName::Unread => continue,
-            };
-            *slot = Some(value.into());
-        }
-        Ok(claims)
-    }
-}
-
-/// A claim's name, as the object key (escapes undone) reads.
-enum ClaimName {
-    Sub,
-    Email,
-    Name,
-    Picture,
-    Iat,
-    Nbf,
-    Exp,
-    Unread,
-}
-
-impl<'de> Deserialize<'de> for ClaimName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ClaimName, D::Error> {
-        deserializer.deserialize_identifier(ClaimNameVisitor)
-    }
-}
-
-struct ClaimNameVisitor;
-
-impl Visitor<'_> for ClaimNameVisitor {
-    type Value = ClaimName;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a claim name")
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<ClaimName, E> {
-        Ok(match v {
-            "sub" => ClaimName::Sub,
-            "email" => ClaimName::Email,
-            "name" => ClaimName::Name,
-            "picture" => ClaimName::Picture,
-            "iat" => ClaimName::Iat,
-            "nbf" => ClaimName::Nbf,
-            "exp" => ClaimName::Exp,
-            _ => ClaimName::Unread,
+        let read =
+            crate::json::read_members(text, &READ).map_err(|_| NextAuthError::ClaimsNotObject)?;
+        let [sub, email, name, picture, iat, nbf, exp] = read.map(|value| value.map(Scalar::from));
+        Ok(ReadClaims {
+            sub,
+            email,
+            name,
+            picture,
+            iat,
+            nbf,
+            exp,
         })
     }
 }
