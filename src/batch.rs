@@ -29,7 +29,9 @@
 //! user — and the consumer's live [`crate::pacer::Pacer::grant`] check keeps the real call
 //! rate under the limit whatever was sent.
 
-use crate::migration::ledger::{BacklogCursor, ImportMeta};
+use crate::migration::ledger::{BacklogCursor, ImportMeta, QueueMessage};
+use crate::migration::page::{hold_until_due, paginate, PageMessage};
+use crate::pacer::{CallCounter, Pacer, PacerState};
 
 pub mod consume;
 pub mod status;
@@ -69,6 +71,71 @@ pub const REQUEUE_LOOKAHEAD_MS: u64 = 60_000;
 /// backlog would wait for a cron tick instead of their backoff.
 pub fn ends_import(taken: usize, room: usize, backlog_left: u64) -> bool {
     taken < room || backlog_left < room as u64
+}
+
+/// A cron tick's planning, shared by the tick and the simulation: at `now_ms`, with the
+/// trickle's recent calls, how many records to take ([`Self::room`]), then the pages to send
+/// with them ([`Self::pages`]).
+pub struct TickPlanner<'a> {
+    pub pacer: &'a Pacer,
+    pub now_ms: u64,
+    pub trickle: &'a CallCounter,
+}
+
+/// A tick's Queue messages: pages with their delays (seconds), and records the plan had no room
+/// for after all (back to the backlog).
+#[derive(Debug)]
+pub struct TickPages {
+    pub pages: Vec<(u32, PageMessage)>,
+    pub overflow: Vec<QueueMessage>,
+    /// Calls planned for the pages.
+    pub calls: u32,
+}
+
+impl TickPlanner<'_> {
+    /// How many records the tick may take: what the plan would fill with an endless backlog
+    /// (planned on a copy: the state changes only with [`Self::pages`]).
+    pub fn room(&self, state: &PacerState) -> usize {
+        self.plan(&mut state.clone(), usize::MAX).records()
+    }
+
+    fn plan(&self, state: &mut PacerState, records: usize) -> crate::pacer::Plan {
+        let reserved = CallCounter::new();
+        self.pacer
+            .plan(state, self.now_ms, self.trickle, &reserved, records)
+    }
+
+    /// Plans the records the tick took — at most [`Self::room`]'s `room`; the handed-back
+    /// ones first, due at `due_ms`, then fresh ones — into pages: each page is sent with its
+    /// planned delay, or later while a record in it is not due yet; all are tail pages when
+    /// they end the import ([`ends_import`], with `backlog_left` records left after them).
+    /// Updates `state` with the plan.
+    pub fn pages(
+        &self,
+        state: &mut PacerState,
+        mut messages: Vec<QueueMessage>,
+        due_ms: &[u64],
+        room: usize,
+        backlog_left: u64,
+    ) -> TickPages {
+        let tail = ends_import(messages.len(), room, backlog_left);
+        let plan = self.plan(state, messages.len());
+        let overflow = messages.split_off(plan.records().min(messages.len()));
+        let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
+        let mut pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
+            .into_iter()
+            .map(|(i, page)| (plan.pages[i].delay_secs, page))
+            .collect();
+        hold_until_due(&mut pages, due_ms, self.now_ms);
+        for (_, page) in &mut pages {
+            page.tail = tail;
+        }
+        TickPages {
+            pages,
+            overflow,
+            calls: plan.calls,
+        }
+    }
 }
 
 /// About how many records the backlog still holds past `cursor` (imports are cut into

@@ -20,7 +20,7 @@
 //! ([`Pacer::share_per_sec`]), so one message never takes more than its share of a window.
 //!
 //! Concerns, one file each: [`rate`] (the limit), [`calls`] (counting calls), [`plan`] (the
-//! tick's pages) and [`grant`] (the consumer's live check and pace).
+//! tick's pages) and [`grant`] (the consumer's live check, pace and grants).
 
 mod calls;
 mod grant;
@@ -28,7 +28,7 @@ mod plan;
 mod rate;
 
 pub use calls::{CallCounter, CallLog};
-pub use grant::Pace;
+pub use grant::{Grants, LiveWindow, Pace, MAX_GRANT_WAIT_MS};
 pub use plan::{PacerState, PagePlan, Plan, PAGE_LEAD_SECS};
 pub use rate::RateLimit;
 

@@ -15,19 +15,21 @@
 //! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls).
 //! See the figures with `cargo test --release --test simulation -- --nocapture`.
 
-use auth_bridge::batch::{ends_import, retry_schedule, retry_through_queue, REQUEUE_LOOKAHEAD_MS};
+use auth_bridge::batch::{
+    backlog_left, retry_schedule, retry_through_queue, TickPages, TickPlanner, REQUEUE_LOOKAHEAD_MS,
+};
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
 use auth_bridge::clerk_api::{
     ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
     UserQuery,
 };
 use auth_bridge::migration::ledger::{self, BacklogCursor};
-use auth_bridge::migration::page::{
-    hold_until_due, migrate_page, paginate, tail_pages, PageMessage, Spender,
-};
+use auth_bridge::migration::page::{migrate_page, tail_pages, PageMessage, DEFERRED};
 use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
 use auth_bridge::migration::{ImportRecord, TrickleUser};
-use auth_bridge::pacer::{CallCounter, CallLog, Pace, Pacer, PacerConfig, PacerState, RateLimit};
+use auth_bridge::pacer::{
+    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerConfig, PacerState, RateLimit,
+};
 use futures::executor::block_on;
 use futures::task::ArcWake;
 use rand::rngs::StdRng;
@@ -156,7 +158,7 @@ impl Latent<'_> {
         let now = self.clock.now();
         self.clerk.set_now(now);
         if self.trickle {
-            // The batch's calls are counted when granted (see `SimSpender`).
+            // The batch's calls are counted when granted (see `SimWindow`).
             self.calls.trickle.borrow_mut().record(now, 1);
             self.calls
                 .trickle_total
@@ -242,80 +244,40 @@ impl ClerkApi for Latent<'_> {
     }
 }
 
-/// A consumer's live budget check, on the virtual clock: its share of the budget, and the
-/// window of every call.
-struct SimSpender<'a> {
-    pacer: Pacer,
+/// A consumer's live window on the virtual clock: the batch's calls at their grants, the
+/// trickle's at their arrival, the pause the last 429 asked for. Each page spends through the
+/// worker's own [`Grants`] over it, as the queue consumer does.
+struct SimWindow<'a> {
     clock: Rc<Clock>,
     calls: &'a Calls,
     paused_until: &'a Cell<u64>,
-    deferred: &'a Cell<u64>,
-    pace: RefCell<Pace>,
-    /// Calls granted and not yet reported spent (they count in the window from the grant).
-    outstanding: Cell<u32>,
-    /// When the last grant was made (where calls it did not use are taken back).
-    granted_at: Cell<u64>,
-    grant_wait: &'a Cell<u64>,
+    /// This consumer's pace, kept across its pages.
+    pace: &'a RefCell<Pace>,
+    /// Time pages waited (for grants, and before trying a record again).
+    waited: &'a Cell<u64>,
 }
 
-impl Spender for SimSpender<'_> {
-    async fn acquire(&self, want: u32) -> u32 {
-        let mut waited = 0;
-        loop {
-            let now = self.clock.now();
-            if now < self.paused_until.get() {
-                return 0;
-            }
-            let granted = self.pacer.grant(
-                now,
-                &self.calls.batch_log.borrow(),
-                &self.calls.trickle.borrow(),
-                &mut self.pace.borrow_mut(),
-                CONSUMERS,
-                want,
-            );
-            match granted {
-                Ok(n) => {
-                    self.calls.batch_log.borrow_mut().record(now, n);
-                    self.outstanding.set(self.outstanding.get() + n);
-                    self.granted_at.set(now);
-                    return n;
-                }
-                Err(_) if waited >= 30_000 => {
-                    self.deferred.set(self.deferred.get() + 1);
-                    return 0;
-                }
-                Err(wait) => {
-                    self.grant_wait.set(self.grant_wait.get() + wait);
-                    self.clock.sleep(wait).await;
-                    waited += wait;
-                }
-            }
-        }
-    }
-    fn spent(&self, calls: u32) {
-        // Calls beyond the grant (a record that needed more than one) count now.
-        let extra = calls.saturating_sub(self.outstanding.get());
-        self.outstanding
-            .set(self.outstanding.get().saturating_sub(calls));
-        if extra > 0 {
-            self.calls
-                .batch_log
-                .borrow_mut()
-                .record(self.clock.now(), extra);
-        }
-    }
-    fn unused(&self, calls: u32) {
-        let calls = calls.min(self.outstanding.get());
-        self.outstanding.set(self.outstanding.get() - calls);
-        self.pace.borrow_mut().give_back(calls);
-        let at = self.granted_at.get();
-        self.calls.batch_log.borrow_mut().remove(at, calls);
-    }
+impl LiveWindow for SimWindow<'_> {
     fn now_ms(&self) -> u64 {
         self.clock.now()
     }
+    fn paused_until_ms(&self) -> u64 {
+        self.paused_until.get()
+    }
+    async fn others(&self, _now_ms: u64) -> CallCounter {
+        self.calls.trickle.borrow().clone()
+    }
+    async fn consumers(&self, _now_ms: u64) -> u32 {
+        CONSUMERS
+    }
+    fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
+        f(&mut self.calls.batch_log.borrow_mut())
+    }
+    fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
+        f(&mut self.pace.borrow_mut())
+    }
     async fn sleep(&self, ms: u64) {
+        self.waited.set(self.waited.get() + ms);
         self.clock.sleep(ms).await;
     }
 }
@@ -350,7 +312,10 @@ struct Progress {
     ended: Cell<u64>,
     /// Time consumers waited for a page (none queued, or not due yet).
     idle_ms: Cell<u64>,
-    grant_wait_ms: Cell<u64>,
+    /// Time pages waited for grants and before trying a record again.
+    page_wait_ms: Cell<u64>,
+    /// Pages the budget or a pause stopped before their end.
+    deferred: Cell<u64>,
     marks: RefCell<Vec<(u64, u64)>>,
     trickle_not_signed_in: Cell<u64>,
 }
@@ -425,7 +390,6 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
     let progress = Progress::default();
     progress.backlog_left.set(users);
     let paused_until = Cell::new(0u64);
-    let deferred = Cell::new(0u64);
     let batch_clerk = Latent {
         clerk: &clerk,
         clock: clock.clone(),
@@ -460,11 +424,13 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         loop {
             let now = clock.now();
             state.paused_until_ms = paused_until.get();
-            let none = CallCounter::new();
             let trickle = calls.trickle.borrow().clone();
-            let room = pacer
-                .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
-                .records();
+            let planner = TickPlanner {
+                pacer: &pacer,
+                now_ms: now,
+                trickle: &trickle,
+            };
+            let room = planner.room(&state);
             let returned = ledger::take_requeued(&store, room, now + REQUEUE_LOOKAHEAD_MS)
                 .await
                 .unwrap();
@@ -477,17 +443,11 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
                 .backlog_left
                 .set(progress.backlog_left.get() - fresh.len());
             messages.extend(fresh);
-            let tail = ends_import(messages.len(), room, progress.backlog_left.get() as u64);
-            let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
-            let overflow = messages.split_off(plan.records().min(messages.len()));
-            let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
-            let mut pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
-                .into_iter()
-                .map(|(i, page)| (plan.pages[i].delay_secs, page))
-                .collect();
-            hold_until_due(&mut pages, &returned.due_ms, now);
-            for (delay, mut page) in pages {
-                page.tail = tail;
+            let left = backlog_left(&imports, &cursor);
+            let TickPages {
+                pages, overflow, ..
+            } = planner.pages(&mut state, messages, &returned.due_ms, room, left);
+            for (delay, page) in pages {
                 let at = now.div_ceil(1000) * 1000 + delay as u64 * 1000;
                 progress.queue.borrow_mut().push_back((at, page));
             }
@@ -497,10 +457,6 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             ledger::commit_requeued(&store, &returned).await.unwrap();
             calls
                 .trickle
-                .borrow_mut()
-                .prune(now.saturating_sub(2 * limit.window_ms));
-            calls
-                .batch_log
                 .borrow_mut()
                 .prune(now.saturating_sub(2 * limit.window_ms));
 
@@ -527,17 +483,7 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
 
     // Concurrent consumers (max_concurrency): pages in the order they become due.
     let consumer = || async {
-        let spender = SimSpender {
-            pacer,
-            clock: clock.clone(),
-            calls: &calls,
-            paused_until: &paused_until,
-            deferred: &deferred,
-            pace: RefCell::new(Pace::default()),
-            outstanding: Cell::new(0),
-            granted_at: Cell::new(0),
-            grant_wait: &progress.grant_wait_ms,
-        };
+        let pace = RefCell::new(Pace::default());
         loop {
             // The Queue delivers a delayed message when it is due: the page due first.
             let next = {
@@ -580,7 +526,25 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             }
             progress.pages.set(progress.pages.get() + 1);
             let t0 = clock.now();
+            // A page's grants are its own; the pace is the consumer's, as in the worker.
+            let spender = Grants::new(
+                pacer,
+                SimWindow {
+                    clock: clock.clone(),
+                    calls: &calls,
+                    paused_until: &paused_until,
+                    pace: &pace,
+                    waited: &progress.page_wait_ms,
+                },
+            );
             let result = migrate_page(&batch_migrator, &batch_clerk, &spender, &recs).await;
+            if result
+                .outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Retry { code, .. } if code == DEFERRED))
+            {
+                progress.deferred.set(progress.deferred.get() + 1);
+            }
             let now = clock.now();
             if std::env::var("SIM_TRACE").is_ok() {
                 let retries = result
@@ -751,9 +715,9 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
     println!("progress (percent done, s): {:?}", progress.marks.borrow());
     if std::env::var("SIM_DEBUG").is_ok() {
         println!(
-            "  consumers idle (no page due) {} s, waiting for grants {} s",
+            "  consumers idle (no page due) {} s, pages waiting (grants, retries) {} s",
             progress.idle_ms.get() / 1000,
-            progress.grant_wait_ms.get() / 1000
+            progress.page_wait_ms.get() / 1000
         );
         println!(
             "  batch calls by kind (calls, errors): {:?}",
@@ -778,12 +742,12 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         }
     }
     println!(
-        "tally {tally:?}; duplicates {}; pages {} ({} redelivered after a crash); batch creates refused as taken (raced) {}; deferred by the live check {}; 429s batch {} trickle {}; sign-ins ok {} not signed in {}",
+        "tally {tally:?}; duplicates {}; pages {} ({} redelivered after a crash); batch creates refused as taken (raced) {}; pages stopped by the live check or a pause {}; 429s batch {} trickle {}; sign-ins ok {} not signed in {}",
         dups.len(),
         progress.pages.get(),
         progress.redelivered.get(),
         calls.batch_taken.get(),
-        deferred.get(),
+        progress.deferred.get(),
         calls.batch_429.get(),
         calls.trickle_429.get(),
         progress.trickle_ok.get(),

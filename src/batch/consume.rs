@@ -1,6 +1,6 @@
 //! The queue consumers (glue). `auth-bridge-import`: each message is a page of records
 //! ([`PageMessage`]); the consumer migrates it with [`migrate_page`] — spending calls only as
-//! the live budget grants them ([`Pacer::grant`]), waiting for the window when it is full —
+//! the live budget grants them ([`crate::pacer::Grants`]), waiting for the window when it is full —
 //! writes each record's state, hands records that met only transient errors back to the
 //! backlog with their backoff, and acks. `auth-bridge-import-dlq`: pages the Queue gave up on
 //! go back to the backlog; they are never failed for it (only Clerk's permanent refusals end a
@@ -10,7 +10,7 @@
 //! cannot be written is retried whole: redelivery is harmless, since the page looks its users
 //! up by `external_id` before creating any.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use crate::join::join_all;
 use serde_json::Value;
@@ -28,16 +28,12 @@ use crate::config::Phase;
 use crate::isolate::{self, Isolate, QUEUE_BINDING};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
-use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult, Spender};
+use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult};
 use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome, Store};
-use crate::pacer::{CallLog, Pace, Pacer};
+use crate::pacer::{CallCounter, CallLog, Grants, LiveWindow, Pace};
 
 /// Delay of a retry when the store itself could not be used.
 const STORE_RETRY_SECS: u32 = 30;
-/// How long the batch's own calls are remembered for the live check (longer than any window).
-const KEEP_MS: u64 = 120_000;
-/// The longest a page waits for the budget before handing its records back (a trickle surge).
-const MAX_WAIT_MS: u64 = 30_000;
 /// KV writes in flight at once while recording a page (Workers allow six open connections).
 const WRITES_IN_FLIGHT: usize = 6;
 
@@ -51,12 +47,14 @@ const MAX_CONSUMERS: u32 = 16;
 thread_local! {
     /// This isolate's batch calls, for the live check (the trickle's come from `budget`).
     static BATCH_CALLS: RefCell<CallLog> = RefCell::new(CallLog::new());
+    /// This isolate's pace (it is one consumer), kept across its messages.
+    static PACE: RefCell<Pace> = RefCell::new(Pace::default());
     /// This isolate's consumer id, and `(counted at, active consumers)`.
     static CONSUMER: RefCell<(Option<String>, u64, u32)> = const { RefCell::new((None, 0, 1)) };
 }
 
 /// How many queue consumers spend the budget now (this one included): each spends at most
-/// its share ([`Pacer::share_per_sec`]). A consumer beats every few seconds by writing its key
+/// its share ([`crate::pacer::Pacer::share_per_sec`]). A consumer beats every few seconds by writing its key
 /// with KV's shortest expiry (60 s); the live keys are the consumers. One that stopped is still
 /// counted until its key expires, which only slows the others for that minute.
 async fn active_consumers(kv: &KvStore, now: u64) -> u32 {
@@ -153,88 +151,41 @@ async fn hand_back(store: &KvLedgerStore, message: &Message<Value>, why: &str) {
     }
 }
 
-/// The live budget as the page sees it: this isolate's batch calls plus every isolate's
-/// trickle, against the pacer's budget, at this consumer's share of it; a 429 pause stops the
-/// page.
-struct LiveSpender<'a> {
-    pacer: Pacer,
+/// The live window as this isolate sees it: its own batch calls, every isolate's trickle (from
+/// KV) and the consumers' count; a 429 pause read when the page started stops it.
+struct IsolateWindow<'a> {
     kv: &'a KvStore,
-    paused_until_ms: Cell<u64>,
-    pace: RefCell<Pace>,
-    /// Calls granted and not yet reported spent (they count in the window from the grant).
-    outstanding: Cell<u32>,
-    /// When the last grant was made (where calls it did not use are taken back).
-    granted_at: Cell<u64>,
+    paused_until_ms: u64,
 }
 
-impl Spender for LiveSpender<'_> {
-    async fn acquire(&self, want: u32) -> u32 {
-        let mut waited = 0;
-        loop {
-            let now = isolate::now_ms();
-            if now < self.paused_until_ms.get() {
-                return 0;
-            }
-            let others = crate::budget::recent_priority_calls(Some(self.kv), now).await;
-            let consumers = active_consumers(self.kv, now).await;
-            let own = BATCH_CALLS.with(|c| c.borrow().clone());
-            let granted = self.pacer.grant(
-                now,
-                &own,
-                &others,
-                &mut self.pace.borrow_mut(),
-                consumers,
-                want,
-            );
-            match granted {
-                Ok(n) => {
-                    record_batch_calls(now, n);
-                    self.outstanding.set(self.outstanding.get() + n);
-                    self.granted_at.set(now);
-                    return n;
-                }
-                Err(_) if waited >= MAX_WAIT_MS => return 0,
-                Err(wait) => {
-                    worker::Delay::from(std::time::Duration::from_millis(wait)).await;
-                    waited += wait;
-                }
-            }
-        }
-    }
-
-    fn spent(&self, calls: u32) {
-        // Calls beyond the grant (a record that needed more than one) count now.
-        let extra = calls.saturating_sub(self.outstanding.get());
-        self.outstanding
-            .set(self.outstanding.get().saturating_sub(calls));
-        if extra > 0 {
-            record_batch_calls(isolate::now_ms(), extra);
-        }
-    }
-
-    fn unused(&self, calls: u32) {
-        let calls = calls.min(self.outstanding.get());
-        self.outstanding.set(self.outstanding.get() - calls);
-        self.pace.borrow_mut().give_back(calls);
-        let at = self.granted_at.get();
-        BATCH_CALLS.with(|c| c.borrow_mut().remove(at, calls));
-    }
-
+impl LiveWindow for IsolateWindow<'_> {
     fn now_ms(&self) -> u64 {
         isolate::now_ms()
+    }
+
+    fn paused_until_ms(&self) -> u64 {
+        self.paused_until_ms
+    }
+
+    async fn others(&self, now_ms: u64) -> CallCounter {
+        crate::budget::recent_priority_calls(Some(self.kv), now_ms).await
+    }
+
+    async fn consumers(&self, now_ms: u64) -> u32 {
+        active_consumers(self.kv, now_ms).await
+    }
+
+    fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
+        BATCH_CALLS.with(|c| f(&mut c.borrow_mut()))
+    }
+
+    fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
+        PACE.with(|p| f(&mut p.borrow_mut()))
     }
 
     async fn sleep(&self, ms: u64) {
         worker::Delay::from(std::time::Duration::from_millis(ms)).await;
     }
-}
-
-fn record_batch_calls(now: u64, calls: u32) {
-    BATCH_CALLS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.record(now, calls);
-        c.prune(now.saturating_sub(KEEP_MS));
-    });
 }
 
 /// One page: migrate, record, hand back what must be tried again, ack.
@@ -290,14 +241,13 @@ async fn page(
         }
     }
 
-    let spender = LiveSpender {
-        pacer: pacer_for(isolate),
-        kv,
-        paused_until_ms: Cell::new(rate_limited_until),
-        pace: RefCell::new(Pace::default()),
-        outstanding: Cell::new(0),
-        granted_at: Cell::new(0),
-    };
+    let spender = Grants::new(
+        pacer_for(isolate),
+        IsolateWindow {
+            kv,
+            paused_until_ms: rate_limited_until,
+        },
+    );
     // By reference, with the same types as the trickle's: one copy of the Migrator in the wasm.
     let migrator = Migrator::new(&clerk, store, mode);
     let result: PageResult = migrate_page(&migrator, &clerk, &spender, &records).await;

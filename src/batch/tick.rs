@@ -20,8 +20,9 @@ use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
 };
-use crate::migration::page::{hold_until_due, paginate, PageMessage};
-use crate::pacer::{CallCounter, Pacer, PacerConfig, PacerState};
+use super::TickPages;
+use crate::migration::page::PageMessage;
+use crate::pacer::{Pacer, PacerConfig, PacerState};
 
 /// Time between writing the claim and reading it back: every concurrent tick in this location
 /// has written by then, so all read the same last writer.
@@ -166,12 +167,14 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     let pacer = pacer_for(isolate);
     let now = isolate::now_ms();
     let trickle = crate::budget::recent_priority_calls(Some(kv), now).await;
-    let none = CallCounter::new();
+    let planner = super::TickPlanner {
+        pacer: &pacer,
+        now_ms: now,
+        trickle: &trickle,
+    };
 
     // How many the budget allows, then take at most that many, then plan exactly those.
-    let room = pacer
-        .plan(&mut state.clone(), now, &trickle, &none, usize::MAX)
-        .records();
+    let room = planner.room(&state);
     let returned = ledger::take_requeued(&store, room, now + super::REQUEUE_LOOKAHEAD_MS)
         .await
         .map_err(|e| e.to_string())?;
@@ -193,25 +196,16 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     .await
     .map_err(|e| e.to_string())?;
     messages.extend(fresh);
-    let messages_taken = messages.len();
-    let plan = pacer.plan(&mut state, now, &trickle, &none, messages.len());
-    let overflow = messages.split_off(plan.records().min(messages.len()));
-    let sizes: Vec<usize> = plan.pages.iter().map(|p| p.records).collect();
-    let mut pages: Vec<(u32, PageMessage)> = paginate(messages, &sizes)
-        .into_iter()
-        .map(|(i, page)| (plan.pages[i].delay_secs, page))
-        .collect();
-    hold_until_due(&mut pages, &returned.due_ms, now);
-    // The backlog ran out before the budget, or will at the next tick: these pages end the
-    // import. An unreadable list of imports only means the pages hand retries back through
-    // the backlog.
+    // An unreadable list of imports only means the pages hand retries back through the
+    // backlog (they are not tail pages).
     let left = imports
         .as_deref()
         .map_or(u64::MAX, |imports| super::backlog_left(imports, &cursor));
-    let tail = super::ends_import(messages_taken, room, left);
-    for (_, page) in &mut pages {
-        page.tail = tail;
-    }
+    let TickPages {
+        pages,
+        overflow,
+        calls,
+    } = planner.pages(&mut state, messages, &returned.due_ms, room, left);
 
     let sent_pages = send(queue, &pages).await;
     let mut back: Vec<QueueMessage> = pages[sent_pages..]
@@ -233,7 +227,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
     if sent > 0 || !back.is_empty() {
         console_log!(
             "auth-bridge: pacer tick: {sent} records in {sent_pages} pages, {} calls planned, {} handed back",
-            plan.calls,
+            calls,
             back.len(),
         );
     }

@@ -156,6 +156,25 @@ pub trait Spender {
     async fn sleep(&self, ms: u64);
 }
 
+/// The worker's and the simulation's spender: the pacer's grants over their live window.
+impl<W: crate::pacer::LiveWindow> Spender for crate::pacer::Grants<W> {
+    async fn acquire(&self, want: u32) -> u32 {
+        crate::pacer::Grants::acquire(self, want).await
+    }
+    fn spent(&self, calls: u32) {
+        crate::pacer::Grants::spent(self, calls)
+    }
+    fn unused(&self, calls: u32) {
+        crate::pacer::Grants::unused(self, calls)
+    }
+    fn now_ms(&self) -> u64 {
+        self.window().now_ms()
+    }
+    async fn sleep(&self, ms: u64) {
+        self.window().sleep(ms).await
+    }
+}
+
 /// What a page did: one outcome per record (same order) and the calls it made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageResult {

@@ -1,8 +1,16 @@
 //! The queue consumer's live check ([`Pacer::grant`]): before each group of calls, the last
 //! window of every known call against the budget, and this consumer's pace ([`Pace`], its
-//! share of the budget, [`Pacer::share_per_sec`]).
+//! share of the budget, [`Pacer::share_per_sec`]); and a page's bookkeeping around it
+//! ([`Grants`]: waiting for a grant, counting calls made, taking back calls not made) over a
+//! [`LiveWindow`] — KV and the Workers clock in the worker, a virtual clock in the simulation.
+
+use std::cell::Cell;
 
 use super::{CallCounter, CallLog, Pacer, ARRIVAL_GUARD_MS, SLOT_MS};
+
+/// The longest a page waits for the budget before it stops and hands its records back (a
+/// trickle surge fills the window).
+pub const MAX_GRANT_WAIT_MS: u64 = 30_000;
 
 impl Pacer {
     /// Calls per second one of `consumers` concurrent queue consumers may spend while the
@@ -112,6 +120,112 @@ impl Pace {
     /// not spent on them.
     pub fn give_back(&mut self, calls: u32) {
         self.tokens += f64::from(calls);
+    }
+}
+
+/// What a page's grants read and wait on: the clock, the batch's pause, the trickle's and
+/// interactive calls, the consumers sharing the budget, the batch's own calls, and this
+/// consumer's pace.
+#[allow(async_fn_in_trait)]
+pub trait LiveWindow {
+    fn now_ms(&self) -> u64;
+    /// No batch call before this (a 429's `Retry-After`).
+    fn paused_until_ms(&self) -> u64;
+    /// The trickle's and interactive calls, in second buckets.
+    async fn others(&self, now_ms: u64) -> CallCounter;
+    /// Queue consumers spending the budget now (this one included).
+    async fn consumers(&self, now_ms: u64) -> u32;
+    /// The batch's own calls (those of every page this consumer's isolate runs), each counted
+    /// from its grant.
+    fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R;
+    /// This consumer's pace, kept across its pages: a page that starts while the previous one
+    /// left calls unspent goes on at the consumer's share, not from a fresh (empty) pace.
+    fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R;
+    async fn sleep(&self, ms: u64);
+}
+
+/// One page's grants: the calls granted and not yet reported made (they count in the window
+/// from their grant; those a record did not need are taken back from it and from the pace).
+pub struct Grants<W> {
+    pacer: Pacer,
+    window: W,
+    outstanding: Cell<u32>,
+    /// When the last grant was made (where calls it did not use are taken back).
+    granted_at_ms: Cell<u64>,
+}
+
+impl<W: LiveWindow> Grants<W> {
+    pub fn new(pacer: Pacer, window: W) -> Self {
+        Self {
+            pacer,
+            window,
+            outstanding: Cell::new(0),
+            granted_at_ms: Cell::new(0),
+        }
+    }
+
+    pub fn window(&self) -> &W {
+        &self.window
+    }
+
+    /// Waits until some of `want` calls may be made ([`Pacer::grant`]) and answers how many
+    /// (≥ 1), counted in the own window from now; 0 when the batch is paused or the budget
+    /// stayed full for [`MAX_GRANT_WAIT_MS`].
+    pub async fn acquire(&self, want: u32) -> u32 {
+        let mut waited = 0;
+        loop {
+            let now = self.window.now_ms();
+            if now < self.window.paused_until_ms() {
+                return 0;
+            }
+            let others = self.window.others(now).await;
+            let consumers = self.window.consumers(now).await;
+            let granted = self.window.with_own(|own| {
+                let granted = self
+                    .window
+                    .with_pace(|pace| self.pacer.grant(now, own, &others, pace, consumers, want));
+                if let Ok(n) = granted {
+                    own.record(now, n);
+                    // Older calls no longer count in any window the check reads.
+                    let window = self.pacer.config.limit.window_ms;
+                    own.prune(now.saturating_sub(window + ARRIVAL_GUARD_MS + SLOT_MS));
+                }
+                granted
+            });
+            match granted {
+                Ok(n) => {
+                    self.outstanding.set(self.outstanding.get() + n);
+                    self.granted_at_ms.set(now);
+                    return n;
+                }
+                Err(_) if waited >= MAX_GRANT_WAIT_MS => return 0,
+                Err(wait) => {
+                    self.window.sleep(wait).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+
+    /// `calls` were just made: those beyond the grant (a record that needed more than one)
+    /// count from now.
+    pub fn spent(&self, calls: u32) {
+        let extra = calls.saturating_sub(self.outstanding.get());
+        self.outstanding
+            .set(self.outstanding.get().saturating_sub(calls));
+        if extra > 0 {
+            let now = self.window.now_ms();
+            self.window.with_own(|own| own.record(now, extra));
+        }
+    }
+
+    /// `calls` of the last grant were not made: they leave the window and return to the pace.
+    pub fn unused(&self, calls: u32) {
+        let calls = calls.min(self.outstanding.get());
+        self.outstanding.set(self.outstanding.get() - calls);
+        self.window.with_pace(|pace| pace.give_back(calls));
+        let at = self.granted_at_ms.get();
+        self.window.with_own(|own| own.remove(at, calls));
     }
 }
 
@@ -227,5 +341,111 @@ mod tests {
             "the trickle's headroom is not for the batch"
         );
         assert_eq!(p.share_per_sec(1, 200), 0.0);
+    }
+}
+
+#[cfg(test)]
+mod grants_tests {
+    use super::*;
+    use crate::pacer::PacerConfig;
+    use futures::executor::block_on;
+    use std::cell::RefCell;
+
+    /// A clock that moves only when a grant waits, and the trickle's calls as given.
+    #[derive(Default)]
+    struct Window {
+        now: Cell<u64>,
+        paused_until: Cell<u64>,
+        others: CallCounter,
+        own: RefCell<CallLog>,
+        pace: RefCell<Pace>,
+        slept: Cell<u64>,
+    }
+
+    impl LiveWindow for &Window {
+        fn now_ms(&self) -> u64 {
+            self.now.get()
+        }
+        fn paused_until_ms(&self) -> u64 {
+            self.paused_until.get()
+        }
+        async fn others(&self, _now_ms: u64) -> CallCounter {
+            self.others.clone()
+        }
+        async fn consumers(&self, _now_ms: u64) -> u32 {
+            1
+        }
+        fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
+            f(&mut self.own.borrow_mut())
+        }
+        fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
+            f(&mut self.pace.borrow_mut())
+        }
+        async fn sleep(&self, ms: u64) {
+            self.slept.set(self.slept.get() + ms);
+            self.now.set(self.now.get() + ms);
+        }
+    }
+
+    #[test]
+    fn grants_count_from_the_grant_and_give_back_what_was_not_made() {
+        let pacer = Pacer::new(PacerConfig::default()); // 99 per 10 s
+        let w = Window::default();
+        w.now.set(50_000);
+        let grants = Grants::new(pacer, &w);
+        assert_eq!(
+            block_on(grants.acquire(10)),
+            1,
+            "a fresh pace starts with one"
+        );
+        assert_eq!(w.own.borrow().calls_in(0, 50_000), 1);
+        // Two calls made for it (a link that completed a user): the second counts from now.
+        w.now.set(50_400);
+        grants.spent(2);
+        assert_eq!(w.own.borrow().calls_in(0, 50_000), 1);
+        assert_eq!(w.own.borrow().calls_in(50_000, 50_400), 1);
+        // A second later a second's share is banked; the page needed none of it.
+        w.now.set(51_400);
+        let n = block_on(grants.acquire(10));
+        assert!(n >= 9, "{n}");
+        assert_eq!(w.own.borrow().calls_in(51_000, 51_400), n);
+        grants.unused(n);
+        assert_eq!(w.own.borrow().calls_in(51_000, 51_400), 0, "taken back");
+        assert_eq!(block_on(grants.acquire(10)), n, "and back in the pace");
+        grants.spent(n);
+        assert_eq!(w.slept.get(), 0);
+        // Old calls leave the log once no window reads them.
+        w.now.set(80_000);
+        assert!(block_on(grants.acquire(1)) > 0);
+        assert_eq!(w.own.borrow().calls_in(0, 70_000), 0);
+        // The next page goes on at the consumer's pace: a second's share banked, not the one
+        // call of a fresh pace.
+        w.now.set(90_000);
+        let next_page = Grants::new(pacer, &w);
+        assert_eq!(block_on(next_page.acquire(10)), 9);
+    }
+
+    #[test]
+    fn a_paused_batch_or_a_window_that_stays_full_stops_the_page() {
+        let pacer = Pacer::new(PacerConfig::default());
+        let w = Window::default();
+        w.paused_until.set(10_000);
+        let grants = Grants::new(pacer, &w);
+        assert_eq!(block_on(grants.acquire(5)), 0, "paused");
+        assert_eq!(w.slept.get(), 0, "a pause is not waited for in the page");
+        // The trickle fills every window: the page waits, then gives up.
+        let mut busy = CallCounter::new();
+        for s in 0..100 {
+            busy.record(s * 1000, 99);
+        }
+        let w = Window {
+            others: busy,
+            ..Window::default()
+        };
+        w.now.set(20_000);
+        let grants = Grants::new(pacer, &w);
+        assert_eq!(block_on(grants.acquire(5)), 0);
+        assert!((MAX_GRANT_WAIT_MS..MAX_GRANT_WAIT_MS + SLOT_MS).contains(&w.slept.get()));
+        assert_eq!(w.own.borrow().calls_in(0, u64::MAX), 0, "nothing granted");
     }
 }
