@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use worker::kv::KvStore;
-use worker::{console_error, Env};
+use worker::{console_error, Env, Queue};
 
 use crate::config::Config;
 use crate::identity::assertion::AssertionSigner;
@@ -23,6 +23,8 @@ pub struct Isolate {
     pub assertion: Option<AssertionSigner>,
     /// The KV namespace, looked up once (the binding lives as long as the isolate).
     pub kv: Option<KvStore>,
+    /// The import Queue's producer, looked up once (the cron and the queue consumer send to it).
+    pub import_queue: Option<Queue>,
     /// `ORIGIN_URL` as a string (where database sessions are asked about), once.
     pub origin_base: Option<String>,
     /// Every configuration problem, for the log (once) and the admin status. Never holds values.
@@ -64,6 +66,7 @@ impl Isolate {
             identity,
             assertion,
             kv,
+            import_queue: env.queue(QUEUE_BINDING).ok(),
             problems,
         }
     }
@@ -85,6 +88,13 @@ pub fn kv_put(
     value: &str,
 ) -> Result<worker::kv::PutOptionsBuilder, worker::kv::KvError> {
     kv.put(key, KvText(value))
+}
+
+/// A JSON value read from KV: `None` when the key is missing, unreadable or does not parse
+/// (callers fall back to a default: a fresh state, no pause, empty stats).
+pub async fn kv_get_json<T: serde::de::DeserializeOwned>(kv: &KvStore, key: &str) -> Option<T> {
+    let text = kv.get(key).text().await.ok().flatten()?;
+    serde_json::from_str(&text).ok()
 }
 
 struct KvText<'a>(&'a str);

@@ -25,11 +25,11 @@ use super::tick::{pacer_for, pause_state, random_u32};
 use super::{retry_schedule, retry_through_queue, BATCH_STATS_KEY, RATE_LIMIT_PAUSE_KEY};
 use crate::clerk_api::fetch::FetchClerk;
 use crate::config::Phase;
-use crate::isolate::{self, Isolate, QUEUE_BINDING};
+use crate::isolate::{self, Isolate};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
 use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult};
-use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome, Store};
+use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome};
 use crate::pacer::{CallCounter, CallLog, Grants, LiveWindow, Pace};
 
 /// Delay of a retry when the store itself could not be used.
@@ -98,7 +98,7 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) {
             return;
         }
     };
-    let Some(kv) = isolate::kv(env) else {
+    let Some(kv) = isolate.kv.clone() else {
         console_error!("auth-bridge: queue consumer: KV binding missing; retrying later");
         for m in &messages {
             retry(m, 60);
@@ -111,9 +111,8 @@ pub async fn consume(batch: MessageBatch<Value>, env: &Env) {
             hand_back(&store, message, "dead letter").await;
         }
     } else {
-        let queue = env.queue(QUEUE_BINDING).ok();
         for message in &messages {
-            page(&isolate, &kv, queue.as_ref(), &store, message).await;
+            page(&isolate, &kv, &store, message).await;
         }
     }
 }
@@ -189,13 +188,7 @@ impl LiveWindow for IsolateWindow<'_> {
 }
 
 /// One page: migrate, record, hand back what must be tried again, ack.
-async fn page(
-    isolate: &Isolate,
-    kv: &KvStore,
-    queue: Option<&Queue>,
-    store: &KvLedgerStore,
-    message: &Message<Value>,
-) {
+async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &Message<Value>) {
     let config = &isolate.config;
     let Some(page) = page_message(message) else {
         console_error!("auth-bridge: dropping a queue message that is not a page of records");
@@ -277,7 +270,7 @@ async fn page(
     }
 
     let written = record(store, &finished, dry_run, now).await
-        && hand_back_retries(queue, store, direct, again, now).await;
+        && hand_back_retries(isolate.import_queue.as_ref(), store, direct, again, now).await;
     if !dry_run {
         add_stats(kv, now, u64::from(result.calls), imported).await;
     }
@@ -358,22 +351,17 @@ async fn requeue_by_due(store: &KvLedgerStore, again: &mut [(u64, QueueMessage)]
 
 /// Adds a page's calls and imported users to [`BatchStats`] (best effort: status only).
 async fn add_stats(kv: &KvStore, now: u64, calls: u64, imported: u64) {
-    let store = KvLedgerStore::new(kv.clone());
-    let mut stats: BatchStats = store
-        .get(BATCH_STATS_KEY)
+    let mut stats: BatchStats = isolate::kv_get_json(kv, BATCH_STATS_KEY)
         .await
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
     stats.add(now, calls, imported);
-    let _ = store
-        .put(
-            BATCH_STATS_KEY,
-            &serde_json::to_string(&stats).unwrap_or_default(),
-            Default::default(),
-        )
-        .await;
+    if let Ok(put) = isolate::kv_put(
+        kv,
+        BATCH_STATS_KEY,
+        &serde_json::to_string(&stats).unwrap_or_default(),
+    ) {
+        let _ = put.execute().await;
+    }
 }
 
 /// The record's `id` from a stored line that does not parse as a whole.

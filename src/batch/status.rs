@@ -45,11 +45,7 @@ pub async fn tally(
         .iter()
         .map(|m| m.accepted)
         .sum();
-    if let Some(cached) = store
-        .get(TALLY_CACHE_KEY)
-        .await?
-        .and_then(|v| serde_json::from_str::<CachedTally>(&v).ok())
-    {
+    if let Some(cached) = crate::isolate::kv_get_json::<CachedTally>(kv, TALLY_CACHE_KEY).await {
         if cache_usable(&cached, accepted, now_ms) && cached.dry_run.is_some() == with_dry_run {
             return Ok(cached);
         }

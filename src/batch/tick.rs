@@ -13,14 +13,14 @@
 use worker::kv::KvStore;
 use worker::{console_error, console_log, BatchMessageBuilder, Env, MessageBuilder, Queue};
 
+use super::TickPages;
 use super::{ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY};
 use crate::config::Phase;
-use crate::isolate::{self, Isolate, QUEUE_BINDING};
+use crate::isolate::{self, kv_get_json, Isolate};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
 };
-use super::TickPages;
 use crate::migration::page::PageMessage;
 use crate::pacer::{Pacer, PacerConfig, PacerState};
 
@@ -59,36 +59,19 @@ pub fn pacer_for(isolate: &Isolate) -> Pacer {
 /// Whether the batch is paused: by the admin (until resumed) or until a 429's end (ms).
 pub async fn pause_state(kv: &KvStore) -> (bool, u64) {
     let admin = matches!(kv.get(ADMIN_PAUSE_KEY).text().await, Ok(Some(_)));
-    let until = kv
-        .get(RATE_LIMIT_PAUSE_KEY)
-        .text()
+    // Stored as a bare number: JSON.
+    let until = kv_get_json::<u64>(kv, RATE_LIMIT_PAUSE_KEY)
         .await
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     (admin, until)
 }
 
 pub async fn load_pacer_state(kv: &KvStore) -> PacerState {
-    kv.get(PACER_STATE_KEY)
-        .text()
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or_default()
+    kv_get_json(kv, PACER_STATE_KEY).await.unwrap_or_default()
 }
 
 async fn claim(kv: &KvStore, scheduled_ms: u64) -> bool {
-    let read = || async {
-        kv.get(TICK_LOCK_KEY)
-            .text()
-            .await
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_str::<TickClaim>(&v).ok())
-    };
+    let read = || kv_get_json::<TickClaim>(kv, TICK_LOCK_KEY);
     if let Some(prev) = read().await {
         if prev.scheduled_ms >= scheduled_ms {
             console_log!("auth-bridge: pacer tick skipped (a tick for this minute already ran)");
@@ -128,14 +111,14 @@ pub async fn tick(scheduled_time: f64, env: &Env) {
         console_error!("auth-bridge: pacer idle: CLERK_SECRET_KEY missing");
         return;
     }
-    let (Some(kv), Ok(queue)) = (isolate::kv(env), env.queue(QUEUE_BINDING)) else {
+    let (Some(kv), Some(queue)) = (&isolate.kv, &isolate.import_queue) else {
         console_error!("auth-bridge: pacer idle: KV or IMPORT_QUEUE binding missing");
         return;
     };
-    if !claim(&kv, scheduled_time.max(0.0) as u64).await {
+    if !claim(kv, scheduled_time.max(0.0) as u64).await {
         return;
     }
-    if let Err(e) = run(&isolate, &kv, &queue).await {
+    if let Err(e) = run(&isolate, kv, queue).await {
         console_error!("auth-bridge: pacer tick failed: {e}");
     }
 }
@@ -149,14 +132,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         BACKLOG_CURSOR_KEY
     };
     let mut state = load_pacer_state(kv).await;
-    let mut cursor: BacklogCursor = kv
-        .get(cursor_key)
-        .text()
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
-        .unwrap_or_default();
+    let mut cursor: BacklogCursor = kv_get_json(kv, cursor_key).await.unwrap_or_default();
     let (admin_paused, rate_limited_until) = pause_state(kv).await;
     // The pause is whatever the admin and Clerk say now (resume must be able to end it).
     state.paused_until_ms = if admin_paused {

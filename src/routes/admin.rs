@@ -234,13 +234,8 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     };
     let eta = eta_secs(remaining, per_sec, pause_left);
     let pacer_state = load_pacer_state(kv).await;
-    let stats: BatchStats = kv
-        .get(crate::batch::BATCH_STATS_KEY)
-        .text()
+    let stats: BatchStats = crate::isolate::kv_get_json(kv, crate::batch::BATCH_STATS_KEY)
         .await
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
     let mut doc = status_core(&StatusCore {
         phase,
