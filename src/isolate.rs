@@ -90,11 +90,15 @@ pub fn kv_put(
     kv.put(key, KvText(value))
 }
 
+/// A text value read from KV: `None` when the key is missing or unreadable.
+pub async fn kv_get_text(kv: &KvStore, key: &str) -> Option<String> {
+    kv.get(key).text().await.ok().flatten()
+}
+
 /// A JSON value read from KV: `None` when the key is missing, unreadable or does not parse
 /// (callers fall back to a default: a fresh state, no pause, empty stats).
 pub async fn kv_get_json<T: serde::de::DeserializeOwned>(kv: &KvStore, key: &str) -> Option<T> {
-    let text = kv.get(key).text().await.ok().flatten()?;
-    serde_json::from_str(&text).ok()
+    serde_json::from_str(&kv_get_text(kv, key).await?).ok()
 }
 
 struct KvText<'a>(&'a str);

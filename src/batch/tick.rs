@@ -16,7 +16,7 @@ use worker::{console_error, console_log, BatchMessageBuilder, Env, MessageBuilde
 use super::TickPages;
 use super::{ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY};
 use crate::config::Phase;
-use crate::isolate::{self, kv_get_json, Isolate};
+use crate::isolate::{self, kv_get_json, kv_get_text, Isolate};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
@@ -58,10 +58,10 @@ pub fn pacer_for(isolate: &Isolate) -> Pacer {
 
 /// Whether the batch is paused: by the admin (until resumed) or until a 429's end (ms).
 pub async fn pause_state(kv: &KvStore) -> (bool, u64) {
-    let admin = matches!(kv.get(ADMIN_PAUSE_KEY).text().await, Ok(Some(_)));
-    // Stored as a bare number: JSON.
-    let until = kv_get_json::<u64>(kv, RATE_LIMIT_PAUSE_KEY)
+    let admin = kv_get_text(kv, ADMIN_PAUSE_KEY).await.is_some();
+    let until = kv_get_text(kv, RATE_LIMIT_PAUSE_KEY)
         .await
+        .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     (admin, until)
 }
