@@ -95,10 +95,11 @@ pub async fn kv_get_text(kv: &KvStore, key: &str) -> Option<String> {
     kv.get(key).text().await.ok().flatten()
 }
 
-/// A JSON value read from KV: `None` when the key is missing, unreadable or does not parse
-/// (callers fall back to a default: a fresh state, no pause, empty stats).
-pub async fn kv_get_json<T: serde::de::DeserializeOwned>(kv: &KvStore, key: &str) -> Option<T> {
-    serde_json::from_str(&kv_get_text(kv, key).await?).ok()
+/// A JSON value read from KV ([`kv_get_text`]'s answer): `None` when the key was missing,
+/// unreadable or does not parse (callers fall back to a default: a fresh state, no pause,
+/// empty stats). Not async itself, so each type costs only its parser, not a future.
+pub fn kv_json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    serde_json::from_str(&text?).ok()
 }
 
 struct KvText<'a>(&'a str);

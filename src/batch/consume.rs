@@ -45,10 +45,9 @@ const CONSUMER_BEAT_MS: u64 = 5_000;
 const MAX_CONSUMERS: u32 = 16;
 
 thread_local! {
-    /// This isolate's batch calls, for the live check (the trickle's come from `budget`).
-    static BATCH_CALLS: RefCell<CallLog> = RefCell::new(CallLog::new());
-    /// This isolate's pace (it is one consumer), kept across its messages.
-    static PACE: RefCell<Pace> = RefCell::new(Pace::default());
+    /// This isolate's batch calls, for the live check (the trickle's come from `budget`), and
+    /// its pace (it is one consumer), kept across its messages.
+    static BATCH_CALLS: RefCell<(CallLog, Pace)> = RefCell::new((CallLog::new(), Pace::default()));
     /// This isolate's consumer id, and `(counted at, active consumers)`.
     static CONSUMER: RefCell<(Option<String>, u64, u32)> = const { RefCell::new((None, 0, 1)) };
 }
@@ -175,11 +174,11 @@ impl LiveWindow for IsolateWindow<'_> {
     }
 
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
-        BATCH_CALLS.with(|c| f(&mut c.borrow_mut()))
+        BATCH_CALLS.with(|c| f(&mut c.borrow_mut().0))
     }
 
     fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
-        PACE.with(|p| f(&mut p.borrow_mut()))
+        BATCH_CALLS.with(|c| f(&mut c.borrow_mut().1))
     }
 
     async fn sleep(&self, ms: u64) {
@@ -351,9 +350,8 @@ async fn requeue_by_due(store: &KvLedgerStore, again: &mut [(u64, QueueMessage)]
 
 /// Adds a page's calls and imported users to [`BatchStats`] (best effort: status only).
 async fn add_stats(kv: &KvStore, now: u64, calls: u64, imported: u64) {
-    let mut stats: BatchStats = isolate::kv_get_json(kv, BATCH_STATS_KEY)
-        .await
-        .unwrap_or_default();
+    let mut stats: BatchStats =
+        isolate::kv_json(isolate::kv_get_text(kv, BATCH_STATS_KEY).await).unwrap_or_default();
     stats.add(now, calls, imported);
     if let Ok(put) = isolate::kv_put(
         kv,

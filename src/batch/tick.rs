@@ -16,7 +16,7 @@ use worker::{console_error, console_log, BatchMessageBuilder, Env, MessageBuilde
 use super::TickPages;
 use super::{ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY};
 use crate::config::Phase;
-use crate::isolate::{self, kv_get_json, kv_get_text, Isolate};
+use crate::isolate::{self, kv_get_text, kv_json, Isolate};
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
@@ -67,11 +67,11 @@ pub async fn pause_state(kv: &KvStore) -> (bool, u64) {
 }
 
 pub async fn load_pacer_state(kv: &KvStore) -> PacerState {
-    kv_get_json(kv, PACER_STATE_KEY).await.unwrap_or_default()
+    kv_json(kv_get_text(kv, PACER_STATE_KEY).await).unwrap_or_default()
 }
 
 async fn claim(kv: &KvStore, scheduled_ms: u64) -> bool {
-    let read = || kv_get_json::<TickClaim>(kv, TICK_LOCK_KEY);
+    let read = || async { kv_json::<TickClaim>(kv_get_text(kv, TICK_LOCK_KEY).await) };
     if let Some(prev) = read().await {
         if prev.scheduled_ms >= scheduled_ms {
             console_log!("auth-bridge: pacer tick skipped (a tick for this minute already ran)");
@@ -132,7 +132,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         BACKLOG_CURSOR_KEY
     };
     let mut state = load_pacer_state(kv).await;
-    let mut cursor: BacklogCursor = kv_get_json(kv, cursor_key).await.unwrap_or_default();
+    let mut cursor: BacklogCursor = kv_json(kv_get_text(kv, cursor_key).await).unwrap_or_default();
     let (admin_paused, rate_limited_until) = pause_state(kv).await;
     // The pause is whatever the admin and Clerk say now (resume must be able to end it).
     state.paused_until_ms = if admin_paused {

@@ -180,10 +180,13 @@ impl<W: LiveWindow> Grants<W> {
             }
             let others = self.window.others(now).await;
             let consumers = self.window.consumers(now).await;
+            // Read and written back around the check, never borrowed inside it (the worker keeps
+            // the pace beside the own calls).
+            let mut pace = self.window.with_pace(|pace| *pace);
             let granted = self.window.with_own(|own| {
                 let granted = self
-                    .window
-                    .with_pace(|pace| self.pacer.grant(now, own, &others, pace, consumers, want));
+                    .pacer
+                    .grant(now, own, &others, &mut pace, consumers, want);
                 if let Ok(n) = granted {
                     own.record(now, n);
                     // Older calls no longer count in any window the check reads.
@@ -192,6 +195,7 @@ impl<W: LiveWindow> Grants<W> {
                 }
                 granted
             });
+            self.window.with_pace(|kept| *kept = pace);
             match granted {
                 Ok(n) => {
                     self.outstanding.set(self.outstanding.get() + n);

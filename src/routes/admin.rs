@@ -234,9 +234,10 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     };
     let eta = eta_secs(remaining, per_sec, pause_left);
     let pacer_state = load_pacer_state(kv).await;
-    let stats: BatchStats = crate::isolate::kv_get_json(kv, crate::batch::BATCH_STATS_KEY)
-        .await
-        .unwrap_or_default();
+    let stats: BatchStats = crate::isolate::kv_json(
+        crate::isolate::kv_get_text(kv, crate::batch::BATCH_STATS_KEY).await,
+    )
+    .unwrap_or_default();
     let mut doc = status_core(&StatusCore {
         phase,
         tally: &t,
