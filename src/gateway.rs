@@ -20,7 +20,7 @@ use worker::{Context, Env, MessageBatch, Url};
 use crate::config::Phase;
 use crate::identity::clerk::{ClerkRequestState, DEV_BROWSER_QUERY_PARAM};
 use crate::identity::resolver::{RequestFacts, Resolution};
-use crate::identity::Source;
+use crate::identity::{Source, ANONYMOUS_IDENTITY_HEADERS};
 use crate::isolate::{self, Isolate};
 use crate::proxy::InboundRequest;
 use crate::{convergence, handshake, phase, proxy, routes};
@@ -142,7 +142,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
             let packed = match killed_cookie {
                 // The common anonymous request: nothing to build.
                 None if resolution.identity.source == Source::Anonymous => {
-                    Cow::Borrowed(proxy::ANONYMOUS_IDENTITY_HEADERS)
+                    Cow::Borrowed(ANONYMOUS_IDENTITY_HEADERS)
                 }
                 _ => {
                     let mut packed = String::with_capacity(128);

@@ -18,10 +18,6 @@ extern "C" {
     fn forward_js(request: &web_sys::Request, packed: &str) -> js_sys::Promise;
 }
 
-/// The identity headers of an anonymous request, packed as [`push_identity_header`] packs them
-/// (what `Identity::anonymous().push_headers` gives), so the common request builds none.
-pub const ANONYMOUS_IDENTITY_HEADERS: &str = "x-auth-source\0anonymous";
-
 /// Prefix of every identity header; inbound copies are removed so nobody can forge them.
 pub const IDENTITY_HEADER_PREFIX: &str = "x-auth-";
 
@@ -349,13 +345,6 @@ mod tests {
         assert!(inbound("https://a/?a=1&__clerk%5Fdb_jwt").has_query_param("__clerk_db_jwt"));
         assert!(!inbound("https://a/?x=__clerk_db_jwt").has_query_param("__clerk_db_jwt"));
         assert!(!inbound("https://a/").has_query_param("__clerk_db_jwt"));
-    }
-
-    #[test]
-    fn anonymous_headers_are_what_the_anonymous_identity_packs() {
-        let mut packed = String::new();
-        crate::identity::Identity::anonymous().push_headers(&mut packed);
-        assert_eq!(packed, ANONYMOUS_IDENTITY_HEADERS);
     }
 
     #[test]

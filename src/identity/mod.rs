@@ -32,6 +32,11 @@ impl Source {
     }
 }
 
+/// The identity headers of an anonymous request, packed as
+/// [`crate::proxy::push_identity_header`] packs them (what `Identity::anonymous().push_headers`
+/// gives), so the common request builds none.
+pub const ANONYMOUS_IDENTITY_HEADERS: &str = "x-auth-source\0anonymous";
+
 /// The one identity forwarded to the origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -97,6 +102,13 @@ mod tests {
             Identity::anonymous().headers(),
             vec![("x-auth-source", "anonymous".to_string())]
         );
+    }
+
+    #[test]
+    fn anonymous_headers_are_what_the_anonymous_identity_packs() {
+        let mut packed = String::new();
+        Identity::anonymous().push_headers(&mut packed);
+        assert_eq!(packed, ANONYMOUS_IDENTITY_HEADERS);
     }
 
     #[test]
