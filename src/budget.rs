@@ -101,7 +101,7 @@ pub async fn record_calls(kv: Option<&KvStore>, now_ms: u64, calls: u32) {
         return;
     };
     let key = format!("{PRIORITY_PREFIX}{}", isolate_id());
-    let put = match crate::isolate::kv_put(kv, &key, &value) {
+    let put = match crate::kv::put(kv, &key, &value) {
         Ok(put) => put.expiration_ttl(KEEP_MS / 1000),
         Err(_) => return,
     };

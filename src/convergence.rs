@@ -458,7 +458,7 @@ thread_local! {
 fn isolate_id() -> String {
     let mut bytes = [0u8; 8];
     if getrandom::getrandom(&mut bytes).is_err() {
-        bytes = crate::isolate::now_ms().to_be_bytes();
+        bytes = crate::clock::now_ms().to_be_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -499,7 +499,7 @@ pub fn record(
     };
     ctx.wait_until(async move {
         for (key, value, ttl) in writes {
-            let written = match crate::isolate::kv_put(&kv, &key, &value) {
+            let written = match crate::kv::put(&kv, &key, &value) {
                 Ok(put) => put.expiration_ttl(ttl).execute().await.is_ok(),
                 Err(_) => false,
             };

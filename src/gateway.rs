@@ -21,7 +21,7 @@ use crate::config::Phase;
 use crate::identity::clerk::{ClerkRequestState, DEV_BROWSER_QUERY_PARAM};
 use crate::identity::resolver::{RequestFacts, Resolution};
 use crate::identity::{Source, ANONYMOUS_IDENTITY_HEADERS};
-use crate::isolate::{self, Isolate};
+use crate::isolate::Isolate;
 use crate::proxy::InboundRequest;
 use crate::{convergence, handshake, phase, proxy, routes};
 
@@ -80,7 +80,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         client_address: inbound.cookie.and(inbound.client_address),
     };
     let kv = isolate.kv.as_ref();
-    let now = isolate::now_secs();
+    let now = crate::clock::now_secs();
     let bridge_route = path.is_some_and(|p| p.starts_with(routes::PREFIX));
     if !bridge_route && may_return_from_handshake(&inbound, &isolate) {
         if let Some(u) = url() {

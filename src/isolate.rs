@@ -1,6 +1,11 @@
 //! Everything built once per isolate: the configuration, the identity resolver (derived NextAuth
 //! keys, parsed Clerk keys), the assertion signer. Workers reuse an isolate for many requests,
 //! so none of this is paid per request.
+//!
+//! Only the glue reads it (the gateway, the handshake, the routes, the batch's cron and
+//! consumer); the layers below get what they need passed in, and the runtime helpers they share
+//! live in [`crate::kv`], [`crate::clock`] and [`crate::outbound`], so none of them imports
+//! this module and imports flow one way.
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -12,8 +17,6 @@ use crate::config::Config;
 use crate::identity::assertion::AssertionSigner;
 use crate::identity::resolver::IdentityResolver;
 
-/// Name of the KV binding (wrangler.toml).
-pub const KV_BINDING: &str = "AUTH_BRIDGE_KV";
 /// Name of the Queue producer binding (wrangler.toml).
 pub const QUEUE_BINDING: &str = "IMPORT_QUEUE";
 
@@ -49,10 +52,11 @@ impl Isolate {
                 .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
         });
         let mut problems: Vec<String> = config.problems.iter().map(|p| p.to_string()).collect();
-        let kv = kv(env);
+        let kv = crate::kv::namespace(env);
         if kv.is_none() {
             problems.push(format!(
-                "{KV_BINDING}: KV binding missing; migration state cannot be kept"
+                "{}: KV binding missing; migration state cannot be kept",
+                crate::kv::BINDING
             ));
         }
         let identity = IdentityResolver::new(&config, kv.clone(), &mut problems);
@@ -70,82 +74,4 @@ impl Isolate {
             problems,
         }
     }
-}
-
-/// The KV namespace, when bound.
-pub fn kv(env: &Env) -> Option<KvStore> {
-    env.kv(KV_BINDING).ok()
-}
-
-/// A KV write of a string, handed to the runtime as that JS string.
-///
-/// `KvStore::put` takes any `Serialize` value and converts it with `serde_wasm_bindgen` (its
-/// impl for `str` cannot be reached: `put` wants a sized value), which also links in the
-/// formatting of floats for values that serialise as numbers; every put here is a string.
-pub fn kv_put(
-    kv: &KvStore,
-    key: &str,
-    value: &str,
-) -> Result<worker::kv::PutOptionsBuilder, worker::kv::KvError> {
-    kv.put(key, KvText(value))
-}
-
-/// A text value read from KV: `None` when the key is missing or unreadable.
-pub async fn kv_get_text(kv: &KvStore, key: &str) -> Option<String> {
-    kv.get(key).text().await.ok().flatten()
-}
-
-/// A JSON value read from KV ([`kv_get_text`]'s answer): `None` when the key was missing,
-/// unreadable or does not parse (callers fall back to a default: a fresh state, no pause,
-/// empty stats). Not async itself, so each type costs only its parser, not a future.
-pub fn kv_json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
-    serde_json::from_str(&text?).ok()
-}
-
-struct KvText<'a>(&'a str);
-
-impl worker::kv::ToRawKvValue for KvText<'_> {
-    fn raw_kv_value(&self) -> Result<wasm_bindgen::JsValue, worker::kv::KvError> {
-        Ok(wasm_bindgen::JsValue::from_str(self.0))
-    }
-}
-
-/// Unix time in seconds, from the JS clock (`SystemTime` panics on wasm32).
-pub fn now_secs() -> u64 {
-    (js_sys::Date::now() / 1000.0) as u64
-}
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    js_sys::Date::now() as u64
-}
-
-/// An outgoing subrequest (no Cloudflare `cf` options), built on `web_sys` directly: worker's
-/// `Request::new_with_init` converts its `CfProperties` to a JS object on every call, about 11 KB
-/// of wasm for options this worker always leaves at their defaults. Redirects are followed unless
-/// `manual_redirect`.
-pub fn outbound_request(
-    url: &str,
-    method: worker::Method,
-    headers: &worker::Headers,
-    body: Option<&wasm_bindgen::JsValue>,
-    manual_redirect: bool,
-) -> worker::Result<worker::Request> {
-    let init = web_sys::RequestInit::new();
-    init.set_method(method.as_ref());
-    init.set_headers(headers.as_ref());
-    if manual_redirect {
-        init.set_redirect(web_sys::RequestRedirect::Manual);
-    }
-    if let Some(body) = body {
-        init.set_body(body);
-    }
-    web_sys::Request::new_with_str_and_init(url, &init)
-        .map(worker::Request::from)
-        .map_err(|e| {
-            worker::Error::JsError(
-                e.as_string()
-                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
-            )
-        })
 }

@@ -25,7 +25,7 @@ use super::tick::{pacer_for, pause_state, random_u32};
 use super::{retry_schedule, retry_through_queue, BATCH_STATS_KEY, RATE_LIMIT_PAUSE_KEY};
 use crate::clerk_api::fetch::FetchClerk;
 use crate::config::Phase;
-use crate::isolate::{self, Isolate};
+use crate::isolate::Isolate;
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
 use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult};
@@ -62,7 +62,7 @@ async fn active_consumers(kv: &KvStore, now: u64) -> u32 {
         return count;
     }
     let id = id.unwrap_or_else(|| format!("{:08x}", random_u32()));
-    if let Ok(put) = crate::isolate::kv_put(kv, &format!("{CONSUMER_PREFIX}{id}"), "1") {
+    if let Ok(put) = crate::kv::put(kv, &format!("{CONSUMER_PREFIX}{id}"), "1") {
         let _ = put.expiration_ttl(60).execute().await;
     }
     let active = match kv
@@ -137,7 +137,7 @@ async fn hand_back(store: &KvLedgerStore, message: &Message<Value>, why: &str) {
         message.ack();
         return;
     };
-    match ledger::requeue(store, &page.items, isolate::now_ms(), random_u32()).await {
+    match ledger::requeue(store, &page.items, crate::clock::now_ms(), random_u32()).await {
         Ok(()) => {
             console_log!("auth-bridge: {why}: records back to the backlog");
             message.ack();
@@ -158,7 +158,7 @@ struct IsolateWindow<'a> {
 
 impl LiveWindow for IsolateWindow<'_> {
     fn now_ms(&self) -> u64 {
-        isolate::now_ms()
+        crate::clock::now_ms()
     }
 
     fn paused_until_ms(&self) -> u64 {
@@ -243,7 +243,7 @@ async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &
     // By reference, with the same types as the trickle's: one copy of the Migrator in the wasm.
     let migrator = Migrator::new(&clerk, store, mode);
     let result: PageResult = migrate_page(&migrator, &clerk, &spender, &records).await;
-    let now = isolate::now_ms();
+    let now = crate::clock::now_ms();
     if let Some(secs) = result.rate_limited_secs {
         set_rate_limit_pause(kv, now + u64::from(secs) * 1000).await;
     }
@@ -351,9 +351,9 @@ async fn requeue_by_due(store: &KvLedgerStore, again: &mut [(u64, QueueMessage)]
 /// Adds a page's calls and imported users to [`BatchStats`] (best effort: status only).
 async fn add_stats(kv: &KvStore, now: u64, calls: u64, imported: u64) {
     let mut stats: BatchStats =
-        isolate::kv_json(isolate::kv_get_text(kv, BATCH_STATS_KEY).await).unwrap_or_default();
+        crate::kv::json(crate::kv::get_text(kv, BATCH_STATS_KEY).await).unwrap_or_default();
     stats.add(now, calls, imported);
-    if let Ok(put) = isolate::kv_put(
+    if let Ok(put) = crate::kv::put(
         kv,
         BATCH_STATS_KEY,
         &serde_json::to_string(&stats).unwrap_or_default(),
@@ -376,13 +376,15 @@ async fn set_rate_limit_pause(kv: &KvStore, until_ms: u64) {
     if current >= until_ms {
         return;
     }
-    if let Ok(put) = crate::isolate::kv_put(kv, RATE_LIMIT_PAUSE_KEY, &until_ms.to_string()) {
+    if let Ok(put) = crate::kv::put(kv, RATE_LIMIT_PAUSE_KEY, &until_ms.to_string()) {
         if let Err(e) = put.expiration_ttl(3600).execute().await {
             console_error!("auth-bridge: cannot store Clerk's rate-limit pause: {e}");
         }
     }
     console_log!(
         "auth-bridge: Clerk answered 429; batch paused for {}s",
-        until_ms.saturating_sub(isolate::now_ms()).div_ceil(1000)
+        until_ms
+            .saturating_sub(crate::clock::now_ms())
+            .div_ceil(1000)
     );
 }

@@ -45,9 +45,9 @@ pub async fn tally(
         .iter()
         .map(|m| m.accepted)
         .sum();
-    if let Some(cached) = crate::isolate::kv_json::<CachedTally>(
-        crate::isolate::kv_get_text(kv, TALLY_CACHE_KEY).await,
-    ) {
+    if let Some(cached) =
+        crate::kv::json::<CachedTally>(crate::kv::get_text(kv, TALLY_CACHE_KEY).await)
+    {
         if cache_usable(&cached, accepted, now_ms) && cached.dry_run.is_some() == with_dry_run {
             return Ok(cached);
         }

@@ -16,7 +16,8 @@ use worker::{console_error, console_log, BatchMessageBuilder, Env, MessageBuilde
 use super::TickPages;
 use super::{ADMIN_PAUSE_KEY, PACER_STATE_KEY, RATE_LIMIT_PAUSE_KEY, TICK_LOCK_KEY};
 use crate::config::Phase;
-use crate::isolate::{self, kv_get_text, kv_json, Isolate};
+use crate::isolate::Isolate;
+use crate::kv;
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
@@ -58,8 +59,8 @@ pub fn pacer_for(isolate: &Isolate) -> Pacer {
 
 /// Whether the batch is paused: by the admin (until resumed) or until a 429's end (ms).
 pub async fn pause_state(kv: &KvStore) -> (bool, u64) {
-    let admin = kv_get_text(kv, ADMIN_PAUSE_KEY).await.is_some();
-    let until = kv_get_text(kv, RATE_LIMIT_PAUSE_KEY)
+    let admin = kv::get_text(kv, ADMIN_PAUSE_KEY).await.is_some();
+    let until = kv::get_text(kv, RATE_LIMIT_PAUSE_KEY)
         .await
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
@@ -67,11 +68,11 @@ pub async fn pause_state(kv: &KvStore) -> (bool, u64) {
 }
 
 pub async fn load_pacer_state(kv: &KvStore) -> PacerState {
-    kv_json(kv_get_text(kv, PACER_STATE_KEY).await).unwrap_or_default()
+    kv::json(kv::get_text(kv, PACER_STATE_KEY).await).unwrap_or_default()
 }
 
 async fn claim(kv: &KvStore, scheduled_ms: u64) -> bool {
-    let read = || async { kv_json::<TickClaim>(kv_get_text(kv, TICK_LOCK_KEY).await) };
+    let read = || async { kv::json::<TickClaim>(kv::get_text(kv, TICK_LOCK_KEY).await) };
     if let Some(prev) = read().await {
         if prev.scheduled_ms >= scheduled_ms {
             console_log!("auth-bridge: pacer tick skipped (a tick for this minute already ran)");
@@ -83,7 +84,7 @@ async fn claim(kv: &KvStore, scheduled_ms: u64) -> bool {
         scheduled_ms,
     };
     let claim = serde_json::to_string(&mine).unwrap_or_default();
-    let Ok(put) = crate::isolate::kv_put(kv, TICK_LOCK_KEY, &claim) else {
+    let Ok(put) = crate::kv::put(kv, TICK_LOCK_KEY, &claim) else {
         return false;
     };
     if let Err(e) = put.execute().await {
@@ -132,7 +133,8 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         BACKLOG_CURSOR_KEY
     };
     let mut state = load_pacer_state(kv).await;
-    let mut cursor: BacklogCursor = kv_json(kv_get_text(kv, cursor_key).await).unwrap_or_default();
+    let mut cursor: BacklogCursor =
+        kv::json(kv::get_text(kv, cursor_key).await).unwrap_or_default();
     let (admin_paused, rate_limited_until) = pause_state(kv).await;
     // The pause is whatever the admin and Clerk say now (resume must be able to end it).
     state.paused_until_ms = if admin_paused {
@@ -141,7 +143,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
         rate_limited_until
     };
     let pacer = pacer_for(isolate);
-    let now = isolate::now_ms();
+    let now = crate::clock::now_ms();
     let trickle = crate::budget::recent_priority_calls(Some(kv), now).await;
     let planner = super::TickPlanner {
         pacer: &pacer,
@@ -212,7 +214,7 @@ async fn run(isolate: &Isolate, kv: &KvStore, queue: &Queue) -> Result<(), Strin
 
 async fn put_json<T: serde::Serialize>(kv: &KvStore, key: &str, value: &T) -> Result<(), String> {
     let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    crate::isolate::kv_put(kv, key, &text)
+    crate::kv::put(kv, key, &text)
         .map_err(|e| e.to_string())?
         .execute()
         .await

@@ -75,7 +75,7 @@ impl FetchClerk {
                 .map_err(network)?;
         }
         let body = body.map(wasm_bindgen::JsValue::from);
-        let request = crate::isolate::outbound_request(url, method, &headers, body.as_ref(), false)
+        let request = crate::outbound::request(url, method, &headers, body.as_ref(), false)
             .map_err(network)?;
         let controller = AbortController::default();
         let signal = controller.signal();

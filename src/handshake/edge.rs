@@ -126,7 +126,7 @@ async fn directives_for(
             }
             // Anyone can send a nonce: what one address can make us ask Clerk is capped, and
             // the call comes out of the shared budget.
-            let now_ms = crate::isolate::now_ms();
+            let now_ms = crate::clock::now_ms();
             crate::budget::client_may_call(client_address, now_ms).map_err(|secs| {
                 HandshakeError::Payload(format!("client address over its cap for {secs} s"))
             })?;
@@ -144,7 +144,7 @@ async fn directives_for(
             })?;
             let payload =
                 fetch_payload(&isolate.config.clerk_api_url.join(""), secret, nonce).await;
-            crate::budget::record_calls(kv, crate::isolate::now_ms(), 1).await;
+            crate::budget::record_calls(kv, crate::clock::now_ms(), 1).await;
             payload?
         }
         Carrier::Token(token) => {
@@ -196,8 +196,8 @@ async fn fetch_payload(
         .set("clerk-api-version", crate::clerk_api::API_VERSION)
         .map_err(network)?;
     headers.set("accept", "application/json").map_err(network)?;
-    let request = crate::isolate::outbound_request(&url, Method::Get, &headers, None, false)
-        .map_err(network)?;
+    let request =
+        crate::outbound::request(&url, Method::Get, &headers, None, false).map_err(network)?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let send = Box::pin(async move {

@@ -52,7 +52,7 @@ pub async fn fetch_database_session(
         .set("via", &crate::via::via_with_bridge(None))
         .map_err(|e| e.to_string())?;
     let url = format!("{}/api/auth/session", origin_base.trim_end_matches('/'));
-    let request = crate::isolate::outbound_request(&url, worker::Method::Get, &headers, None, true)
+    let request = crate::outbound::request(&url, worker::Method::Get, &headers, None, true)
         .map_err(|e| e.to_string())?;
     let mut response = worker::Fetch::Request(request)
         .send()

@@ -344,7 +344,7 @@ impl RemoteJwks {
         let Ok(value) = serde_json::to_string(&entry) else {
             return;
         };
-        let written = match crate::isolate::kv_put(kv, JWKS_KV_KEY, &value) {
+        let written = match crate::kv::put(kv, JWKS_KV_KEY, &value) {
             Ok(put) => put.expiration_ttl(JWKS_TTL_SECS).execute().await.is_ok(),
             Err(_) => false,
         };
@@ -363,7 +363,7 @@ impl RemoteJwks {
         headers
             .set("Accept", "application/json")
             .map_err(|_| JwksFetchError::Network)?;
-        let request = crate::isolate::outbound_request(&url, Method::Get, &headers, None, false)
+        let request = crate::outbound::request(&url, Method::Get, &headers, None, false)
             .map_err(|_| JwksFetchError::Network)?;
         let mut response = Fetch::Request(request)
             .send()

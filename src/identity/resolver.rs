@@ -587,7 +587,7 @@ impl IdentityResolver {
             Ok(known) => {
                 if let (Known::Legacy(legacy), Some(kv)) = (&known, kv) {
                     // Written only from Clerk's re-checked answer.
-                    let put = crate::isolate::kv_put(kv, &clerk_to_legacy_key(clerk_id), legacy);
+                    let put = crate::kv::put(kv, &clerk_to_legacy_key(clerk_id), legacy);
                     if let Err(error) = match put {
                         Ok(put) => put.execute().await,
                         Err(error) => Err(error),

@@ -548,7 +548,7 @@ pub async fn apply(
         lifted_at: None,
     };
     let value = serde_json::to_string(&entry).map_err(|e| RevokeError::Store(e.to_string()))?;
-    crate::isolate::kv_put(kv, &key, &value)
+    crate::kv::put(kv, &key, &value)
         .and_then(|put| put.metadata(EntryMetadata { at: now }))
         .map_err(|e| RevokeError::Store(e.to_string()))?
         .execute()
@@ -570,10 +570,10 @@ async fn announce_change(kv: &worker::kv::KvStore) -> Result<(), RevokeError> {
     let _ = getrandom::getrandom(&mut nonce);
     let marker = format!(
         "{}-{:08x}",
-        crate::isolate::now_ms(),
+        crate::clock::now_ms(),
         u32::from_be_bytes(nonce)
     );
-    crate::isolate::kv_put(kv, MARKER_KEY, &marker)
+    crate::kv::put(kv, MARKER_KEY, &marker)
         .map_err(|e| RevokeError::Store(e.to_string()))?
         .execute()
         .await

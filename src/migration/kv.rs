@@ -28,7 +28,7 @@ impl Store for KvLedgerStore {
     }
 
     async fn put(&self, key: &str, value: &str, opts: PutOptions) -> Result<(), StoreError> {
-        let mut put = crate::isolate::kv_put(&self.kv, key, value).map_err(store_error)?;
+        let mut put = crate::kv::put(&self.kv, key, value).map_err(store_error)?;
         if let Some(ttl) = opts.ttl_secs {
             put = put.expiration_ttl(ttl.max(MIN_TTL_SECS));
         }

@@ -14,7 +14,7 @@ use crate::batch::upload::{UploadBuilder, UploadTooLarge, MAX_UPLOAD_BYTES};
 use crate::batch::{ADMIN_PAUSE_KEY, TALLY_CACHE_KEY};
 use crate::config::Phase;
 use crate::identity::revocation::{self, RevokeError};
-use crate::isolate::{self, Isolate};
+use crate::isolate::Isolate;
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, ImportMeta};
 use crate::migration::{PutOptions, Store};
@@ -57,7 +57,7 @@ pub async fn handle(req: Request, env: &Env, isolate: &Isolate, route: &str) -> 
         );
         return response;
     }
-    let Some(kv) = isolate::kv(env) else {
+    let Some(kv) = crate::kv::namespace(env) else {
         return unavailable("the AUTH_BRIDGE_KV binding is missing");
     };
     match route {
@@ -98,7 +98,7 @@ fn too_large(why: UploadTooLarge) -> web_sys::Response {
 /// `POST /admin/imports`: validate line by line while the body streams in, store the accepted
 /// records (pages, then the meta that makes them visible), then answer.
 async fn imports(mut req: Request, kv: &KvStore, isolate: &Isolate) -> web_sys::Response {
-    let started = isolate::now_ms();
+    let started = crate::clock::now_ms();
     let declared = req
         .headers()
         .get("content-length")
@@ -131,7 +131,7 @@ async fn imports(mut req: Request, kv: &KvStore, isolate: &Isolate) -> web_sys::
         Ok(u) => u,
         Err(why) => return too_large(why),
     };
-    let parsed_ms = isolate::now_ms();
+    let parsed_ms = crate::clock::now_ms();
     let rejected = serde_json::to_value(&upload.rejected).unwrap_or(Value::Array(vec![]));
     if upload.accepted() == 0 {
         return json(
@@ -177,7 +177,7 @@ async fn imports(mut req: Request, kv: &KvStore, isolate: &Isolate) -> web_sys::
         upload.accepted(),
         upload.rejected.len(),
         parsed_ms - started,
-        isolate::now_ms() - parsed_ms,
+        crate::clock::now_ms() - parsed_ms,
         wasm_memory_bytes() / (1024 * 1024),
         isolate.config.phase.as_str()
     );
@@ -209,7 +209,7 @@ fn rfc3339(ms: u64) -> String {
 
 /// The status document (`GET /admin/status`, and the dashboard's data).
 async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, String> {
-    let now = isolate::now_ms();
+    let now = crate::clock::now_ms();
     let phase = isolate.config.phase;
     let dry_run = phase == Phase::Observe;
     let counted = status::tally(kv, dry_run, now)
@@ -234,10 +234,9 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
     };
     let eta = eta_secs(remaining, per_sec, pause_left);
     let pacer_state = load_pacer_state(kv).await;
-    let stats: BatchStats = crate::isolate::kv_json(
-        crate::isolate::kv_get_text(kv, crate::batch::BATCH_STATS_KEY).await,
-    )
-    .unwrap_or_default();
+    let stats: BatchStats =
+        crate::kv::json(crate::kv::get_text(kv, crate::batch::BATCH_STATS_KEY).await)
+            .unwrap_or_default();
     let mut doc = status_core(&StatusCore {
         phase,
         tally: &t,
@@ -428,7 +427,7 @@ async fn revoke(mut req: Request, kv: &KvStore) -> web_sys::Response {
         Ok(r) => r,
         Err(message) => return json(400, &json!({"error": "invalid_body", "message": message})),
     };
-    match revocation::apply(kv, &request, isolate::now_secs()).await {
+    match revocation::apply(kv, &request, crate::clock::now_secs()).await {
         Ok(entry) => {
             console_log!(
                 "auth-bridge: NextAuth sessions of one user {} by the admin",
@@ -475,7 +474,7 @@ async fn failures(kv: &KvStore) -> web_sys::Response {
 /// `POST /admin/retry-failed`: failed records back to pending, picked up by the next tick.
 async fn retry_failed(kv: &KvStore) -> web_sys::Response {
     let store = KvLedgerStore::new(kv.clone());
-    let now = isolate::now_ms();
+    let now = crate::clock::now_ms();
     match ledger::retry_failed(&store, RETRY_FAILED_PER_CALL, now, random_u32()).await {
         Ok(r) => {
             let _ = store.delete(TALLY_CACHE_KEY).await;
@@ -493,8 +492,8 @@ async fn retry_failed(kv: &KvStore) -> web_sys::Response {
 /// consumer hands them back to the backlog.
 async fn set_pause(kv: &KvStore, pause: bool) -> web_sys::Response {
     let result = if pause {
-        let now = isolate::now_ms().to_string();
-        match isolate::kv_put(kv, ADMIN_PAUSE_KEY, &now) {
+        let now = crate::clock::now_ms().to_string();
+        match crate::kv::put(kv, ADMIN_PAUSE_KEY, &now) {
             Ok(put) => put.execute().await,
             Err(e) => Err(e),
         }

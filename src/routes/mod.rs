@@ -99,7 +99,7 @@ fn admin_access(req: &Request, isolate: &Isolate, basic_allowed: bool) -> AdminA
         .ok()
         .flatten()
         .unwrap_or_default();
-    let now = crate::isolate::now_secs();
+    let now = crate::clock::now_secs();
     if let Some(retry_after) = ADMIN_GUARD.with(|g| g.borrow().refused(&address, now)) {
         return AdminAccess::Throttled(retry_after);
     }

@@ -43,7 +43,7 @@ use crate::config::RateLimit;
 use crate::identity::clerk::ClerkRequestState;
 use crate::identity::resolver::Resolution;
 use crate::identity::Source;
-use crate::isolate::{self, Isolate};
+use crate::isolate::Isolate;
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::{ledger, Migrator, Mode, Outcome, Store, TrickleUser};
 
@@ -285,7 +285,7 @@ async fn coalesced_migration(
     let mut pause_ms = 20;
     let mut waiting = false;
     loop {
-        match COALESCER.with(|c| c.borrow_mut().step(&key, isolate::now_ms(), waiting)) {
+        match COALESCER.with(|c| c.borrow_mut().step(&key, crate::clock::now_ms(), waiting)) {
             Step::Lead => break,
             Step::Use(outcome) => return outcome,
             Step::Wait => {
@@ -301,7 +301,7 @@ async fn coalesced_migration(
         Some(&kv),
         limit,
         Priority::Trickle,
-        isolate::now_ms(),
+        crate::clock::now_ms(),
         TRICKLE_MIGRATION_COST,
     )
     .await
@@ -315,11 +315,11 @@ async fn coalesced_migration(
     let store = KvLedgerStore::new(kv.clone());
     let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
     let migration = migrator.migrate_trickle(&user).await;
-    crate::budget::record_calls(Some(&kv), isolate::now_ms(), migration.calls).await;
+    crate::budget::record_calls(Some(&kv), crate::clock::now_ms(), migration.calls).await;
     leading.0 = None;
     COALESCER.with(|c| {
         c.borrow_mut()
-            .finish(&key, &migration.outcome, isolate::now_ms())
+            .finish(&key, &migration.outcome, crate::clock::now_ms())
     });
     migration.outcome
 }
@@ -377,11 +377,11 @@ pub async fn handle(
     let Some(secret_key) = config.clerk_secret_key.as_deref() else {
         return respond(Answer::misconfigured("CLERK_SECRET_KEY"));
     };
-    let Some(kv) = isolate::kv(env) else {
-        return respond(Answer::misconfigured(isolate::KV_BINDING));
+    let Some(kv) = crate::kv::namespace(env) else {
+        return respond(Answer::misconfigured(crate::kv::BINDING));
     };
 
-    let now_ms = isolate::now_ms();
+    let now_ms = crate::clock::now_ms();
     if let Some((secs, reason)) = GATE.with(|gate| gate.closed_for(now_ms)) {
         return respond(match reason {
             GateReason::RateLimited => Answer::rate_limited(secs),
@@ -408,7 +408,7 @@ pub async fn handle(
         move || coalesced_migration(clerk, kv, limit, user)
     };
     let done = exchange(&clerk, &store, &legacy_id, TOKEN_EXPIRES_IN_SECS, migration).await;
-    let finished_ms = isolate::now_ms();
+    let finished_ms = crate::clock::now_ms();
     crate::budget::record_calls(Some(&kv), finished_ms, done.calls).await;
 
     match done.result {

@@ -38,7 +38,7 @@ pub(super) async fn probe_clerk(isolate: &Isolate, now_ms: u64) -> ClerkProbe {
                 .set("authorization", &format!("Bearer {secret}"))
                 .map_err(|e| e.to_string())?;
             let request =
-                crate::isolate::outbound_request(&url, worker::Method::Get, &headers, None, false)
+                crate::outbound::request(&url, worker::Method::Get, &headers, None, false)
                     .map_err(|e| e.to_string())?;
             let mut response = worker::Fetch::Request(request)
                 .send()
