@@ -4,7 +4,7 @@
 // POST /users per user at the full rate), Backend API calls per user, Clerk 429s, the busiest
 // window. Run through scripts/bench-import (which builds first).
 //
-//   node scripts/bench-import.mjs [--users 2000] [--rate 1000/10s] [--tick-s 5] [--json]
+//   node scripts/bench-import.mjs [--users 2000] [--rate 1000/10s] [--tick-s 5] [--timeout-s 120] [--json]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startBridge } from '../tests/e2e/harness.mjs';
 import { startClerkServer, parseRate } from '../tests/clerk-server/server.mjs';
