@@ -16,8 +16,10 @@
 //!
 //! Ticks are only hints: a record may cost more than planned (a link completes a user, a fault
 //! is retried), so the queue consumer asks [`Pacer::grant`] before each group of calls and
-//! waits for the window when it is full; each consumer spends at its share of the budget
-//! ([`Pacer::share_per_sec`]), so one message never takes more than its share of a window.
+//! waits for the window when it is full. Consumers run in separate isolates and see only
+//! their own calls, so each keeps them within its seat's whole part of the budget
+//! ([`Pacer::seat_calls`]; the parts add up to the budget) and spends at that pace
+//! ([`Pacer::share_per_sec`]): one message never takes more than its share of a window.
 //!
 //! Concerns, one file each: [`rate`] (the limit), [`calls`] (counting calls), [`plan`] (the
 //! tick's pages) and [`grant`] (the consumer's live check, pace and grants).
@@ -28,7 +30,7 @@ mod plan;
 mod rate;
 
 pub use calls::{CallCounter, CallLog};
-pub use grant::{Grants, LiveWindow, Pace, MAX_GRANT_WAIT_MS};
+pub use grant::{Grants, LiveWindow, Pace, Seat, MAX_GRANT_WAIT_MS};
 pub use plan::{PacerState, PagePlan, Plan, PAGE_LEAD_SECS};
 pub use rate::RateLimit;
 

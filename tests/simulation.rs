@@ -1,6 +1,7 @@
 //! Virtual-time simulation of a whole batch import under Clerk's rate limit: the cron pacer
-//! planning pages of calls, one queue consumer migrating the pages with the worker's own page
-//! code ([`migrate_page`]), a trickle burst of sign-ins half-way — many of them users whose page
+//! planning pages of calls, four queue consumers migrating the pages with the worker's own page
+//! code ([`migrate_page`]) — each seeing only its own calls, as consumers in separate isolates
+//! do, and keeping them within its seat's part of the budget — a trickle burst of sign-ins half-way — many of them users whose page
 //! is in flight at that moment — 5 % transient faults, queue redeliveries of half-done pages,
 //! and Clerk answering after a latency.
 //!
@@ -28,7 +29,7 @@ use auth_bridge::migration::page::{migrate_page, tail_pages, PageMessage, DEFERR
 use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
 use auth_bridge::migration::{ImportRecord, TrickleUser};
 use auth_bridge::pacer::{
-    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerConfig, PacerState, RateLimit,
+    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerConfig, PacerState, RateLimit, Seat,
 };
 use futures::executor::block_on;
 use futures::task::ArcWake;
@@ -125,8 +126,6 @@ impl Future for Sleep {
 
 #[derive(Default)]
 struct Calls {
-    /// The batch's calls, counted when granted (at their exact times), for the live check.
-    batch_log: RefCell<CallLog>,
     /// The trickle's calls at their arrival, for the live check and the pacer.
     trickle: RefCell<CallCounter>,
     batch: Cell<u64>,
@@ -244,7 +243,7 @@ impl ClerkApi for Latent<'_> {
     }
 }
 
-/// A consumer's live window on the virtual clock: the batch's calls at their grants, the
+/// A consumer's live window on the virtual clock: its own calls at their grants, the
 /// trickle's at their arrival, the pause the last 429 asked for. Each page spends through the
 /// worker's own [`Grants`] over it, as the queue consumer does.
 struct SimWindow<'a> {
@@ -253,6 +252,11 @@ struct SimWindow<'a> {
     paused_until: &'a Cell<u64>,
     /// This consumer's pace, kept across its pages.
     pace: &'a RefCell<Pace>,
+    /// This consumer's own calls, counted when granted (at their exact times): like the
+    /// worker's consumers, each in its own isolate, it sees no other consumer's.
+    own: &'a RefCell<CallLog>,
+    /// Its seat among the consumers.
+    seat: Seat,
     /// Time pages waited (for grants, and before trying a record again).
     waited: &'a Cell<u64>,
 }
@@ -267,11 +271,11 @@ impl LiveWindow for SimWindow<'_> {
     async fn others(&self, _now_ms: u64) -> CallCounter {
         self.calls.trickle.borrow().clone()
     }
-    async fn consumers(&self, _now_ms: u64) -> u32 {
-        CONSUMERS
+    async fn seat(&self, _now_ms: u64) -> Seat {
+        self.seat
     }
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
-        f(&mut self.calls.batch_log.borrow_mut())
+        f(&mut self.own.borrow_mut())
     }
     fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
         f(&mut self.pace.borrow_mut())
@@ -482,8 +486,13 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
     };
 
     // Concurrent consumers (max_concurrency): pages in the order they become due.
+    // Each consumer takes the next seat when it starts.
+    let seats = Cell::new(0u32);
     let consumer = || async {
+        let index = seats.get();
+        seats.set(index + 1);
         let pace = RefCell::new(Pace::default());
+        let own = RefCell::new(CallLog::new());
         loop {
             // The Queue delivers a delayed message when it is due: the page due first.
             let next = {
@@ -534,6 +543,11 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
                     calls: &calls,
                     paused_until: &paused_until,
                     pace: &pace,
+                    own: &own,
+                    seat: Seat {
+                        index,
+                        count: CONSUMERS,
+                    },
                     waited: &progress.page_wait_ms,
                 },
             );

@@ -30,7 +30,7 @@ use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
 use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult};
 use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome};
-use crate::pacer::{CallCounter, CallLog, Grants, LiveWindow, Pace};
+use crate::pacer::{CallCounter, CallLog, Grants, LiveWindow, Pace, Seat};
 
 /// Delay of a retry when the store itself could not be used.
 const STORE_RETRY_SECS: u32 = 30;
@@ -41,41 +41,54 @@ const WRITES_IN_FLIGHT: usize = 6;
 const CONSUMER_PREFIX: &str = "batch:consumer:";
 /// How often a consumer beats (and re-counts the others).
 const CONSUMER_BEAT_MS: u64 = 5_000;
-/// Most consumers the budget is ever split between (wrangler.toml's `max_concurrency` is 4).
-const MAX_CONSUMERS: u32 = 16;
 
 thread_local! {
     /// This isolate's batch calls, for the live check (the trickle's come from `budget`), and
     /// its pace (it is one consumer), kept across its messages.
     static BATCH_CALLS: RefCell<(CallLog, Pace)> = RefCell::new((CallLog::new(), Pace::default()));
-    /// This isolate's consumer id, and `(counted at, active consumers)`.
-    static CONSUMER: RefCell<(Option<String>, u64, u32)> = const { RefCell::new((None, 0, 1)) };
+    /// This isolate's consumer id, when it last counted the consumers, and its seat then.
+    static CONSUMER: RefCell<(Option<String>, u64, Seat)> = const { RefCell::new((None, 0, Seat::ALONE)) };
 }
 
-/// How many queue consumers spend the budget now (this one included): each spends at most
-/// its share ([`crate::pacer::Pacer::share_per_sec`]). A consumer beats every few seconds by writing its key
-/// with KV's shortest expiry (60 s); the live keys are the consumers. One that stopped is still
-/// counted until its key expires, which only slows the others for that minute.
-async fn active_consumers(kv: &KvStore, now: u64) -> u32 {
-    let (id, counted_at, count) = CONSUMER.with(|c| c.borrow().clone());
+/// This consumer's seat among the queue consumers spending the budget now: each keeps its
+/// own calls within its seat's part ([`crate::pacer::Pacer::seat_calls`]). A consumer beats
+/// every few seconds by writing its key with KV's shortest expiry (60 s); the live keys, in
+/// order, are the seats (however many: parts that overlap could fill more than the budget).
+/// One that stopped is still counted until its key expires, which only slows the others for
+/// that minute; this consumer counts itself even before KV lists it.
+async fn consumer_seat(kv: &KvStore, now: u64) -> Seat {
+    let (id, counted_at, seat) = CONSUMER.with(|c| c.borrow().clone());
     if now < counted_at + CONSUMER_BEAT_MS {
-        return count;
+        return seat;
     }
     let id = id.unwrap_or_else(|| format!("{:08x}", random_u32()));
-    if let Ok(put) = crate::kv::put(kv, &format!("{CONSUMER_PREFIX}{id}"), "1") {
+    let key = format!("{CONSUMER_PREFIX}{id}");
+    if let Ok(put) = crate::kv::put(kv, &key, "1") {
         let _ = put.expiration_ttl(60).execute().await;
     }
-    let active = match kv
+    let seat = match kv
         .list()
         .prefix(CONSUMER_PREFIX.to_string())
         .execute()
         .await
     {
-        Ok(list) => (list.keys.len() as u32).clamp(1, MAX_CONSUMERS),
-        Err(_) => count,
+        Ok(list) => {
+            // KV lists keys in order: this one's place among them is its seat, the same one
+            // the others count for it.
+            let names: Vec<&str> = list.keys.iter().map(|k| k.name.as_str()).collect();
+            let (index, count) = match names.binary_search(&key.as_str()) {
+                Ok(index) => (index, names.len()),
+                Err(index) => (index, names.len() + 1),
+            };
+            Seat {
+                index: index as u32,
+                count: count as u32,
+            }
+        }
+        Err(_) => seat,
     };
-    CONSUMER.with(|c| *c.borrow_mut() = (Some(id), now, active));
-    active
+    CONSUMER.with(|c| *c.borrow_mut() = (Some(id), now, seat));
+    seat
 }
 
 fn retry(message: &Message<Value>, delay_secs: u32) {
@@ -150,7 +163,7 @@ async fn hand_back(store: &KvLedgerStore, message: &Message<Value>, why: &str) {
 }
 
 /// The live window as this isolate sees it: its own batch calls, every isolate's trickle (from
-/// KV) and the consumers' count; a 429 pause read when the page started stops it.
+/// KV) and its seat among the consumers; a 429 pause read when the page started stops it.
 struct IsolateWindow<'a> {
     kv: &'a KvStore,
     paused_until_ms: u64,
@@ -169,8 +182,8 @@ impl LiveWindow for IsolateWindow<'_> {
         crate::budget::recent_priority_calls(Some(self.kv), now_ms).await
     }
 
-    async fn consumers(&self, now_ms: u64) -> u32 {
-        active_consumers(self.kv, now_ms).await
+    async fn seat(&self, now_ms: u64) -> Seat {
+        consumer_seat(self.kv, now_ms).await
     }
 
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {

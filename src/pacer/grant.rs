@@ -1,8 +1,9 @@
 //! The queue consumer's live check ([`Pacer::grant`]): before each group of calls, the last
-//! window of every known call against the budget, and this consumer's pace ([`Pace`], its
-//! share of the budget, [`Pacer::share_per_sec`]); and a page's bookkeeping around it
-//! ([`Grants`]: waiting for a grant, counting calls made, taking back calls not made) over a
-//! [`LiveWindow`] — KV and the Workers clock in the worker, a virtual clock in the simulation.
+//! window of this consumer's own calls against its seat's part of the budget ([`Seat`],
+//! [`Pacer::seat_calls`]), and its pace ([`Pace`], [`Pacer::share_per_sec`]); and a page's
+//! bookkeeping around it ([`Grants`]: waiting for a grant, counting calls made, taking back
+//! calls not made) over a [`LiveWindow`] — KV and the Workers clock in the worker, a virtual
+//! clock in the simulation.
 
 use std::cell::Cell;
 
@@ -12,34 +13,58 @@ use super::{CallCounter, CallLog, Pacer, ARRIVAL_GUARD_MS, SLOT_MS};
 /// trickle surge fills the window).
 pub const MAX_GRANT_WAIT_MS: u64 = 30_000;
 
+/// A queue consumer's place among those spending the budget now: `index` (from 0) of `count`.
+/// Consumers run in separate isolates, each seeing only its own calls: the window's budget is
+/// cut into `count` whole parts that add up to it exactly, and each consumer keeps its own
+/// calls within its part ([`Pacer::seat_calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seat {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Seat {
+    /// The only consumer.
+    pub const ALONE: Seat = Seat { index: 0, count: 1 };
+}
+
 impl Pacer {
-    /// Calls per second one of `consumers` concurrent queue consumers may spend while the
-    /// trickle and interactive calls made `others_in_window` calls in the last window: what the
-    /// budget leaves after them — and after a headroom for their fluctuation (they have
-    /// priority: the batch yields before they meet a full window) — spread evenly over the
-    /// window and shared among the consumers. Pages are spent at this pace, so one message
-    /// never takes more than its share of the window.
-    pub fn share_per_sec(&self, consumers: u32, others_in_window: u32) -> f64 {
-        let left = self
-            .budget_per_window()
-            .saturating_sub(others_in_window + others_headroom(others_in_window));
+    /// Calls `seat`'s consumer may have in any window (the limit's window plus the arrival
+    /// guard) while the trickle and interactive calls made `others_in_window` calls in the
+    /// last window: its part of what the budget leaves after them — and after a headroom for
+    /// their fluctuation (they have priority: the batch yields before they meet a full window).
+    /// The parts of all seats add up to exactly what is left, so consumers that each see only
+    /// their own calls never fill more than the budget together.
+    pub fn seat_calls(&self, seat: Seat, others_in_window: u32) -> u32 {
+        let left = u64::from(
+            self.budget_per_window()
+                .saturating_sub(others_in_window + others_headroom(others_in_window)),
+        );
+        let count = u64::from(seat.count.max(1));
+        let index = u64::from(seat.index.min(seat.count.max(1) - 1));
+        (left * (index + 1) / count - left * index / count) as u32
+    }
+
+    /// Calls per second `seat`'s consumer spends: its [`Self::seat_calls`] spread evenly over
+    /// the window, so one message never takes more than its share of the window.
+    pub fn share_per_sec(&self, seat: Seat, others_in_window: u32) -> f64 {
         // Calls count at Clerk from their arrival: spread over the window plus that delay.
         let window_secs = (self.config.limit.window_ms + ARRIVAL_GUARD_MS) as f64 / 1000.0;
-        f64::from(left) / window_secs / f64::from(consumers.max(1))
+        f64::from(self.seat_calls(seat, others_in_window)) / window_secs
     }
 
     /// The consumer's live check before it spends: how many of `want` calls it may make now
-    /// (≥ 1), or how long to wait. It keeps the last window of every call it knows — the
-    /// batch's own (`own`, granted ones included, at their exact times) and the trickle's and
-    /// interactive ones (`others`, in second buckets read outwards: conservative) — within the
-    /// budget less the trickle's headroom, and spends at its pace ([`Self::share_per_sec`]).
+    /// (≥ 1), or how long to wait. It keeps the last window of its own calls (`own`, granted
+    /// ones included, at their exact times) within its seat's part of the budget left by the
+    /// trickle's and interactive calls (`others`, in second buckets read outwards:
+    /// conservative) and their headroom, and spends at its pace ([`Self::share_per_sec`]).
     pub fn grant(
         &self,
         now_ms: u64,
         own: &CallLog,
         others: &CallCounter,
         pace: &mut Pace,
-        consumers: u32,
+        seat: Seat,
         want: u32,
     ) -> Result<u32, u64> {
         let window = self.config.limit.window_ms;
@@ -49,16 +74,14 @@ impl Pacer {
         // read that much longer.
         let guarded = from.saturating_sub(ARRIVAL_GUARD_MS);
         let own_used = own.calls_in(guarded, now_ms);
-        let others_room = self
-            .budget_per_window()
-            .saturating_sub(others_used + others_headroom(others_used));
-        let room = others_room.saturating_sub(own_used);
+        let seat_room = self.seat_calls(seat, others_used);
+        let room = seat_room.saturating_sub(own_used);
         if room == 0 {
             // Wait until the oldest own call leaves the window (exact), or, when the trickle
             // alone fills it, for the next second bucket.
             let next_second = SLOT_MS - now_ms % SLOT_MS;
             return Err(match own.oldest_in(guarded, now_ms) {
-                Some(t) if others_room > 0 => (t + window + ARRIVAL_GUARD_MS + 1)
+                Some(t) if seat_room > 0 => (t + window + ARRIVAL_GUARD_MS + 1)
                     .saturating_sub(now_ms)
                     .clamp(1, SLOT_MS),
                 _ => next_second,
@@ -66,7 +89,7 @@ impl Pacer {
         }
         pace.take(
             now_ms,
-            self.share_per_sec(consumers, others_used),
+            self.share_per_sec(seat, others_used),
             want.min(room),
         )
     }
@@ -133,10 +156,10 @@ pub trait LiveWindow {
     fn paused_until_ms(&self) -> u64;
     /// The trickle's and interactive calls, in second buckets.
     async fn others(&self, now_ms: u64) -> CallCounter;
-    /// Queue consumers spending the budget now (this one included).
-    async fn consumers(&self, now_ms: u64) -> u32;
-    /// The batch's own calls (those of every page this consumer's isolate runs), each counted
-    /// from its grant.
+    /// This consumer's seat among the queue consumers spending the budget now.
+    async fn seat(&self, now_ms: u64) -> Seat;
+    /// This consumer's own calls (those of every page its isolate runs; other consumers' are
+    /// not seen), each counted from its grant.
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R;
     /// This consumer's pace, kept across its pages: a page that starts while the previous one
     /// left calls unspent goes on at the consumer's share, not from a fresh (empty) pace.
@@ -179,14 +202,12 @@ impl<W: LiveWindow> Grants<W> {
                 return 0;
             }
             let others = self.window.others(now).await;
-            let consumers = self.window.consumers(now).await;
+            let seat = self.window.seat(now).await;
             // Read and written back around the check, never borrowed inside it (the worker keeps
             // the pace beside the own calls).
             let mut pace = self.window.with_pace(|pace| *pace);
             let granted = self.window.with_own(|own| {
-                let granted = self
-                    .pacer
-                    .grant(now, own, &others, &mut pace, consumers, want);
+                let granted = self.pacer.grant(now, own, &others, &mut pace, seat, want);
                 if let Ok(n) = granted {
                     own.record(now, n);
                     // Older calls no longer count in any window the check reads.
@@ -244,34 +265,45 @@ mod tests {
         let none = CallCounter::new();
         let empty = CallLog::new();
         let per_sec = 99.0 / 10.15;
-        assert!((p.share_per_sec(4, 0) - per_sec / 4.0).abs() < 1e-9);
+        // Four consumers: whole parts of the window's 99 calls that add up to it exactly.
+        let seats = (0..4).map(|index| Seat { index, count: 4 });
+        assert_eq!(
+            seats
+                .clone()
+                .map(|s| p.seat_calls(s, 0))
+                .collect::<Vec<_>>(),
+            [24, 25, 25, 25]
+        );
+        let total: f64 = seats.map(|s| p.share_per_sec(s, 0)).sum();
+        assert!((total - per_sec).abs() < 1e-9);
         let mut own = CallLog::new();
         own.record(5_300, 93);
         let mut pace = Pace::default();
         assert_eq!(
-            p.grant(9_000, &own, &none, &mut pace, 1, 10),
+            p.grant(9_000, &own, &none, &mut pace, Seat::ALONE, 10),
             Ok(1),
             "a fresh pace starts with one"
         );
         own.record(9_000, 1);
         assert_eq!(
-            p.grant(10_000, &own, &none, &mut pace, 1, 10),
+            p.grant(10_000, &own, &none, &mut pace, Seat::ALONE, 10),
             Ok(5),
             "99 - 94 left in the window"
         );
         own.record(10_000, 5);
         assert_eq!(
-            p.grant(10_500, &own, &none, &mut pace, 1, 10),
+            p.grant(10_500, &own, &none, &mut pace, Seat::ALONE, 10),
             Err(1_000),
             "the window is full: look again within a second"
         );
         assert_eq!(
-            p.grant(15_300, &own, &none, &mut pace, 1, 10),
+            p.grant(15_300, &own, &none, &mut pace, Seat::ALONE, 10),
             Err(151),
             "the calls of 5.3 s count until 15.3 s, plus the arrival guard"
         );
         assert!(
-            p.grant(15_451, &own, &none, &mut pace, 1, 10).is_ok(),
+            p.grant(15_451, &own, &none, &mut pace, Seat::ALONE, 10)
+                .is_ok(),
             "exact times, read exactly"
         );
         // The trickle's calls count in second buckets, read outwards.
@@ -279,28 +311,81 @@ mod tests {
         trickle.record(5_300, 90);
         let mut pace = Pace::default();
         assert_eq!(
-            p.grant(15_500, &empty, &trickle, &mut pace, 1, 10),
+            p.grant(15_500, &empty, &trickle, &mut pace, Seat::ALONE, 10),
             Err(500)
         );
-        assert!(p.grant(16_000, &empty, &trickle, &mut pace, 1, 10).is_ok());
+        assert!(p
+            .grant(16_000, &empty, &trickle, &mut pace, Seat::ALONE, 10)
+            .is_ok());
         // The window empty: a second's share at most, then the pace.
         let mut pace = Pace::default();
-        assert_eq!(p.grant(0, &empty, &none, &mut pace, 1, 100), Ok(1));
         assert_eq!(
-            p.grant(2_000, &empty, &none, &mut pace, 1, 100),
+            p.grant(0, &empty, &none, &mut pace, Seat::ALONE, 100),
+            Ok(1)
+        );
+        assert_eq!(
+            p.grant(2_000, &empty, &none, &mut pace, Seat::ALONE, 100),
             Ok(9),
             "one second banked"
         );
-        assert!(p.grant(2_000, &empty, &none, &mut pace, 1, 100).is_err());
-        // Four consumers: each at a quarter, fractions kept over time.
+        assert!(p
+            .grant(2_000, &empty, &none, &mut pace, Seat::ALONE, 100)
+            .is_err());
+        // One of four consumers: at its part of the budget, fractions kept over time.
         let mut pace = Pace::default();
         let mut granted = 0;
+        let seat = Seat { index: 1, count: 4 };
         for t in (0..=20_000).step_by(100) {
-            if let Ok(n) = p.grant(t, &empty, &none, &mut pace, 4, 100) {
+            if let Ok(n) = p.grant(t, &empty, &none, &mut pace, seat, 100) {
                 granted += n;
             }
         }
-        assert!((49..=50).contains(&granted), "{granted} in 20 s at 2.44/s");
+        assert!(
+            (49..=50).contains(&granted),
+            "{granted} in 20 s at 25/10.15 s"
+        );
+    }
+
+    #[test]
+    fn consumers_that_see_only_their_own_calls_stay_within_the_budget_together() {
+        let p = Pacer::new(PacerConfig::default()); // 99 per 10 s (+ the arrival guard)
+        let none = CallCounter::new();
+        let mut trickle = CallCounter::new();
+        // A trickle surge half-way: 40 calls in one second.
+        trickle.record(30_000, 40);
+        let mut all = CallLog::new();
+        let mut consumers: Vec<(CallLog, Pace)> = (0..4).map(|_| Default::default()).collect();
+        // Each asks for as much as it can get every 50 ms, the later ones banking idle time.
+        for t in (0..=60_000).step_by(50) {
+            for (index, (own, pace)) in consumers.iter_mut().enumerate() {
+                let seat = Seat {
+                    index: index as u32,
+                    count: 4,
+                };
+                let others = if t >= 30_000 { &trickle } else { &none };
+                if let Ok(n) = p.grant(t, own, others, pace, seat, 100) {
+                    own.record(t, n);
+                    all.record(t, n);
+                }
+            }
+        }
+        let window = 10_000 + ARRIVAL_GUARD_MS;
+        for t in (0..=60_000u64).step_by(50) {
+            let used = all.calls_in(t.saturating_sub(window), t);
+            assert!(
+                used <= 99,
+                "{used} batch calls in the window ending at {t} ms"
+            );
+        }
+        // Once the surge is seen, its calls and headroom (40 + 13) leave 46 for the batch:
+        // parts of 11 or 12, while each consumer still has ~25 of its own in the window. None
+        // grants again before enough of its own calls left it (about 13 of them, 5.3 s).
+        assert_eq!(all.calls_in(30_000, 35_000), 0);
+        assert!(all.calls_in(35_000, 40_000) > 0);
+        assert!(
+            all.calls_in(0, 30_000) >= 270,
+            "the four spend the budget together"
+        );
     }
 
     #[test]
@@ -310,15 +395,26 @@ mod tests {
         let mut own = CallLog::new();
         own.record(1_000, 90);
         let mut pace = Pace::default();
-        assert_eq!(p.grant(5_000, &own, &none, &mut pace, 1, 10), Ok(1));
-        assert_eq!(p.grant(8_000, &own, &none, &mut pace, 1, 10), Ok(9));
+        assert_eq!(
+            p.grant(5_000, &own, &none, &mut pace, Seat::ALONE, 10),
+            Ok(1)
+        );
+        assert_eq!(
+            p.grant(8_000, &own, &none, &mut pace, Seat::ALONE, 10),
+            Ok(9)
+        );
         own.record(8_000, 9);
-        assert!(p.grant(8_000, &own, &none, &mut pace, 1, 1).is_err());
+        assert!(p
+            .grant(8_000, &own, &none, &mut pace, Seat::ALONE, 1)
+            .is_err());
         // None of the nine was needed (users already complete): all of them are back.
         own.remove(8_000, 9);
         pace.give_back(9);
         assert_eq!(own.calls_in(0, 8_000), 90);
-        assert_eq!(p.grant(8_000, &own, &none, &mut pace, 1, 10), Ok(9));
+        assert_eq!(
+            p.grant(8_000, &own, &none, &mut pace, Seat::ALONE, 10),
+            Ok(9)
+        );
         // Only calls recorded at the grant's time are taken back.
         own.record(8_000, 9);
         own.remove(1_000, 0);
@@ -335,16 +431,16 @@ mod tests {
             trickle.record(s * 1000, 3); // 30 calls in the window
         }
         // 99 - 30 - 2·√30 (11) = 58 per window and guard: 5.7 per second for one consumer.
-        assert!((p.share_per_sec(1, 30) - 58.0 / 10.15).abs() < 1e-9);
+        assert!((p.share_per_sec(Seat::ALONE, 30) - 58.0 / 10.15).abs() < 1e-9);
         let mut own = CallLog::new();
         own.record(9_000, 58);
         let mut pace = Pace::default();
         assert_eq!(
-            p.grant(9_500, &own, &trickle, &mut pace, 1, 5),
+            p.grant(9_500, &own, &trickle, &mut pace, Seat::ALONE, 5),
             Err(1_000),
             "the trickle's headroom is not for the batch"
         );
-        assert_eq!(p.share_per_sec(1, 200), 0.0);
+        assert_eq!(p.share_per_sec(Seat::ALONE, 200), 0.0);
     }
 }
 
@@ -376,8 +472,8 @@ mod grants_tests {
         async fn others(&self, _now_ms: u64) -> CallCounter {
             self.others.clone()
         }
-        async fn consumers(&self, _now_ms: u64) -> u32 {
-            1
+        async fn seat(&self, _now_ms: u64) -> Seat {
+            Seat::ALONE
         }
         fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
             f(&mut self.own.borrow_mut())

@@ -205,7 +205,7 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Pace;
+    use super::super::{Pace, Seat};
     use super::*;
     use crate::pacer::{PacerConfig, RateLimit};
 
@@ -232,7 +232,7 @@ mod tests {
             t = t.max(base + page.start_secs as u64 * 1000);
             let mut left = page.calls;
             while left > 0 {
-                match pace.take(t, p.share_per_sec(1, 0), left) {
+                match pace.take(t, p.share_per_sec(Seat::ALONE, 0), left) {
                     Ok(n) => {
                         into.record(t, n);
                         left -= n;
