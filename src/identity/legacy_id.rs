@@ -20,7 +20,7 @@
 //! ends in a new session (the sign-in token), so a freshly migrated user is looked up again at
 //! once and never forwarded under its Clerk id because of an answer older than its migration.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::cache::ExpiringMap;
 use crate::clerk_api::{ClerkError, ClerkUser};
@@ -64,12 +64,12 @@ pub fn is_forwardable_id(id: &str) -> bool {
         && id.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
 }
 
-/// The id carried by the configured claim, when the token has one that can be forwarded.
-/// `{{user.external_id || user.id}}` gives the Clerk id for users born in Clerk: forwarded
-/// as it is.
-pub fn id_from_claim(claims: &Map<String, Value>, claim: &str) -> Option<String> {
-    match claims.get(claim) {
-        Some(Value::String(id)) if is_forwardable_id(id) => Some(id.clone()),
+/// The id carried by the configured claim's value, when the token has one that can be
+/// forwarded. `{{user.external_id || user.id}}` gives the Clerk id for users born in Clerk:
+/// forwarded as it is.
+pub fn id_from_claim(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(id)) if is_forwardable_id(&id) => Some(id),
         _ => None,
     }
 }
@@ -193,20 +193,23 @@ mod tests {
         serde_json::from_value(serde_json::json!({"id": id, "external_id": external_id})).unwrap()
     }
 
-    fn claims(json: &str) -> Map<String, Value> {
+    fn claims(json: &str) -> serde_json::Map<String, Value> {
         serde_json::from_str(json).unwrap()
     }
 
     #[test]
     fn the_claim_is_used_as_it_is_even_when_it_is_the_clerk_id() {
         let c = claims(r#"{"sub":"user_1","legacy_id":"user_1","ext":"42","n":5,"e":""}"#);
-        assert_eq!(id_from_claim(&c, "legacy_id").as_deref(), Some("user_1"));
-        assert_eq!(id_from_claim(&c, "ext").as_deref(), Some("42"));
-        assert_eq!(id_from_claim(&c, "n"), None);
-        assert_eq!(id_from_claim(&c, "e"), None);
-        assert_eq!(id_from_claim(&c, "missing"), None);
+        assert_eq!(
+            id_from_claim(c.get("legacy_id").cloned()).as_deref(),
+            Some("user_1")
+        );
+        assert_eq!(id_from_claim(c.get("ext").cloned()).as_deref(), Some("42"));
+        assert_eq!(id_from_claim(c.get("n").cloned()), None);
+        assert_eq!(id_from_claim(c.get("e").cloned()), None);
+        assert_eq!(id_from_claim(c.get("missing").cloned()), None);
         let bad = claims(r#"{"x":"a\r\nb"}"#);
-        assert_eq!(id_from_claim(&bad, "x"), None);
+        assert_eq!(id_from_claim(bad.get("x").cloned()), None);
     }
 
     #[test]

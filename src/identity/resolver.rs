@@ -480,7 +480,7 @@ impl IdentityResolver {
         let from_claim = self
             .legacy_id_claim
             .as_deref()
-            .and_then(|claim| legacy_id::id_from_claim(session.claims.all(), claim));
+            .and_then(|claim| legacy_id::id_from_claim(session.claims.value_of(claim)));
         let (user_id, reuse) = match from_claim {
             Some(id) => (id, Some(Reuse::from(now))),
             None => match self.cached_id(session, now) {

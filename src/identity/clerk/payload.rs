@@ -3,9 +3,11 @@
 //! The payload is parsed once, straight into one slot per claim in [`READ`]: those the checks
 //! read (`sub`, `sid`, `azp`, `iss`, `exp`, `nbf`, `iat`), the status (`sts`) and the e-mail
 //! claims. Every other claim is parsed and dropped ([`crate::json::read_members`]), so no map of
-//! every claim (nor a copy of each name) is built per token. The whole map is built from the
-//! payload text on first need only (an app's own claim such as `CLERK_LEGACY_ID_CLAIM`, a
-//! handshake token's `handshake`), so [`ClerkClaims::get`] answers every name as the map would.
+//! every claim (nor a copy of each name) is built per token. An app's own claim such as
+//! `CLERK_LEGACY_ID_CLAIM` is read by a second pass for that one member
+//! ([`ClerkClaims::value_of`]), still without the map; the whole map is built from the payload
+//! text on first need only (a handshake token's `handshake`), so [`ClerkClaims::get`] answers
+//! every name as the map would.
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -55,6 +57,21 @@ impl ClerkClaims {
         }
     }
 
+    /// The claim's value, as the whole map has it, without building the map: a name outside
+    /// [`READ`] (an app's own claim, read once per fresh token) is read from the payload text
+    /// again for that one member.
+    pub fn value_of(&self, name: &str) -> Option<Value> {
+        if let Some(at) = READ.iter().position(|read| *read == name) {
+            return self.read[at].clone();
+        }
+        if let Some(all) = self.all.get() {
+            return all.get(name).cloned();
+        }
+        // The text parsed as an object when read, and parses the same way again.
+        let [value] = crate::json::read_members(&self.text, &[name]).ok()?;
+        value
+    }
+
     /// Every claim, parsed from the payload text on first use.
     pub fn all(&self) -> &Map<String, Value> {
         // The text parsed as an object when read, and parses the same way again.
@@ -94,10 +111,28 @@ mod tests {
         for text in texts {
             let map: Map<String, Value> = serde_json::from_str(text).unwrap();
             let claims = ClerkClaims::parse(text.to_owned()).unwrap();
+            // Read member by member, the map is never built.
+            let fresh = ClerkClaims::parse(text.to_owned()).unwrap();
+            for name in names.clone() {
+                assert_eq!(
+                    fresh.value_of(name).as_ref(),
+                    map.get(name),
+                    "{name} in {text}"
+                );
+            }
+            assert!(fresh.all.get().is_none(), "no map built for {text}");
             for name in names.clone() {
                 assert_eq!(claims.get(name), map.get(name), "{name} in {text}");
             }
             assert_eq!(claims.all(), &map);
+            // Once the map is built, it answers.
+            for name in names.clone() {
+                assert_eq!(
+                    claims.value_of(name).as_ref(),
+                    map.get(name),
+                    "{name} in {text}"
+                );
+            }
         }
         for refused in ["[]", "", r#"{"sub":"u","x":1e400}"#, r#"{"sub":"\ud800"}"#] {
             assert!(ClerkClaims::parse(refused.to_owned()).is_err(), "{refused}");
