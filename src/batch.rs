@@ -51,10 +51,12 @@ pub const IMPORT_QUEUE_NAME: &str = "auth-bridge-import";
 pub const DEAD_LETTER_QUEUE_NAME: &str = "auth-bridge-import-dlq";
 
 /// Delay before a record's next try after `attempts` tries that met only transient errors:
-/// 5 s doubling, at most 5 min. Capped, never given up: only Clerk's permanent refusals end a
-/// record as failed.
+/// 2 s doubling, at most 5 min. Capped, never given up: only Clerk's permanent refusals end a
+/// record as failed. A short start: a record that met one sporadic fault is tried again soon
+/// (at the end of an import, a chain of them is what the import waits for); a Clerk in
+/// trouble still gets minutes between tries after a few.
 pub fn backoff_secs(attempts: u32) -> u32 {
-    5u32.saturating_mul(1 << attempts.saturating_sub(1).min(6))
+    2u32.saturating_mul(1 << attempts.saturating_sub(1).min(8))
         .min(300)
 }
 
@@ -226,9 +228,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let delays: Vec<u32> = (1..=9).map(backoff_secs).collect();
-        assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
-        assert_eq!(backoff_secs(0), 5);
+        let delays: Vec<u32> = (1..=10).map(backoff_secs).collect();
+        assert_eq!(delays, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff_secs(0), 2);
         assert_eq!(backoff_secs(u32::MAX), 300);
     }
 
@@ -242,7 +244,7 @@ mod tests {
             retry_schedule(None, "admission_deferred", 0, 1_000),
             (1_000, 0)
         );
-        assert_eq!(retry_schedule(None, "clerk_unavailable", 2, 0), (20_000, 3));
+        assert_eq!(retry_schedule(None, "clerk_unavailable", 2, 0), (8_000, 3));
         assert_eq!(
             retry_schedule(Some(60), "clerk_unavailable", 0, 0),
             (60_000, 1),
