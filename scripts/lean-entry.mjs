@@ -31,7 +31,9 @@ if (!code.includes(`${proxied}=new Proxy(${entrypoint},`)) {
   console.error(`lean-entry: the default export is not the proxied entrypoint in ${file}`);
   process.exit(1);
 }
-const lean = `var __leanEntry=(()=>{const handlers={};for(const name of ["fetch","queue","scheduled"]){const handler=${entrypoint}.prototype[name];if(typeof handler!=="function")continue;handlers[name]=function(arg,env,ctx){${reinitialize}();try{const out=handler.call({env,ctx},arg);return out&&typeof out.then==="function"?out.catch(e=>{${critical}(e);throw e}):out}catch(e){${critical}(e);throw e}}}return handlers})();`;
+// A request that can only be anonymous may be forwarded on the worker's plan (src/fast_path.rs,
+// src/proxy.js forwardOnPlan) before the worker's Rust is entered.
+const lean = `var __leanEntry=(()=>{const handlers={};const onPlan=globalThis[Symbol.for("auth-bridge.forwardOnPlan")];for(const name of ["fetch","queue","scheduled"]){const handler=${entrypoint}.prototype[name];if(typeof handler!=="function")continue;const fast=name==="fetch"&&typeof onPlan==="function";handlers[name]=function(arg,env,ctx){${reinitialize}();if(fast){const forwarded=onPlan(arg);if(forwarded!==undefined)return forwarded}try{const out=handler.call({env,ctx},arg);return out&&typeof out.then==="function"?out.catch(e=>{${critical}(e);throw e}):out}catch(e){${critical}(e);throw e}}}return handlers})();`;
 const at = code.lastIndexOf('export{');
 code = code.slice(0, at) + lean + code.slice(at).replace(exported, '__leanEntry as default}');
 fs.writeFileSync(file, code);

@@ -291,6 +291,11 @@ impl Tally {
     }
 
     pub fn record(&mut self, kind: Kind, user_id: Option<&str>, now: u64) {
+        self.record_many(kind, 1, user_id, now);
+    }
+
+    /// [`Self::record`] for `count` requests of the same kind and user at `now`.
+    pub fn record_many(&mut self, kind: Kind, count: u64, user_id: Option<&str>, now: u64) {
         let start = now - now % BUCKET_SECS;
         let hour = hour_of(now);
         let at = match self.hours.iter().rposition(|(h, _)| *h == hour) {
@@ -302,16 +307,24 @@ impl Tally {
             }
         };
         let buckets = &mut self.hours[at].1;
-        if buckets.last().is_none_or(|b| b.start != start) {
-            buckets.push(Bucket {
-                start,
-                ..Bucket::default()
-            });
-        }
-        let Some(bucket) = buckets.last_mut() else {
-            return;
+        // Almost always the last bucket; requests counted late (see `record_forwarded_anonymous`)
+        // may belong to an earlier one, kept in order.
+        let at = match buckets.iter().rposition(|b| b.start == start) {
+            Some(at) => at,
+            None => {
+                let at = buckets.partition_point(|b| b.start < start);
+                buckets.insert(
+                    at,
+                    Bucket {
+                        start,
+                        ..Bucket::default()
+                    },
+                );
+                at
+            }
         };
-        let (count, users) = match kind {
+        let bucket = &mut buckets[at];
+        let (requests, users) = match kind {
             Kind::NextAuthOnly => (
                 &mut bucket.requests.nextauth_only,
                 Some(&mut bucket.users.nextauth_only),
@@ -323,7 +336,7 @@ impl Tally {
             Kind::Both => (&mut bucket.requests.both, Some(&mut bucket.users.both)),
             Kind::Anonymous => (&mut bucket.requests.anonymous, None),
         };
-        *count += 1;
+        *requests += count;
         if let (Some(users), Some(id)) = (users, user_id.filter(|id| !id.is_empty())) {
             users.add(Hll::hash(id));
         }
@@ -510,6 +523,16 @@ pub fn record(
     });
 }
 
+/// Counts `count` anonymous requests forwarded at `at` without entering the worker's Rust (see
+/// `fast_path`); written to KV with the next request's [`record`].
+pub fn record_forwarded_anonymous(count: u64, at: u64) {
+    TALLY.with(|cell| {
+        let mut tally = cell.borrow_mut();
+        let tally = tally.get_or_insert_with(|| Tally::new(isolate_id()));
+        tally.record_many(Kind::Anonymous, count, None, at);
+    });
+}
+
 /// The convergence figures for the admin status (`"convergence"`): last hour and last day,
 /// merged over every isolate that flushed.
 pub async fn report(kv: &KvStore, now: u64) -> Value {
@@ -693,6 +716,28 @@ mod tests {
         );
         assert_eq!(hour.users.nextauth_only.estimate(), 1);
         assert!(tally.take_flush(t0 + 200).is_empty(), "nothing new");
+    }
+
+    #[test]
+    fn requests_counted_late_land_in_their_own_bucket() {
+        let mut tally = Tally::new("iso");
+        let hour = 1_700_000_000 - 1_700_000_000 % HOUR_SECS;
+        tally.record(Kind::Anonymous, None, hour + 5);
+        tally.record(Kind::ClerkOnly, Some("user_1"), hour + BUCKET_SECS + 5);
+        // Forwarded during the first bucket, counted once the second had begun.
+        tally.record_many(Kind::Anonymous, 40, None, hour + 100);
+        tally.record_many(Kind::Anonymous, 2, None, hour + 2 * BUCKET_SECS);
+        let buckets = &tally.hours[0].1;
+        let starts: Vec<u64> = buckets.iter().map(|b| b.start).collect();
+        assert_eq!(
+            starts,
+            [hour, hour + BUCKET_SECS, hour + 2 * BUCKET_SECS],
+            "in order"
+        );
+        let anonymous: Vec<u64> = buckets.iter().map(|b| b.requests.anonymous).collect();
+        assert_eq!(anonymous, [41, 0, 2]);
+        assert_eq!(buckets[1].requests.clerk_only, 1);
+        assert!(tally.dirty);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         return Reply::Response(refused);
     }
     let isolate = Isolate::get(&env);
+    let now_ms = crate::clock::now_ms();
+    crate::fast_path::keep_current(isolate.forward_plan.as_deref(), now_ms);
     let config = &isolate.config;
     // Parsed on first use only: most requests never need more than the path and the query.
     let parsed = OnceCell::new();
@@ -80,7 +82,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         client_address: inbound.cookie.and(inbound.client_address),
     };
     let kv = isolate.kv.as_ref();
-    let now = crate::clock::now_secs();
+    let now = now_ms / 1000;
     let bridge_route = path.is_some_and(|p| p.starts_with(routes::PREFIX));
     if !bridge_route && may_return_from_handshake(&inbound, &isolate) {
         if let Some(u) = url() {

@@ -30,6 +30,8 @@ pub struct Isolate {
     pub import_queue: Option<Queue>,
     /// `ORIGIN_URL` as a string (where database sessions are asked about), once.
     pub origin_base: Option<String>,
+    /// The forward of requests that can only be anonymous (see `fast_path`), when allowed.
+    pub forward_plan: Option<String>,
     /// Every configuration problem, for the log (once) and the admin status. Never holds values.
     pub problems: Vec<String>,
 }
@@ -61,11 +63,16 @@ impl Isolate {
         }
         let identity = IdentityResolver::new(&config, kv.clone(), &mut problems);
         let assertion = AssertionSigner::from_config(&config, &mut problems);
+        let clerk_development = identity
+            .clerk()
+            .is_some_and(|clerk| clerk.publishable_key.is_development());
+        let forward_plan = crate::fast_path::plan(&config, clerk_development, assertion.is_some());
         for problem in &problems {
             console_error!("auth-bridge config: {problem}");
         }
         Isolate {
             origin_base: config.origin_url.as_ref().map(|o| o.join("")),
+            forward_plan,
             config,
             identity,
             assertion,

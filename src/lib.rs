@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod convergence;
 pub mod cookies;
+pub mod fast_path;
 pub mod handshake;
 pub mod identity;
 pub mod inject;

@@ -1,7 +1,8 @@
 // The two calls the hot path makes into JavaScript (bound in src/proxy.rs). Each crossing between
 // wasm and JS, and each string copied across, costs about a microsecond; reading a request header
 // by header from Rust, or rebuilding the forwarded headers one call at a time, made up most of the
-// worker's own cost per request. Here each is one call; every decision stays in Rust.
+// worker's own cost per request. Here each is one call; every decision stays in Rust: requests
+// forwarded without entering wasm (`forwardOnPlan`) follow a plan the worker made.
 
 const ABSENT = "-";
 const PRESENT = "+";
@@ -37,16 +38,22 @@ function unreachable(error) {
 /**
  * Forwards `request` as `packed` says: `url NUL forwardedProto NUL via (NUL name NUL value)*` —
  * the upstream URL, the scheme for the x-forwarded-* pair (empty: none, the origin is the
- * request's own host), the `via` value, and the identity headers, set in order. The request
- * goes with its headers less every inbound x-auth-* header. One string, so one decoding per
- * request. The request body is handed over as a stream; redirects come back as they are.
- * Resolves to the origin's response untouched, or to a 502 when the origin cannot be reached.
+ * request's own host), the `via` value, and the identity headers, set in order. One string, so
+ * one decoding per request. Resolves as `send` does.
  */
 export function forward(request, packed) {
+  const parts = packed.split("\0");
+  return send(request, parts[0], parts[1], parts[2], parts, 3);
+}
+
+/**
+ * The request, with its headers less every inbound x-auth-* header, to `url`, with `via` and
+ * the identity headers `pairs[from..]` (name, value, ...) set. The request body is handed over
+ * as a stream; redirects come back as they are. Resolves to the origin's response untouched,
+ * or to a 502 when the origin cannot be reached; never rejects.
+ */
+function send(request, url, forwardedProto, via, pairs, from) {
   try {
-    const parts = packed.split("\0");
-    const url = parts[0];
-    const forwardedProto = parts[1];
     const headers = new Headers(request.headers);
     const forged = [];
     for (const name of headers.keys()) {
@@ -59,8 +66,8 @@ export function forward(request, packed) {
       headers.set("x-forwarded-proto", forwardedProto);
       headers.delete("host");
     }
-    headers.set("via", parts[2]);
-    for (let i = 3; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
+    headers.set("via", via);
+    for (let i = from; i + 1 < pairs.length; i += 2) headers.set(pairs[i], pairs[i + 1]);
     const method = request.method;
     const init = { method, headers, redirect: "manual" };
     if (method !== "GET" && method !== "HEAD" && request.body !== null) init.body = request.body;
@@ -68,4 +75,78 @@ export function forward(request, packed) {
   } catch (error) {
     return Promise.resolve(unreachable(error));
   }
+}
+
+// The forward of requests that can only be anonymous, made by the worker (src/fast_path.rs):
+// the entry forwards them without entering wasm. Fields of `installForwardPlan`'s string:
+// `base NUL via (NUL name NUL value)*`; base empty: route mode.
+let plan = null;
+let forwardedOnPlan = 0;
+
+export function installForwardPlan(packed, until) {
+  const parts = packed.split("\0");
+  plan = { until, base: parts[0], via: parts[1], identity: parts };
+}
+
+export function takeForwardedOnPlan() {
+  const count = forwardedOnPlan;
+  forwardedOnPlan = 0;
+  return count;
+}
+
+const BRIDGE_ROUTES = "/__auth-bridge";
+
+/**
+ * The origin's pending answer when `request` can only be anonymous and the plan stands;
+ * `undefined` (the worker takes it) otherwise, or whenever in doubt. The same conditions as
+ * the worker's (src/gateway.rs), narrower: no Cookie, Authorization or Via header; a path as
+ * a URL parser leaves it (printable ASCII, no `%`, `\`, or `.` after `/`) outside the bridge's
+ * routes; a query without `%` or `__clerk` (Clerk's handshake and dev-browser parameters).
+ */
+function forwardOnPlan(request) {
+  if (plan === null || Date.now() >= plan.until) return undefined;
+  let url, onward;
+  try {
+    const headers = request.headers;
+    if (headers.has("cookie") || headers.has("authorization") || headers.has("via")) {
+      return undefined;
+    }
+    url = request.url;
+    onward = pathOnward(url);
+    if (!plainPathAndQuery(onward)) return undefined;
+  } catch {
+    return undefined;
+  }
+  forwardedOnPlan++;
+  if (plan.base === "") return send(request, url, "", plan.via, plan.identity, 2);
+  const proto = url.startsWith("https:") ? "https" : "http";
+  return send(request, plan.base + onward, proto, plan.via, plan.identity, 2);
+}
+
+// The entry (scripts/lean-entry.mjs) looks it up here: it runs before the worker's Rust.
+globalThis[Symbol.for("auth-bridge.forwardOnPlan")] = forwardOnPlan;
+
+/** Path and query of `url` (what src/proxy.rs `path_onward` gives). */
+function pathOnward(url) {
+  const scheme = url.indexOf("://");
+  const rest = scheme < 0 ? url : url.slice(scheme + 3);
+  const slash = rest.indexOf("/");
+  return slash < 0 ? "/" : rest.slice(slash);
+}
+
+function plainPathAndQuery(onward) {
+  const q = onward.indexOf("?");
+  const path = q < 0 ? onward : onward.slice(0, q);
+  if (path.startsWith(BRIDGE_ROUTES)) return false;
+  let afterSlash = false;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    // Printable ASCII other than #, % and \, and no dot segment.
+    if (c < 0x21 || c > 0x7e || c === 0x23 || c === 0x25 || c === 0x5c) return false;
+    if (afterSlash && c === 0x2e) return false;
+    afterSlash = c === 0x2f;
+  }
+  if (q < 0) return true;
+  const query = onward.slice(q + 1);
+  return !query.includes("%") && !query.includes("__clerk") && !query.includes("#");
 }

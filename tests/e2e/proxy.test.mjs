@@ -118,6 +118,38 @@ test('client-sent identity headers never reach the origin', async () => {
   assert.deepEqual(identity, { 'x-auth-source': 'anonymous' });
 });
 
+test('a request that can only be anonymous reaches the origin the same with or without entering wasm', async () => {
+  // With an unrelated cookie the worker's Rust forwards it; without, once the worker has made
+  // its plan, the JS entry does (src/fast_path.rs). The origin must see the same request.
+  const shapes = [
+    ['/assets/app.css?v=3', { headers: { 'x-auth-user-id': 'forged', 'X-Auth-Source': 'clerk', accept: 'text/css' } }],
+    ['/page', { method: 'HEAD' }],
+    ['/api/items?id=7&q=a+b', { method: 'POST', body: 'a=1&b=2', headers: { 'content-type': 'application/x-www-form-urlencoded' } }],
+    ['/forwarded', { headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } }],
+    ['/caf%C3%A9/./x?y=%20', {}],
+    ['/__auth-bridge-like/x?__clerk_handshake=1', {}],
+  ];
+  const seen = async (path, init) => {
+    const res = await bridge.fetch(path, init);
+    assert.equal(res.status, 200, path);
+    assert.equal(res.headers.get('x-origin'), 'yes', path);
+    await res.arrayBuffer();
+    const received = structuredClone(origin.received.at(-1));
+    delete received.headers.cookie;
+    return received;
+  };
+  await bridge.fetch('/');
+  for (const [path, init] of shapes) {
+    const viaRust = await seen(path, { ...init, headers: { ...init.headers, cookie: 'unrelated=1' } });
+    const onPlan = await seen(path, init);
+    assert.deepEqual(onPlan, viaRust, path);
+    const identity = Object.entries(onPlan.headers).filter(([k]) => k.startsWith('x-auth-'));
+    assert.deepEqual(identity, [['x-auth-source', 'anonymous']], path);
+    assert.equal(onPlan.headers.via, '1.1 auth-bridge', path);
+    assert.equal(onPlan.headers['x-forwarded-host'], new URL(bridge.url).host, path);
+  }
+});
+
 test('the request carries a Via hop, and a request that already passed the worker is refused', async () => {
   const res = await bridge.fetch('/via', { headers: { via: '1.1 cdn' } });
   assert.equal((await res.json()).headers.via, '1.1 cdn, 1.1 auth-bridge');
