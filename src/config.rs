@@ -287,6 +287,18 @@ pub const DEFAULT_READINESS_MIN_CLERK_SHARE: f64 = 0.99;
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 impl Config {
+    /// The configuration of `pairs` (name, value); of a name given twice, the last counts.
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
     /// Reads every setting through `lookup` (vars and secrets alike; an empty string is unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
         let mut problems = Vec::new();
@@ -566,14 +578,9 @@ fn is_cookie_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_pairs(pairs)
     }
 
     fn complete() -> Vec<(&'static str, &'static str)> {

@@ -532,11 +532,7 @@ mod tests {
     }
 
     fn config(vars: &[(&str, &str)]) -> Config {
-        Config::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        Config::from_pairs(vars)
     }
 
     #[test]

@@ -713,10 +713,7 @@ mod tests {
 
     #[test]
     fn misconfigured_keys_are_problems_not_panics() {
-        let config = |pairs: &[(&str, &str)]| {
-            let map: std::collections::HashMap<_, _> = pairs.iter().cloned().collect();
-            Config::from_lookup(|n| map.get(n).map(|v| v.to_string()))
-        };
+        let config = Config::from_pairs;
         let mut problems = Vec::new();
         let signer = AssertionSigner::from_config(
             &config(&[

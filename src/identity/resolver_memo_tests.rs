@@ -19,13 +19,7 @@ const CLERK_LIVE: [(&str, &str); 2] = [
 const NOW: u64 = 1_800_000_000;
 
 fn resolver(pairs: &[(&str, &str)]) -> IdentityResolver {
-    let config = Config::from_lookup(|name| {
-        pairs
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string())
-    });
-    IdentityResolver::new(&config, None, &mut Vec::new())
+    IdentityResolver::new(&Config::from_pairs(pairs), None, &mut Vec::new())
 }
 
 fn nextauth_only() -> IdentityResolver {
