@@ -45,7 +45,7 @@ pub const PLAN_MS: u64 = FLUSH_INTERVAL_SECS * 1000;
 /// The forward of a request that can only be anonymous, as `src/proxy.js` `installForwardPlan`
 /// takes it: `base NUL via NUL identity headers` (base: the origin's scheme, host and path
 /// prefix, empty in route mode; the identity headers packed as
-/// [`crate::proxy::push_identity_header`] packs them). `None` when such a request may get more
+/// [`crate::packed_headers::push`] packs them). `None` when such a request may get more
 /// than that forward (see the module documentation).
 pub fn plan(config: &Config, clerk_development: bool, signs_assertions: bool) -> Option<String> {
     if signs_assertions || clerk_development || config.phase == Phase::ClerkOnly {

@@ -47,7 +47,10 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     let packed = InboundRequest::read(&req);
     let Some(inbound) = InboundRequest::parse(&packed) else {
         worker::console_error!("auth-bridge: the request could not be read");
-        return Reply::Response(routes::plain(502, "Bad Gateway: unreadable request\n"));
+        return Reply::Response(crate::respond::plain(
+            502,
+            "Bad Gateway: unreadable request\n",
+        ));
     };
     if let Some(refused) = proxy::refuse_loop(inbound.via) {
         return Reply::Response(refused);
@@ -153,7 +156,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
                         // A revoked session must not reach the origin either: its NextAuth
                         // would renew it.
                         let kept = crate::cookies::without_session_cookies(cookies, &[killed]);
-                        proxy::push_identity_header(&mut packed, "cookie", &kept);
+                        crate::packed_headers::push(&mut packed, "cookie", &kept);
                     }
                     Cow::Owned(packed)
                 }
@@ -183,7 +186,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
         let assertion = signer.sign(identity, &audience, config.phase, now);
         if let Some(assertion) = assertion.await {
             with_assertion = identity_headers.to_string();
-            proxy::push_identity_header(&mut with_assertion, "x-auth-assertion", &assertion);
+            crate::packed_headers::push(&mut with_assertion, "x-auth-assertion", &assertion);
             identity_headers = &with_assertion;
         }
     }
@@ -195,7 +198,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     let response: web_sys::Response = match wasm_bindgen_futures::JsFuture::from(pending).await {
         Ok(response) => response.unchecked_into(),
         // `proxy::forward` resolves failures to a 502; a rejection cannot happen.
-        Err(_) => routes::plain(502, "Bad Gateway: the origin could not be reached\n"),
+        Err(_) => crate::respond::plain(502, "Bad Gateway: the origin could not be reached\n"),
     };
     Reply::Response(crate::inject::maybe_inject(
         response,

@@ -79,7 +79,7 @@ pub fn sign_in_redirect(config: &Config, request_url: &Url) -> Option<String> {
 /// Glue: the `302` for a NextAuth sign-in route in `clerk-only`, if this is one.
 pub fn clerk_only_redirect(config: &Config, request_url: &Url) -> Option<web_sys::Response> {
     let location = sign_in_redirect(config, request_url)?;
-    let response = crate::routes::empty(302);
+    let response = crate::respond::empty(302);
     let _ = response.headers().set("location", &location);
     Some(response)
 }

@@ -134,7 +134,7 @@ impl<'a> InboundRequest<'a> {
 }
 
 /// Forwards the request to the origin with the identity headers (`name NUL value NUL ...`, see
-/// [`push_identity_header`]). The promise resolves to the origin's response as it came
+/// [`crate::packed_headers::push`]). The promise resolves to the origin's response as it came
 /// (streamed), or to a `502` with a short reason when the origin cannot be reached; it never
 /// rejects.
 pub fn forward(
@@ -150,7 +150,7 @@ pub fn forward(
 }
 
 /// What `src/proxy.js` `forward` takes, in one string: `url NUL forwarded-proto NUL via`, then
-/// the identity headers (`name NUL value ...`, see [`push_identity_header`]). No part holds a
+/// the identity headers (`name NUL value ...`, see [`crate::packed_headers::push`]). No part holds a
 /// NUL: URLs are percent-encoded, a header value cannot carry one, and identity values are
 /// packed so that they cannot either.
 pub fn forward_instructions(
@@ -183,23 +183,6 @@ pub fn forward_instructions(
     packed
 }
 
-/// Appends one identity header to the packed list [`forward`] takes. A value holding NUL cannot
-/// be a header value, and must never be split into other headers: each NUL is packed as a line
-/// feed. Inside a value the runtime refuses it (a `502`, as any header the runtime refuses);
-/// at either end it is trimmed as header whitespace. Either way no header is split off.
-pub fn push_identity_header(packed: &mut String, name: &str, value: &str) {
-    if !packed.is_empty() {
-        packed.push('\0');
-    }
-    packed.push_str(name);
-    packed.push('\0');
-    if value.contains('\0') {
-        packed.push_str(&value.replace('\0', "\n"));
-    } else {
-        packed.push_str(value);
-    }
-}
-
 pub use crate::via::{via_lists_bridge, via_with_bridge, VIA_NAME};
 
 /// A `508` for a request that already passed through this worker (see [`VIA_NAME`]); checked
@@ -211,7 +194,7 @@ pub fn refuse_loop(via: Option<&str>) -> Option<web_sys::Response> {
     worker::console_error!(
         "auth-bridge: request loop (the upstream URL leads back to this worker)"
     );
-    Some(crate::routes::plain(
+    Some(crate::respond::plain(
         508,
         "Loop Detected: the upstream URL leads back to auth-bridge\n",
     ))
@@ -345,28 +328,6 @@ mod tests {
         assert!(inbound("https://a/?a=1&__clerk%5Fdb_jwt").has_query_param("__clerk_db_jwt"));
         assert!(!inbound("https://a/?x=__clerk_db_jwt").has_query_param("__clerk_db_jwt"));
         assert!(!inbound("https://a/").has_query_param("__clerk_db_jwt"));
-    }
-
-    #[test]
-    fn identity_headers_pack_as_name_value_pairs() {
-        let mut packed = String::new();
-        push_identity_header(&mut packed, "x-auth-source", "clerk");
-        push_identity_header(&mut packed, "x-auth-email", "");
-        assert_eq!(packed, "x-auth-source\0clerk\0x-auth-email\0");
-        // A value with NUL never becomes another header (the runtime refuses a line feed).
-        let mut packed = String::new();
-        push_identity_header(&mut packed, "x-auth-email", "a@x\0x-auth-user-id\0victim");
-        push_identity_header(&mut packed, "x-auth-user-id", "ada");
-        let parts: Vec<&str> = packed.split('\0').collect();
-        assert_eq!(
-            parts,
-            [
-                "x-auth-email",
-                "a@x\nx-auth-user-id\nvictim",
-                "x-auth-user-id",
-                "ada"
-            ]
-        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn redirect_response(location: &str, set_cookies: &[String], cors: bool) -> web_
         init.set_headers(&headers);
     }
     web_sys::Response::new_with_opt_str_and_init(None, &init)
-        .unwrap_or_else(|_| crate::routes::plain(502, "Bad Gateway\n"))
+        .unwrap_or_else(|_| crate::respond::plain(502, "Bad Gateway\n"))
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {

@@ -102,7 +102,7 @@ impl Reuse {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Recalled {
     pub identity: Identity,
-    /// The identity headers, packed as [`crate::proxy::push_identity_header`] packs them.
+    /// The identity headers, packed as [`crate::packed_headers::push`] packs them.
     pub headers: String,
     /// A valid NextAuth session came beside a Clerk session (counted as both).
     pub nextauth_beside_clerk: bool,

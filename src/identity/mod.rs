@@ -33,7 +33,7 @@ impl Source {
 }
 
 /// The identity headers of an anonymous request, packed as
-/// [`crate::proxy::push_identity_header`] packs them (what `Identity::anonymous().push_headers`
+/// [`crate::packed_headers::push`] packs them (what `Identity::anonymous().push_headers`
 /// gives), so the common request builds none.
 pub const ANONYMOUS_IDENTITY_HEADERS: &str = "x-auth-source\0anonymous";
 
@@ -70,9 +70,9 @@ impl Identity {
     }
 
     /// The same headers, appended to the packed list the forward takes (see
-    /// [`crate::proxy::push_identity_header`]), without a copy of each value.
+    /// [`crate::packed_headers::push`]), without a copy of each value.
     pub fn push_headers(&self, packed: &mut String) {
-        self.each_header(|name, value| crate::proxy::push_identity_header(packed, name, value));
+        self.each_header(|name, value| crate::packed_headers::push(packed, name, value));
     }
 
     fn each_header<'a>(&'a self, mut emit: impl FnMut(&'static str, &'a str)) {

@@ -1,5 +1,5 @@
-//! Endpoints answered by the worker itself, under `/__auth-bridge/`. This module only routes and
-//! owns the response helpers; each endpoint lives in its own file.
+//! Endpoints answered by the worker itself, under `/__auth-bridge/`. This module only routes;
+//! each endpoint lives in its own file, and the answers are built by [`crate::respond`].
 //!
 //! Every answer made here carries `Cache-Control: no-store` (they depend on who asks), except
 //! the public key set `jwks.json`.
@@ -8,6 +8,8 @@ use std::cell::RefCell;
 
 use subtle::ConstantTimeEq;
 use worker::{Env, Request};
+
+pub use crate::respond::{empty, json, plain, typed};
 
 use crate::identity::resolver::Resolution;
 use crate::isolate::Isolate;
@@ -124,39 +126,6 @@ pub fn bearer_matches(presented: &str, expected: &str) -> bool {
     !presented.is_empty()
         && presented.len() == expected.len()
         && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
-}
-
-fn response(status: u16, content_type: Option<&str>, body: Option<&str>) -> web_sys::Response {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
-    let headers = web_sys::Headers::new().expect("an empty Headers can always be made");
-    if let Some(content_type) = content_type {
-        let _ = headers.set("content-type", content_type);
-    }
-    let _ = headers.set("cache-control", "no-store");
-    init.set_headers(&headers);
-    web_sys::Response::new_with_opt_str_and_init(body, &init)
-        .expect("status codes used here are valid and the body is a string")
-}
-
-/// A short plain-text answer.
-pub fn plain(status: u16, body: &str) -> web_sys::Response {
-    response(status, Some("text/plain; charset=utf-8"), Some(body))
-}
-
-/// A JSON answer.
-pub fn json(status: u16, value: &serde_json::Value) -> web_sys::Response {
-    response(status, Some("application/json"), Some(&value.to_string()))
-}
-
-/// An answer without a body (`204`).
-pub fn empty(status: u16) -> web_sys::Response {
-    response(status, None, None)
-}
-
-/// A body of another type (`application/x-ndjson`, `text/html`, `text/javascript`).
-pub fn typed(status: u16, content_type: &str, body: &str) -> web_sys::Response {
-    response(status, Some(content_type), Some(body))
 }
 
 fn method_not_allowed(allow: &str) -> web_sys::Response {
