@@ -19,19 +19,20 @@
 //!
 //! Counting is per isolate and in memory, in 10-minute buckets grouped by clock hour; at most
 //! once a minute an isolate writes its whole current hour to `conv:v1:<hour>:<isolate id>`
-//! (a blind overwrite, no read-modify-write, so isolates never race). [`report`] lists those
+//! (a blind overwrite, no read-modify-write, so isolates never race). [`kv::report`] lists those
 //! keys, merges them and sums the windows. The cost of that is one KV list and one read per
 //! isolate-hour of the last day; beyond [`MAX_KEYS_READ`] keys the report says it is partial.
 //! Lost on isolate eviction: at most the last minute of that isolate's counts.
 
-use std::cell::RefCell;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use siphasher::sip::SipHasher13;
-use worker::kv::KvStore;
+
+pub use hll::Hll;
 
 use crate::identity::Source;
+
+mod hll;
+pub mod kv;
 
 pub const KV_PREFIX: &str = "conv:v1:";
 pub const BUCKET_SECS: u64 = 600;
@@ -42,9 +43,6 @@ pub const FLUSH_INTERVAL_SECS: u64 = 60;
 /// Upper bound on KV reads by one report.
 pub const MAX_KEYS_READ: usize = 1000;
 
-const HLL_BITS: u32 = 12;
-const HLL_REGISTERS: usize = 1 << HLL_BITS;
-
 /// The identity sources of one forwarded request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -52,102 +50,6 @@ pub enum Kind {
     ClerkOnly,
     Both,
     Anonymous,
-}
-
-/// A sparse HyperLogLog: the non-zero registers, each packed `index << 8 | rank` (the stored
-/// form), sorted by index. A sorted `Vec` rather than a map: at most 4096 small entries, and one
-/// binary search per signed-in request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hll {
-    registers: Vec<u32>,
-}
-
-impl Hll {
-    /// The same in every isolate and release (see the module doc): never change the key.
-    pub fn hash(user_id: &str) -> u64 {
-        const KEY: (u64, u64) = (0x6175_7468_2d62_7269, 0x6467_652d_686c_6c31);
-        SipHasher13::new_with_keys(KEY.0, KEY.1).hash(user_id.as_bytes())
-    }
-
-    pub fn add(&mut self, hash: u64) {
-        let index = (hash >> (64 - HLL_BITS)) as u16;
-        let rest = hash << HLL_BITS;
-        let rank = (rest.leading_zeros().min(64 - HLL_BITS) + 1) as u8;
-        self.raise((u32::from(index) << 8) | u32::from(rank));
-    }
-
-    /// Raises one register (`index << 8 | rank`) to at least that rank.
-    fn raise(&mut self, packed: u32) {
-        match self
-            .registers
-            .binary_search_by_key(&(packed >> 8), |&p| p >> 8)
-        {
-            // Same index: the larger packed value has the larger rank.
-            Ok(at) => self.registers[at] = self.registers[at].max(packed),
-            Err(at) => self.registers.insert(at, packed),
-        }
-    }
-
-    pub fn merge(&mut self, other: &Hll) {
-        if other.registers.is_empty() {
-            return;
-        }
-        // Both sorted by index: one pass, the larger rank where both have a register.
-        let (mine, theirs) = (&self.registers, &other.registers);
-        let mut merged = Vec::with_capacity(mine.len() + theirs.len());
-        let (mut i, mut j) = (0, 0);
-        while i < mine.len() && j < theirs.len() {
-            let (a, b) = (mine[i], theirs[j]);
-            if a >> 8 == b >> 8 {
-                merged.push(a.max(b));
-                i += 1;
-                j += 1;
-            } else if a >> 8 < b >> 8 {
-                merged.push(a);
-                i += 1;
-            } else {
-                merged.push(b);
-                j += 1;
-            }
-        }
-        merged.extend_from_slice(&mine[i..]);
-        merged.extend_from_slice(&theirs[j..]);
-        self.registers = merged;
-    }
-
-    pub fn estimate(&self) -> u64 {
-        let m = HLL_REGISTERS as f64;
-        let zeros = HLL_REGISTERS - self.registers.len();
-        let sum: f64 = zeros as f64
-            + self
-                .registers
-                .iter()
-                .map(|&p| 2f64.powi(-((p & 0xff) as i32)))
-                .sum::<f64>();
-        let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let raw = alpha * m * m / sum;
-        let estimate = if raw <= 2.5 * m && zeros > 0 {
-            m * (m / zeros as f64).ln()
-        } else {
-            raw
-        };
-        estimate.round() as u64
-    }
-
-    /// Packed `index << 8 | rank`, for storage.
-    fn packed(&self) -> Vec<u32> {
-        self.registers.clone()
-    }
-
-    fn from_packed(packed: &[u32]) -> Hll {
-        let mut hll = Hll::default();
-        for &p in packed {
-            if ((p >> 8) as usize) < HLL_REGISTERS && p & 0xff > 0 {
-                hll.raise(p);
-            }
-        }
-        hll
-    }
 }
 
 /// Requests per kind.
@@ -307,7 +209,7 @@ impl Tally {
             }
         };
         let buckets = &mut self.hours[at].1;
-        // Almost always the last bucket; requests counted late (see `record_forwarded_anonymous`)
+        // Almost always the last bucket; requests counted late (see `kv::record_forwarded_anonymous`)
         // may belong to an earlier one, kept in order.
         let at = match buckets.iter().rposition(|b| b.start == start) {
             Some(at) => at,
@@ -460,22 +362,6 @@ pub fn hourly(buckets: &[Bucket], now: u64) -> Vec<Value> {
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Glue
-// ---------------------------------------------------------------------------------------------
-
-thread_local! {
-    static TALLY: RefCell<Option<Tally>> = const { RefCell::new(None) };
-}
-
-fn isolate_id() -> String {
-    let mut bytes = [0u8; 8];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        bytes = crate::clock::now_ms().to_be_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The kind of a resolved request: its identity's source, and for a Clerk session whether a
 /// valid NextAuth JWT session came beside it (the resolver checks it, stopping at Clerk).
 pub fn kind_of(source: Source, nextauth_beside_clerk: bool) -> Kind {
@@ -487,206 +373,9 @@ pub fn kind_of(source: Source, nextauth_beside_clerk: bool) -> Kind {
     }
 }
 
-/// Counts one forwarded request and, when due, writes this isolate's counts after the response
-/// (`wait_until`).
-pub fn record(
-    kind: Kind,
-    user_id: Option<&str>,
-    kv: Option<&KvStore>,
-    ctx: &worker::Context,
-    now: u64,
-) {
-    let writes = TALLY.with(|cell| {
-        let mut tally = cell.borrow_mut();
-        let tally = tally.get_or_insert_with(|| Tally::new(isolate_id()));
-        tally.record(kind, user_id, now);
-        if kv.is_some() {
-            tally.take_flush(now)
-        } else {
-            Vec::new()
-        }
-    });
-    // Cloned only for a write: a KvStore is six JS handles, each a table slot to take and free.
-    let Some(kv) = kv.filter(|_| !writes.is_empty()).cloned() else {
-        return;
-    };
-    ctx.wait_until(async move {
-        for (key, value, ttl) in writes {
-            let written = match crate::kv::put(&kv, &key, &value) {
-                Ok(put) => put.expiration_ttl(ttl).execute().await.is_ok(),
-                Err(_) => false,
-            };
-            if !written {
-                worker::console_warn!("auth-bridge: convergence KV write failed ({key})");
-            }
-        }
-    });
-}
-
-/// Counts `count` anonymous requests forwarded at `at` without entering the worker's Rust (see
-/// `fast_path`); written to KV with the next request's [`record`].
-pub fn record_forwarded_anonymous(count: u64, at: u64) {
-    TALLY.with(|cell| {
-        let mut tally = cell.borrow_mut();
-        let tally = tally.get_or_insert_with(|| Tally::new(isolate_id()));
-        tally.record_many(Kind::Anonymous, count, None, at);
-    });
-}
-
-/// The convergence figures for the admin status (`"convergence"`): last hour and last day,
-/// merged over every isolate that flushed.
-pub async fn report(kv: &KvStore, now: u64) -> Value {
-    let oldest_hour = hour_of(now.saturating_sub(DAY_SECS));
-    let mut keys = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut complete = true;
-    loop {
-        let mut list = kv.list().prefix(KV_PREFIX.to_string()).limit(1000);
-        if let Some(c) = cursor.take() {
-            list = list.cursor(c);
-        }
-        let page = match list.execute().await {
-            Ok(page) => page,
-            Err(_) => {
-                complete = false;
-                break;
-            }
-        };
-        keys.extend(
-            page.keys
-                .into_iter()
-                .map(|k| k.name)
-                .filter(|name| hour_of_key(name).is_some_and(|h| h >= oldest_hour)),
-        );
-        if page.list_complete || keys.len() >= MAX_KEYS_READ {
-            complete &= page.list_complete;
-            break;
-        }
-        match page.cursor {
-            Some(c) if !c.is_empty() => cursor = Some(c),
-            _ => break,
-        }
-    }
-    if keys.len() > MAX_KEYS_READ {
-        // Newest hours first: the last hour must be right even when the day is partial.
-        crate::sort::sort_by_key(&mut keys, |k| std::cmp::Reverse(hour_of_key(k)));
-        keys.truncate(MAX_KEYS_READ);
-        complete = false;
-    }
-    let mut buckets = Vec::new();
-    // Distinct isolates (a few per hour): a list is enough.
-    let mut isolates: Vec<&str> = Vec::new();
-    for chunk in keys.chunks(50) {
-        let reads = chunk
-            .iter()
-            .map(|key| async move { (key, kv.get(key).text().await) });
-        for (key, value) in crate::join::join_all(reads).await {
-            match value {
-                Ok(Some(value)) => {
-                    if let Some(isolate) = key.rsplit(':').next() {
-                        if !isolates.contains(&isolate) {
-                            isolates.push(isolate);
-                        }
-                    }
-                    buckets.extend(decode_hour(&value));
-                }
-                Ok(None) => {}
-                Err(_) => complete = false,
-            }
-        }
-    }
-    let (hour, day) = summarize(&buckets, now);
-    json!({
-        "last_hour": hour.to_json(),
-        "last_day": day.to_json(),
-        "last_day_hourly": hourly(&buckets, now),
-        "isolates": isolates.len(),
-        "bucket_secs": BUCKET_SECS,
-        "flush_interval_secs": FLUSH_INTERVAL_SECS,
-        "complete": complete,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hll_is_exact_for_small_sets_and_close_for_large_ones() {
-        let mut hll = Hll::default();
-        for id in ["a", "b", "c", "a", "b"] {
-            hll.add(Hll::hash(id));
-        }
-        assert_eq!(hll.estimate(), 3);
-        let mut big = Hll::default();
-        for i in 0..50_000 {
-            big.add(Hll::hash(&format!("user-{i}")));
-        }
-        let estimate = big.estimate() as f64;
-        assert!((estimate - 50_000.0).abs() / 50_000.0 < 0.05, "{estimate}");
-    }
-
-    /// SipHash-1-3 of `user_2abc` under the fixed key.
-    const PINNED: u64 = 14_908_552_068_929_163_259;
-
-    #[test]
-    fn hll_hash_is_fixed_across_isolates_and_releases() {
-        // Register sets from every isolate of the last day are merged: the hash must never
-        // depend on the isolate, the process or the Rust release.
-        assert_eq!(
-            Hll::hash("user_2abc"),
-            Hll::hash(&String::from("user_2abc"))
-        );
-        assert_eq!(Hll::hash("user_2abc"), PINNED);
-        assert_ne!(Hll::hash("user_2abc"), Hll::hash("user_2abd"));
-    }
-
-    #[test]
-    fn hll_registers_stay_sorted_and_keep_the_largest_rank() {
-        let mut hll = Hll::default();
-        for id in 0..500 {
-            hll.add(Hll::hash(&format!("id-{id}")));
-        }
-        let packed = hll.packed();
-        assert!(
-            packed.windows(2).all(|w| w[0] >> 8 < w[1] >> 8),
-            "sorted, one per index"
-        );
-        // Stored registers in any order, repeated, or out of range read back the same.
-        let mut shuffled: Vec<u32> = packed.iter().rev().copied().collect();
-        shuffled.extend(packed.iter().map(|p| p & !0xff | 1));
-        shuffled.extend([(4096 << 8) | 3, 7 << 8]);
-        assert_eq!(Hll::from_packed(&shuffled), hll);
-        // A merge equals adding both sets to one.
-        let (mut a, mut b, mut both) = (Hll::default(), Hll::default(), Hll::default());
-        for id in 0..300 {
-            let h = Hll::hash(&format!("m-{id}"));
-            if id % 3 == 0 {
-                a.add(h)
-            } else {
-                b.add(h)
-            }
-            both.add(h);
-        }
-        a.merge(&b);
-        assert_eq!(a, both);
-    }
-
-    #[test]
-    fn hll_merge_is_a_union() {
-        let (mut a, mut b) = (Hll::default(), Hll::default());
-        for i in 0..40 {
-            a.add(Hll::hash(&format!("u{i}")));
-        }
-        for i in 20..60 {
-            b.add(Hll::hash(&format!("u{i}")));
-        }
-        let before = a.estimate();
-        a.merge(&b);
-        // 60 users in 4096 registers may share one: linear counting is then off by one.
-        assert!((59..=61).contains(&a.estimate()), "{}", a.estimate());
-        assert!(a.estimate() > before + 15);
-    }
 
     #[test]
     fn tally_counts_kinds_and_flushes_at_most_once_a_minute() {

@@ -94,7 +94,7 @@ pub fn keep_current(plan: Option<&str>, now_ms: u64) {
     let now = now_ms / 1000;
     let forwarded = take_forwarded_on_plan() as u64;
     if forwarded > 0 {
-        convergence::record_forwarded_anonymous(forwarded, installed.map_or(now, |p| p.made));
+        convergence::kv::record_forwarded_anonymous(forwarded, installed.map_or(now, |p| p.made));
     }
     let until = plan_end(now_ms);
     install_forward_plan(plan, until as f64);

@@ -166,7 +166,7 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
             (&fresh.0.identity, &*fresh.1, fresh.0.nextauth_beside_clerk)
         }
     };
-    convergence::record(
+    convergence::kv::record(
         convergence::kind_of(identity.source, nextauth_beside_clerk),
         identity.user_id.as_deref(),
         kv,

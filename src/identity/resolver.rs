@@ -250,7 +250,7 @@ impl IdentityResolver {
             request.cookie_header,
             request.authorization,
             now,
-            revocation::settled_version(kv_bound, now),
+            revocation::kv::settled_version(kv_bound, now),
             self.external_ids_learned.get(),
         )
     }
@@ -351,7 +351,7 @@ impl IdentityResolver {
         if let NextAuthOutcome::Session(session) = &outcome {
             let (iat, sub) = (session.iat, &session.sub);
             if let Some(refusal) =
-                revocation::check_session(iat, sub, self.sessions_not_before, kv, now).await
+                revocation::kv::check_session(iat, sub, self.sessions_not_before, kv, now).await
             {
                 self.log_rejection("nextauth", &refusal.to_string(), now);
                 resolution.killed_nextauth_cookie = Some(session.cookie_name.clone());
@@ -429,10 +429,15 @@ impl IdentityResolver {
                 reuse: nextauth_reuse(&outcome, false, kv.is_some(), now),
             };
         };
-        let killed =
-            revocation::check_session(session.iat, &session.sub, self.sessions_not_before, kv, now)
-                .await
-                .map(|_| session.cookie_name.clone());
+        let killed = revocation::kv::check_session(
+            session.iat,
+            &session.sub,
+            self.sessions_not_before,
+            kv,
+            now,
+        )
+        .await
+        .map(|_| session.cookie_name.clone());
         NextAuthBeside {
             reuse: nextauth_reuse(&outcome, killed.is_some(), kv.is_some(), now),
             killed,
@@ -720,7 +725,7 @@ fn nextauth_reuse(
 /// and only under the revocation snapshot it was checked against (`None` while that snapshot is
 /// not settled: the answer is not remembered). `kv_bound`: the snapshot is refreshed from KV.
 fn nextauth_session_reuse(session: &NextAuthSession, kv_bound: bool, now: u64) -> Option<Reuse> {
-    let version = revocation::settled_version(kv_bound, now)?;
+    let version = revocation::kv::settled_version(kv_bound, now)?;
     let reuse = Reuse::from(now).under_revocation(version);
     Some(match session.exp {
         Some(exp) => reuse.ending(exp.saturating_add(CLOCK_TOLERANCE_SECS)),

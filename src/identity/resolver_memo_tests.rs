@@ -106,7 +106,7 @@ fn a_revoke_on_this_isolate_ends_a_remembered_session_at_once() {
     let request = facts(&cookie);
     resolve_and_remember(&r, &request, NOW);
     assert_eq!(recalled_user(&r, &request, NOW + 1), Some("ada".into()));
-    revocation::record_change("ada", Some(NOW + 1), NOW + 1);
+    revocation::kv::record_change("ada", Some(NOW + 1), NOW + 1);
     assert_eq!(recalled_user(&r, &request, NOW + 1), None);
     let refused = resolve_and_remember(&r, &request, NOW + 1);
     assert_eq!(refused.identity.source, Source::Anonymous);
@@ -116,7 +116,7 @@ fn a_revoke_on_this_isolate_ends_a_remembered_session_at_once() {
     );
     assert_eq!(refused.reuse, None, "a refusal is not remembered");
     // Lifted: the session stands again, and is remembered again once the list is settled.
-    revocation::record_change("ada", None, NOW + 2);
+    revocation::kv::record_change("ada", None, NOW + 2);
     let lifted = resolve_and_remember(&r, &request, NOW + 2);
     assert_eq!(lifted.identity.user_id.as_deref(), Some("ada"));
     assert_eq!(recalled_user(&r, &request, NOW + 3), None);

@@ -13,7 +13,7 @@ use crate::batch::tick::{load_pacer_state, pacer_for, pause_state, random_u32};
 use crate::batch::upload::{UploadBuilder, UploadTooLarge, MAX_UPLOAD_BYTES};
 use crate::batch::{ADMIN_PAUSE_KEY, TALLY_CACHE_KEY};
 use crate::config::Phase;
-use crate::identity::revocation::{self, RevokeError};
+use crate::identity::revocation::{self, kv::RevokeError};
 use crate::isolate::Isolate;
 use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, ImportMeta};
@@ -262,10 +262,10 @@ async fn status_document(kv: &KvStore, isolate: &Isolate) -> Result<Value, Strin
         doc["warnings"] = json!({"count": count, "items": items});
     }
     // Requests and users per identity source: tells when the trickle has converged.
-    let convergence = crate::convergence::report(kv, now / 1000).await;
+    let convergence = crate::convergence::kv::report(kv, now / 1000).await;
     let mut problems = configuration_problems(isolate);
     let revocations =
-        revocation::status(kv, isolate.config.nextauth_sessions_not_before, now / 1000).await;
+        revocation::kv::status(kv, isolate.config.nextauth_sessions_not_before, now / 1000).await;
     if revocations["truncated"] == true {
         problems.push(format!(
             "admin/revoke: the revocation list holds more than {} users; only the first are applied",
@@ -427,7 +427,7 @@ async fn revoke(mut req: Request, kv: &KvStore) -> web_sys::Response {
         Ok(r) => r,
         Err(message) => return json(400, &json!({"error": "invalid_body", "message": message})),
     };
-    match revocation::apply(kv, &request, crate::clock::now_secs()).await {
+    match revocation::kv::apply(kv, &request, crate::clock::now_secs()).await {
         Ok(entry) => {
             console_log!(
                 "auth-bridge: NextAuth sessions of one user {} by the admin",
