@@ -36,7 +36,12 @@ pub use rate::RateLimit;
 
 /// Granularity of plans: Queues delays are whole seconds.
 pub const SLOT_MS: u64 = 1000;
-/// How long after its grant a call may still arrive at Clerk (and start counting there).
+/// How much later after its grant a call may arrive at Clerk (and start counting there) than
+/// a call granted after it: the spread of the time on the way. A consumer counts its calls from
+/// their grants, Clerk from their arrivals, so the consumer reads its window this much longer
+/// (and paces over it): then no window at Clerk holds more of its calls than its part, however
+/// they arrive within the spread. A shorter guard than the spread lets them crowd (in the
+/// simulation, whose time on the way is 20–140 ms, a 50 ms guard gives hundreds of 429s).
 pub const ARRIVAL_GUARD_MS: u64 = 150;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,8 @@ use auth_bridge::migration::page::{migrate_page, tail_pages, PageMessage, DEFERR
 use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
 use auth_bridge::migration::{ImportRecord, TrickleUser};
 use auth_bridge::pacer::{
-    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerConfig, PacerState, RateLimit, Seat,
+    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerConfig, PacerState, RateLimit,
+    Seat, ARRIVAL_GUARD_MS,
 };
 use futures::executor::block_on;
 use futures::task::ArcWake;
@@ -49,6 +50,16 @@ const IMPORT: &str = "0000000000000-00000001";
 const MAX_TRICKLE_ATTEMPTS: u32 = 8;
 /// Queue consumers at once (wrangler.toml's `max_concurrency`).
 const CONSUMERS: u32 = 4;
+/// A request's time on the way to Clerk, and of its answer on the way back (ms).
+const ONE_WAY_MS: std::ops::Range<u64> = 20..140;
+// A consumer counts its call from the grant, Clerk from the arrival: a call granted later can
+// arrive before one granted earlier by up to the spread of the time on the way. The pacer's
+// arrival guard must cover that spread, or a consumer's calls can crowd into one of Clerk's
+// windows beyond its part (a guard of 50 ms gives hundreds of 429s here).
+const _: () = assert!(
+    ONE_WAY_MS.end - 1 - ONE_WAY_MS.start <= ARRIVAL_GUARD_MS,
+    "the arrival guard covers the spread of the time on the way"
+);
 
 // ---------------------------------------------------------------------------------------------
 // A virtual clock and the timers of a single-threaded executor.
@@ -152,7 +163,7 @@ impl Latent<'_> {
     /// The request travels to Clerk (where it counts from its arrival), then the answer
     /// travels back ([`Self::answer`]).
     async fn arrive(&self) {
-        let one_way = self.rng.borrow_mut().gen_range(20..140);
+        let one_way = self.rng.borrow_mut().gen_range(ONE_WAY_MS);
         self.clock.sleep(one_way).await;
         let now = self.clock.now();
         self.clerk.set_now(now);
@@ -169,7 +180,7 @@ impl Latent<'_> {
         }
     }
     async fn answer(&self) {
-        let one_way = self.rng.borrow_mut().gen_range(20..140);
+        let one_way = self.rng.borrow_mut().gen_range(ONE_WAY_MS);
         self.clock.sleep(one_way).await;
     }
     fn note<T>(&self, kind: &'static str, r: &Result<T, ClerkError>) {
@@ -727,12 +738,42 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         limit.calls
     );
     println!("progress (percent done, s): {:?}", progress.marks.borrow());
+    // Where the seconds go: the batch's calls and the trickle's at the consumers' pace (the
+    // budget over the window and the arrival guard), and what is left (the trickle's headroom,
+    // consumers spending below their pace, the tail).
+    let pace =
+        f64::from(pacer.budget_per_window()) * 1000.0 / (limit.window_ms + ARRIVAL_GUARD_MS) as f64;
+    let steady = {
+        // Between a tenth of the run and the burst: no start, no trickle, no tail.
+        let (from, to) = (burst_start / 5, burst_start);
+        let n = calls
+            .batch_times
+            .borrow()
+            .iter()
+            .filter(|&&t| t >= from && t < to)
+            .count();
+        n as f64 * 1000.0 / (to - from).max(1) as f64
+    };
+    let at_pace = batch_calls as f64 / pace;
+    let trickle_at_pace = calls.trickle_total.get() as f64 / pace;
+    println!(
+        "time: the batch's calls at the consumers' pace ({pace:.2} calls/s) {at_pace:.0} s, the trickle's {trickle_at_pace:.0} s, the rest {:.0} s; batch calls/s before the burst {steady:.2} ({:.1}% of the pace)",
+        finished_s - at_pace - trickle_at_pace,
+        100.0 * steady / pace
+    );
+    let at_99 = progress
+        .marks
+        .borrow()
+        .iter()
+        .find(|m| m.0 == 99)
+        .map_or(0, |m| m.1);
+    println!(
+        "tail: 99% done at {at_99} s, 100% {:.0} s later; consumers idle (no page due) {} s in all, pages waiting (grants, retries) {} s",
+        finished_s - at_99 as f64,
+        progress.idle_ms.get() / 1000,
+        progress.page_wait_ms.get() / 1000,
+    );
     if std::env::var("SIM_DEBUG").is_ok() {
-        println!(
-            "  consumers idle (no page due) {} s, pages waiting (grants, retries) {} s",
-            progress.idle_ms.get() / 1000,
-            progress.page_wait_ms.get() / 1000
-        );
         println!(
             "  batch calls by kind (calls, errors): {:?}",
             calls.batch_kinds.borrow()

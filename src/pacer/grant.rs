@@ -389,6 +389,41 @@ mod tests {
     }
 
     #[test]
+    fn calls_that_arrive_within_the_guard_of_their_grant_stay_within_the_part_at_clerk() {
+        let p = Pacer::new(PacerConfig::default()); // 99 per 10 s
+        let none = CallCounter::new();
+        // One consumer granting as much as it may every 10 ms for two minutes; each call
+        // arrives at Clerk `0..=spread` ms after its grant (a fixed pseudo-random sequence).
+        // Answers the most arrivals any of Clerk's 10-second windows holds.
+        let most_at_clerk = |spread: u64| {
+            let (mut own, mut pace) = (CallLog::new(), Pace::default());
+            let mut arrivals = Vec::new();
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            for t in (0..120_000u64).step_by(10) {
+                if let Ok(n) = p.grant(t, &own, &none, &mut pace, Seat::ALONE, 100) {
+                    own.record(t, n);
+                    for _ in 0..n {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        arrivals.push(t + x % (spread + 1));
+                    }
+                }
+            }
+            arrivals.sort_unstable();
+            (0..arrivals.len())
+                .map(|i| arrivals[i..].partition_point(|&a| a < arrivals[i] + 10_000))
+                .max()
+                .unwrap_or(0)
+        };
+        for spread in [0, 50, ARRIVAL_GUARD_MS] {
+            assert!(most_at_clerk(spread) <= 99, "spread {spread} ms");
+        }
+        // Calls that may arrive later than the guard: Clerk sees more than the part.
+        assert!(most_at_clerk(ARRIVAL_GUARD_MS + 400) > 99);
+    }
+
+    #[test]
     fn calls_granted_and_not_made_leave_the_window_and_return_to_the_pace() {
         let p = Pacer::new(PacerConfig::default());
         let none = CallCounter::new();
