@@ -17,6 +17,10 @@
 //! 4. A password digest Clerk refuses never blocks a user either: they are migrated without
 //!    it and a warning with Clerk's code is kept for the operator ([`ledger::record_warning`]).
 //!
+//! The batch's page ([`super::page`]) runs the same steps with its look-ups shared by up to 100
+//! records ([`Migrator::migrate_in_page`]): a create that finds the email taken is handed back,
+//! so that the page looks up all its taken emails in one call, then judged on the answer.
+//!
 //! `observe` asks the same questions with reads only (lookups first, no create).
 //!
 //! Clerk answers every question; the store only remembers answers afterwards
@@ -260,6 +264,55 @@ impl Run {
     }
 }
 
+/// What [`Migrator::migrate_in_page`] did.
+#[derive(Debug)]
+pub enum PageMigration {
+    /// Settled: found, linked, created, refused, or to retry.
+    Done(Migration),
+    /// Clerk answered `form_identifier_exists` for the email after `calls` calls (in
+    /// `observe`, which creates nothing: the email may be taken): nobody was created, and the
+    /// holder is still to be looked up.
+    EmailTaken { calls: u32 },
+}
+
+impl PageMigration {
+    /// Backend API calls made.
+    pub fn calls(&self) -> u32 {
+        match self {
+            PageMigration::Done(m) => m.calls,
+            PageMigration::EmailTaken { calls } => *calls,
+        }
+    }
+}
+
+/// What the create path concluded.
+enum Created {
+    Done(Outcome),
+    /// The email is taken, and the caller looks its holder up ([`Defer::TakenEmail`]).
+    EmailTaken,
+}
+
+impl Created {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Created::Done(outcome) => outcome,
+            // Only answered when deferred; were it otherwise, the holder is not found yet.
+            Created::EmailTaken => Outcome::Retry {
+                after_secs: Some(2),
+                code: "identifier_exists_not_found".into(),
+            },
+        }
+    }
+}
+
+/// Whether the create path looks up the holder of a taken email itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Defer {
+    Nothing,
+    /// The caller looks the holder up (a page, for many records in one call).
+    TakenEmail,
+}
+
 /// What the look-ups after a `form_identifier_exists` concluded.
 enum Resolved {
     Done(Outcome),
@@ -318,10 +371,11 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
     }
 
     /// Batch path with the look-ups already done for a whole page: `candidates` are the users
-    /// that the page's multi-value queries answered (by escaped external ids, then by emails).
-    /// They are judged for this record by [`proof::decide`]: a bound user is completed (or
-    /// linked), a refusal fails with its code, and no match goes to the create path of
-    /// [`Migrator::migrate_record`] (which still resolves a race by `form_identifier_exists`).
+    /// that the page's multi-value queries answered (by escaped external ids, and by the emails
+    /// it looked up). They are judged for this record by [`proof::decide`]: a bound user is
+    /// completed (or linked), a refusal fails with its code, and no match goes to the create
+    /// path of [`Migrator::migrate_record`] (which still resolves a race by
+    /// `form_identifier_exists`).
     pub async fn migrate_with_candidates(
         &self,
         rec: &ImportRecord,
@@ -332,16 +386,73 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
             calls: Cell::new(0),
         };
         let mut run = Run::default();
+        let outcome = match self
+            .judge(&api, rec, candidates, &mut run, Defer::Nothing)
+            .await
+        {
+            Ok(created) => created.into_outcome(),
+            Err(e) => Outcome::from_error(&e),
+        };
+        self.finish(rec, outcome, run, api.calls.get()).await
+    }
+
+    /// [`Migrator::migrate_with_candidates`] as a page runs it. A record nobody holds is created
+    /// first (one `POST /users` with its `external_id`: the whole cost of a fresh user). While
+    /// the page has not looked this record's email up (`email_looked_up` false), a create that
+    /// Clerk refuses because the email is taken is handed back
+    /// ([`PageMigration::EmailTaken`]): the page looks up all such emails in one call and runs
+    /// the record again with the holders among `candidates`, to be judged like any candidate
+    /// (a link only on an email verified on both sides). A taken phone, username or external
+    /// id is resolved here, by this record's own look-ups.
+    pub async fn migrate_in_page(
+        &self,
+        rec: &ImportRecord,
+        candidates: &[ClerkUser],
+        email_looked_up: bool,
+    ) -> PageMigration {
+        let api = Counted {
+            inner: &self.clerk,
+            calls: Cell::new(0),
+        };
+        let mut run = Run::default();
+        let defer = if email_looked_up {
+            Defer::Nothing
+        } else {
+            Defer::TakenEmail
+        };
+        let outcome = match self.judge(&api, rec, candidates, &mut run, defer).await {
+            Ok(Created::EmailTaken) => {
+                return PageMigration::EmailTaken {
+                    calls: api.calls.get(),
+                }
+            }
+            Ok(Created::Done(outcome)) => outcome,
+            Err(e) => Outcome::from_error(&e),
+        };
+        PageMigration::Done(self.finish(rec, outcome, run, api.calls.get()).await)
+    }
+
+    /// [`proof::decide`] over `candidates`, then completes, refuses or creates.
+    async fn judge(
+        &self,
+        api: &Counted<'_, C>,
+        rec: &ImportRecord,
+        candidates: &[ClerkUser],
+        run: &mut Run,
+        defer: Defer,
+    ) -> Result<Created, ClerkError> {
         let observe = self.mode == Mode::Observe;
-        let result = match proof::decide(&LegacyFacts::of(rec), candidates) {
-            Decision::Bound { user, by } if observe => Ok(match by {
+        match proof::decide(&LegacyFacts::of(rec), candidates) {
+            Decision::Bound { user, by } if observe => Ok(Created::Done(match by {
                 Binding::ExternalId => Outcome::AlreadyMigrated { clerk_id: user.id },
                 Binding::VerifiedEmail => Outcome::WouldLink { clerk_id: user.id },
-            }),
-            Decision::Bound { user, by } => {
-                self.complete(&api, rec, user, by == Binding::VerifiedEmail, &mut run)
-                    .await
-            }
+            })),
+            Decision::Bound { user, by } => self
+                .complete(api, rec, user, by == Binding::VerifiedEmail, run)
+                .await
+                .map(Created::Done),
+            // `observe` cannot learn from a create that the email is taken: it has the page
+            // look the email up first.
             Decision::Refused {
                 identifier: Some(Identifier::Username | Identifier::Phone),
                 ..
@@ -349,22 +460,24 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
             | Decision::NoMatch
                 if observe =>
             {
-                Ok(Outcome::WouldCreate)
+                Ok(if defer == Defer::TakenEmail && rec.email.is_some() {
+                    Created::EmailTaken
+                } else {
+                    Created::Done(Outcome::WouldCreate)
+                })
             }
             // A taken username or phone is left out by the create path, not refused.
             Decision::Refused {
                 identifier: Some(Identifier::Username | Identifier::Phone),
                 ..
             }
-            | Decision::NoMatch => self.run(&api, rec, &mut run).await,
+            | Decision::NoMatch => self.create_path(api, rec, run, defer).await,
             Decision::Refused {
                 refusal,
                 clerk_id,
                 identifier,
-            } => Ok(refused(refusal, &clerk_id, identifier)),
-        };
-        let outcome = result.unwrap_or_else(|e| Outcome::from_error(&e));
-        self.finish(rec, outcome, run, api.calls.get()).await
+            } => Ok(Created::Done(refused(refusal, &clerk_id, identifier))),
+        }
     }
 
     /// Trickle path: the session's facts, merged under any stored import record for the same
@@ -415,8 +528,23 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
         rec: &ImportRecord,
         run: &mut Run,
     ) -> Result<Outcome, ClerkError> {
+        Ok(self
+            .create_path(api, rec, run, Defer::Nothing)
+            .await?
+            .into_outcome())
+    }
+
+    /// The create path: `POST /users`, and on `form_identifier_exists` the look-ups that
+    /// resolve it (the email's holder left to the caller when `defer` says so).
+    async fn create_path(
+        &self,
+        api: &Counted<'_, C>,
+        rec: &ImportRecord,
+        run: &mut Run,
+        defer: Defer,
+    ) -> Result<Created, ClerkError> {
         if self.mode == Mode::Observe {
-            return self.observe(api, rec).await;
+            return self.observe(api, rec).await.map(Created::Done);
         }
         let facts = LegacyFacts::of(rec);
         let mut body = rec.to_create_user();
@@ -425,15 +553,15 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
                 Ok(user) => {
                     // Re-checked like any answer: the user we bind must carry this legacy id.
                     if user.external_id() != Some(rec.id.as_str()) {
-                        return Ok(Outcome::Failed {
+                        return Ok(Created::Done(Outcome::Failed {
                             code: "clerk_answer_mismatch".into(),
                             message: format!(
                                 "Clerk created user {} without the legacy id as external_id",
                                 user.id
                             ),
-                        });
+                        }));
                     }
-                    return Ok(Outcome::Created { clerk_id: user.id });
+                    return Ok(Created::Done(Outcome::Created { clerk_id: user.id }));
                 }
                 Err(e) => e,
             };
@@ -451,18 +579,25 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
                 if matches!(err, ClerkError::Api { .. }) && !err.is_retryable() {
                     let found = api.find(&UserQuery::by_external_id(&rec.id)).await?;
                     if let Decision::Bound { user, .. } = proof::by_external_id(&rec.id, &found) {
-                        return self.complete(api, rec, user, false, run).await;
+                        let outcome = self.complete(api, rec, user, false, run).await?;
+                        return Ok(Created::Done(outcome));
                     }
                 }
                 return Err(err);
             }
             // Someone holds one of our identifiers: this person (a racing caller, an earlier
             // run) or somebody else.
+            if defer == Defer::TakenEmail
+                && err.param() == Some(Identifier::Email.clerk_param())
+                && !body.email_address.is_empty()
+            {
+                return Ok(Created::EmailTaken);
+            }
             match self
                 .resolve_existing(api, rec, &facts, &body, err.param(), run)
                 .await?
             {
-                Resolved::Done(outcome) => return Ok(outcome),
+                Resolved::Done(outcome) => return Ok(Created::Done(outcome)),
                 Resolved::CreateWithout(identifier) => {
                     run.warn(taken_warning(identifier));
                     match identifier {
@@ -476,10 +611,10 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
                 }
             }
         }
-        Ok(Outcome::Retry {
+        Ok(Created::Done(Outcome::Retry {
             after_secs: Some(2),
             code: "identifier_exists_not_found".into(),
-        })
+        }))
     }
 
     /// After `form_identifier_exists`: the exact external-id match first, then the holders of

@@ -3,30 +3,43 @@
 //!
 //! For a page:
 //! 1. one `GET /v1/users` with every record's `external_id` (escaped, see
-//!    [`UserQuery::by_external_ids`]);
-//! 2. one `GET /v1/users` with the emails of the records that answer did not match exactly
-//!    ([`proof::by_external_id`]: the answer is a set of candidates, never a verdict);
-//! 3. per record, the shared [`Migrator::migrate_with_candidates`] judges those candidates with
-//!    the same rules as the trickle ([`proof::decide`]: exact `external_id`, or a link only on
-//!    an email verified on both sides) — a found user is completed, never overwritten; a
-//!    refusal fails with its stable code; a missing user costs one `POST /users` (a race with
-//!    the trickle or a redelivered page is resolved by Clerk's `form_identifier_exists`).
-//!    Records run a granted group at a time, concurrently, never faster than the [`Spender`]
-//!    allows (this consumer's share of the window).
+//!    [`UserQuery::by_external_ids`]): it finds the users the trickle or an earlier delivery
+//!    of the page created, so a redelivered page creates nobody twice;
+//! 2. per record, the shared migrator judges that answer with the trickle's rules
+//!    ([`Migrator::migrate_in_page`], [`super::proof::decide`]: exact `external_id`, or a link
+//!    only on an email verified on both sides): a found user is completed, never overwritten;
+//!    a refusal fails with its stable code; a record nobody holds is created first (one
+//!    `POST /users` with its `external_id`, the whole cost of a fresh user). Clerk keeps
+//!    emails, phones and usernames unique: a create whose email is taken is answered
+//!    `form_identifier_exists` and creates nobody;
+//! 3. the records whose email was taken are looked up by email in one `GET /v1/users`
+//!    (answers re-checked for an exact match, bisected on a permanent refusal like the
+//!    first), together with the emails of the records not tried yet, which that call takes at
+//!    no cost — then judged again on those candidates, by the same rules. A fresh page costs
+//!    one look-up and one create per record; a page of people who signed up in Clerk already
+//!    pays once for a group of creates refused as taken. A taken phone, username or external
+//!    id is resolved by the record's own look-ups, as on the trickle. `observe` creates
+//!    nothing: its records nobody holds are looked up by email the same way, in one call.
+//!
+//! Records run a granted group at a time, concurrently, never faster than the [`Spender`]
+//! allows (this consumer's share of the window); every look-up is a call granted like the
+//! others.
 //!
 //! Outcomes are the migrator's ([`Outcome`]): transient errors (429, 5xx, timeouts, dropped
 //! connections) are `Retry` — the record stays pending; one Clerk answered (a 5xx) is first
 //! tried again at the end of the page ([`RECORD_TRIES`]) — and only Clerk's permanent refusals
-//! (and the binding rules' refusals) are `Failed`. A look-up Clerk refuses for good (a value it
-//! cannot take) is bisected so the rest of the page still migrates. A `429` stops the page:
-//! what was not done is `Retry` with Clerk's `Retry-After`.
+//! (and the binding rules' refusals) are `Failed`. A call that went unanswered may have
+//! created the user: it is not tried again in the page, and the record's next page looks it
+//! up by external id before any second create (and a second create would meet Clerk's
+//! uniqueness of the email, phone or username every user is created with). A look-up Clerk
+//! refuses for good (a value it cannot take) is bisected so the rest of the page still
+//! migrates. A `429` stops the page: what was not done is `Retry` with Clerk's `Retry-After`.
 //!
 //! Pure over [`ClerkApi`], [`Store`] and [`Spender`]: the worker's queue consumer and the
 //! virtual-time simulation run this same code.
 
 use super::ledger::QueueMessage;
-use super::migrator::{Migrator, Mode, Outcome};
-use super::proof::{self, Decision};
+use super::migrator::{Migrator, Mode, Outcome, PageMigration};
 use super::record::ImportRecord;
 use super::store::Store;
 use crate::clerk_api::{ClerkApi, ClerkError, ClerkUser, UserQuery};
@@ -40,10 +53,10 @@ pub const PAGE_BYTES: usize = 100 * 1024;
 
 /// Tries of one look-up before its records are left to their backoff.
 const LOOKUP_ATTEMPTS: u32 = 2;
-/// Tries of one record inside its page. A transient failure (a 5xx, a timeout, a dropped
-/// connection) is tried again later in the same page, after the records not tried yet: no
-/// look-up to repeat, no wait for the next delivery. Beyond this the record waits for its
-/// backoff outside the page.
+/// Tries of one record inside its page. A transient failure Clerk answered (a 5xx) is tried
+/// again later in the same page, after the records not tried yet: no look-up to repeat, no
+/// wait for the next delivery ([`is_answered_transient`]; an unanswered call waits for the
+/// next page's look-up). Beyond this the record waits for its backoff outside the page.
 const RECORD_TRIES: u32 = 3;
 /// The least time between a record's failure and its next try in the page.
 const RETRY_PAUSE_MS: u64 = 200;
@@ -239,7 +252,7 @@ struct Try {
 /// the page tries again after a pause. Not a 429 (it stops the page), not a `Retry-After`
 /// longer than a short pause, and not a call that went unanswered (a timeout, a dropped
 /// connection): that one may have created the user, and the record's next page finds it with
-/// its look-up, cheaper than a second create that Clerk refuses as taken.
+/// its look-up by external id before any second create.
 fn is_answered_transient(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Retry { after_secs, code }
         if !matches!(code.as_str(), RATE_LIMITED | UNANSWERED_TIMEOUT | UNANSWERED_NETWORK)
@@ -274,6 +287,7 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
     };
     let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
     let all: Vec<usize> = (0..records.len()).collect();
+    let observe = migrator.mode() == Mode::Observe;
 
     // 1. Everyone by external id, in one call.
     let mut candidates = lookup(
@@ -285,30 +299,13 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
         By::ExternalId,
     )
     .await;
-    // 2. The rest by email, in one call.
-    let by_email: Vec<usize> = all
-        .iter()
-        .copied()
-        .filter(|&i| {
-            outcomes[i].is_none()
-                && records[i].email.is_some()
-                && proof::by_external_id(&records[i].id, &candidates) == Decision::NoMatch
-        })
-        .collect();
-    let holders = lookup(
-        &mut run,
-        clerk,
-        records,
-        &mut outcomes,
-        &by_email,
-        By::Email,
-    )
-    .await;
-    candidates.extend(holders);
+    // Records whose email this page looked up: their candidates are complete.
+    let mut email_looked_up = vec![false; records.len()];
 
-    // 3. Each record on those candidates: complete, link, refuse or create — a granted group
-    // at a time, concurrently. A record that met a transient error goes to the back of the
-    // line, due again after a pause ([`RECORD_TRIES`]).
+    // 2. Each record: complete, link or refuse on those candidates, or create first — a granted
+    // group at a time, concurrently. A record that met a transient error goes to the back of
+    // the line, due again after a pause ([`RECORD_TRIES`]). Records whose create found their
+    // email taken are looked up by email together, in one call, and settled next.
     let mut open: Vec<Try> = all
         .iter()
         .filter(|&&i| outcomes[i].is_none())
@@ -318,7 +315,6 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
             due_ms: 0,
         })
         .collect();
-    let observe = migrator.mode() == Mode::Observe;
     let (mut tries, mut failed) = (0u32, 0u32);
     // `open[next..]` waits for a try.
     let mut next = 0;
@@ -355,21 +351,28 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
         };
         let group: Vec<Try> = open[next..next + granted as usize].to_vec();
         next += group.len();
-        let done = join_all(
-            group
-                .iter()
-                .map(|t| migrator.migrate_with_candidates(&records[t.record], &candidates)),
-        )
-        .await;
+        let steps = group.iter().map(|t| {
+            let looked_up = email_looked_up[t.record];
+            migrator.migrate_in_page(&records[t.record], &candidates, looked_up)
+        });
+        let done = join_all(steps).await;
         // One call was granted per record: those that made none give theirs back. A record that
         // made more counts its extra calls now (after its first), never at the grant's time.
-        let unused = done.iter().filter(|m| m.calls == 0).count() as u32;
+        let unused = done.iter().filter(|m| m.calls() == 0).count() as u32;
         if !observe && unused > 0 {
             spender.unused(unused);
         }
         let now = spender.now_ms();
-        for (t, migration) in group.into_iter().zip(done) {
-            run.count(migration.calls);
+        let mut newly_taken = Vec::new();
+        for (t, step) in group.into_iter().zip(done) {
+            run.count(step.calls());
+            let migration = match step {
+                PageMigration::Done(migration) => migration,
+                PageMigration::EmailTaken { .. } => {
+                    newly_taken.push(t);
+                    continue;
+                }
+            };
             run.note(&migration.outcome);
             tries += 1;
             if matches!(migration.outcome, Outcome::Retry { .. }) {
@@ -384,6 +387,34 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
                 });
             }
             outcomes[t.record] = Some(migration.outcome);
+        }
+        if newly_taken.is_empty() || run.stopped.is_some() {
+            continue;
+        }
+        // 3. The taken emails' holders, in one call — with the emails of the records still
+        // waiting, which that call takes at no cost: a page of people already in Clerk pays
+        // for its creates refused as taken once, not per record.
+        let mut which: Vec<usize> = newly_taken.iter().map(|t| t.record).collect();
+        for t in &open[next..] {
+            if !email_looked_up[t.record] && records[t.record].email.is_some() {
+                which.push(t.record);
+            }
+        }
+        for t in &newly_taken {
+            // An earlier try's outcome is superseded: a failed look-up writes its own.
+            outcomes[t.record] = None;
+        }
+        let holders = lookup(&mut run, clerk, records, &mut outcomes, &which, By::Email).await;
+        candidates.extend(holders);
+        for &i in &which {
+            email_looked_up[i] = true;
+        }
+        // Judged next, on the holders, before the records still waiting; one whose look-up
+        // failed ends as it did (nobody was created).
+        for t in newly_taken.into_iter().rev() {
+            if outcomes[t.record].is_none() {
+                open.insert(next, Try { due_ms: 0, ..t });
+            }
         }
     }
 

@@ -333,7 +333,7 @@ fn status_core(c: &StatusCore) -> Value {
         "rate": {
             "limit": c.clerk_rate_limit,
             "budget_per_window": pacer.budget_per_window(),
-            // Planned: one create per record plus its share of its page's two look-ups.
+            // Planned: a record's create (none in observe) and its share of its page's look-ups.
             "calls_per_record": f64::from(pacer.page_cost(100)) / 100.0,
             // Measured: the batch's Backend API calls per user it imported.
             "calls_per_user": stats.calls_per_user().map(|c| (c * 1000.0).round() / 1000.0),

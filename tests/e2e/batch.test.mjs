@@ -176,12 +176,13 @@ test('a batch of users: validated per line, paced under the rate limit, each use
   const stats = clerk.stats();
   assert.equal(stats.rate_limited, 0, 'Clerk never answered 429');
   // About one call per new user: each page of up to 100 records costs one look-up by
-  // external_id, one by email and one create per user still missing (a refused digest, one
-  // more create without it; a refused link, none).
+  // external_id and one create per user still missing (a refused digest, one more create
+  // without it; a refused link, its create refused as taken); a page with taken emails, one
+  // look-up of them. The refused links here (5 in 303 users) cost more than a fresh import's.
   const pages = Math.ceil((USERS + REJECTED_BY_CLERK + BAD_DIGESTS + FUTURE_DATES) / 100) + 2;
-  const creates = USERS + 2 * BAD_DIGESTS + FUTURE_DATES;
+  const creates = USERS + 2 * BAD_DIGESTS + FUTURE_DATES + REJECTED_BY_CLERK;
   assert.ok(stats.counted <= creates + 2 * pages, `${stats.counted} calls`);
-  assert.ok(done.rate.calls_per_user <= 1.05, `calls per user ${done.rate.calls_per_user}`);
+  assert.ok(done.rate.calls_per_user <= 1.06, `calls per user ${done.rate.calls_per_user}`);
   assert.equal(done.rate.limit_users_per_sec, 100);
   assert.equal(done.rate.imported, USERS + BAD_DIGESTS, JSON.stringify(done.rate));
 

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::clerk_api::memory::{Fault, MemoryClerk};
-use crate::clerk_api::{CreateUser, SignInToken, UpdateUser, UpdateUserMetadata};
+use crate::clerk_api::{
+    CreateUser, IdentificationStatus, SignInToken, UpdateUser, UpdateUserMetadata,
+};
 use crate::migration::record::parse_line;
 use crate::migration::store::MemoryStore;
 use futures::executor::block_on;
@@ -126,17 +128,20 @@ fn a_tail_page_sends_its_retries_as_tail_pages_delayed_by_their_backoff() {
 }
 
 #[test]
-fn a_fresh_page_costs_one_call_per_user_plus_two_lookups() {
+fn a_fresh_page_costs_one_call_per_user_plus_one_lookup() {
     let clerk = MemoryClerk::default();
     let store = MemoryStore::new();
     let result = run(&clerk, &store, &page(100));
-    assert_eq!(result.calls, 102);
+    assert_eq!(
+        result.calls, 101,
+        "the look-up by external id, then a create each"
+    );
     assert!(result
         .outcomes
         .iter()
         .all(|o| matches!(o, Outcome::Created { .. })));
     assert_eq!(clerk.user_count(), 100);
-    assert_eq!(clerk.request_log.borrow().len(), 102);
+    assert_eq!(clerk.request_log.borrow().len(), 101);
     assert_eq!(result.rate_limited_secs, None);
 }
 
@@ -225,12 +230,12 @@ fn escaped_ids_only_bind_their_exact_user() {
 fn answered_transient_errors_are_tried_again_in_the_page_after_a_pause() {
     let clerk = MemoryClerk::default();
     let store = MemoryStore::new();
-    // Requests 0 and 1 are the look-ups; 5 and 7 are creates: a 500, tried again at the
+    // Request 0 is the look-up; 4 and 6 are creates (L3's, L5's): a 500, tried again at the
     // end of the page, and a timeout after Clerk wrote the user, which waits for its
     // backoff (its next page finds the user by its look-up).
     clerk.set_fault_hook(|n| match n {
-        5 => Some(Fault::ServerError),
-        7 => Some(Fault::TimeoutAfterWrite),
+        4 => Some(Fault::ServerError),
+        6 => Some(Fault::TimeoutAfterWrite),
         _ => None,
     });
     let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
@@ -244,7 +249,7 @@ fn answered_transient_errors_are_tried_again_in_the_page_after_a_pause() {
     );
     let created = result.outcomes.iter().filter(|o| o.clerk_id().is_some());
     assert_eq!(created.count(), 9);
-    assert_eq!(result.calls, 2 + 10 + 1);
+    assert_eq!(result.calls, 1 + 10 + 1);
     assert!(grants.now.get() >= RETRY_PAUSE_MS, "the retry waited");
     // The timed-out record's next page finds its user: nobody twice.
     let again = run(&clerk, &store, &page(10)[5..6]);
@@ -257,9 +262,9 @@ fn answered_transient_errors_are_tried_again_in_the_page_after_a_pause() {
 fn a_record_that_keeps_failing_is_left_pending_after_its_tries() {
     let clerk = MemoryClerk::default();
     let store = MemoryStore::new();
-    // Requests 0 and 1 are the look-ups, 2..=11 the creates in order: L4's is 6, and its
-    // two tries again (12, 13) fail too.
-    clerk.set_fault_hook(|n| matches!(n, 6 | 12 | 13).then_some(Fault::ServerError));
+    // Request 0 is the look-up, 1..=10 the creates in order: L4's is 5, and its two tries
+    // again (11, 12) fail too.
+    clerk.set_fault_hook(|n| matches!(n, 5 | 11 | 12).then_some(Fault::ServerError));
     let result = run(&clerk, &store, &page(10));
     assert!(
         matches!(&result.outcomes[4], Outcome::Retry { code, .. } if code == "clerk_unavailable"),
@@ -267,7 +272,7 @@ fn a_record_that_keeps_failing_is_left_pending_after_its_tries() {
         result.outcomes[4]
     );
     assert_eq!(clerk.user_count(), 9);
-    assert_eq!(result.calls, 2 + 10 + 2);
+    assert_eq!(result.calls, 1 + 10 + 2);
 }
 
 #[test]
@@ -276,7 +281,7 @@ fn a_clerk_in_trouble_gets_the_backoff_not_more_calls() {
     let store = MemoryStore::new();
     // Half the creates fail: the page does not try them again (they wait for their
     // backoff, pending), and the other half are created.
-    clerk.set_fault_hook(|n| (n >= 2 && n % 2 == 0).then_some(Fault::ServerError));
+    clerk.set_fault_hook(|n| (n >= 1 && n % 2 == 0).then_some(Fault::ServerError));
     let result = run(&clerk, &store, &page(20));
     let pending = result
         .outcomes
@@ -285,7 +290,7 @@ fn a_clerk_in_trouble_gets_the_backoff_not_more_calls() {
         .count();
     assert!(pending >= 8, "{:?}", result.outcomes);
     assert_eq!(clerk.user_count(), 20 - pending);
-    assert!(result.calls <= 2 + 20 + 3, "{}", result.calls);
+    assert!(result.calls <= 1 + 20 + 3, "{}", result.calls);
 }
 
 #[test]
@@ -293,14 +298,14 @@ fn a_429_stops_the_page_and_asks_for_its_retry_after() {
     let clerk = MemoryClerk::new(Some((5, 10_000)));
     let store = MemoryStore::new();
     let result = run(&clerk, &store, &page(10));
-    // Two look-ups and three creates fit; the sixth call is refused.
+    // The look-up and four creates fit; the sixth call is refused.
     assert_eq!(result.rate_limited_secs, Some(10));
     let created = result
         .outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Created { .. }))
         .count();
-    assert_eq!(created, 3);
+    assert_eq!(created, 4);
     assert!(result.outcomes.iter().all(|o| match o {
         Outcome::Created { .. } => true,
         Outcome::Retry { code, after_secs } => code == RATE_LIMITED && after_secs.is_some(),
@@ -314,12 +319,12 @@ fn a_page_redelivered_after_a_partial_run_creates_nobody_twice() {
     let store = MemoryStore::new();
     let records = page(30);
     let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
-    // The first delivery stops after the look-ups and one group of creates (a crash,
+    // The first delivery stops after the look-up and one group of creates (a crash,
     // a pause): its outcomes are never written.
     let first = block_on(migrate_page(
         &migrator,
         &clerk,
-        &Grants::stopping_after(3),
+        &Grants::stopping_after(2),
         &records,
     ));
     let created_first = clerk.user_count();
@@ -360,13 +365,18 @@ fn grants_for_records_that_need_no_call_are_given_back() {
     let grants = Grants::free();
     let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
     let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
-    assert_eq!(result.calls, 2 + 9, "two look-ups and nine creates");
-    assert_eq!(grants.spent.get(), 11);
+    assert_eq!(
+        result.calls,
+        1 + 1 + 1 + 9,
+        "the look-up, the create refused as taken, its email's look-up and nine creates"
+    );
+    assert_eq!(grants.spent.get(), 12);
     assert_eq!(
         grants.unused.get(),
-        grants.granted.get() - 11,
+        grants.granted.get() - 12,
         "every grant not made is given back"
     );
+    // Twenty complete records and the refusal made no call in their grants.
     assert_eq!(grants.unused.get(), 21);
     assert!(matches!(&result.outcomes[20], Outcome::Failed { .. }));
 }
@@ -411,6 +421,13 @@ impl ClerkApi for RefusesValue<'_> {
 #[test]
 fn a_value_clerk_refuses_fails_alone_and_the_page_goes_on() {
     let memory = MemoryClerk::default();
+    // Everyone signed up in Clerk with the same verified email: every create is refused as
+    // taken, and the emails are looked up.
+    for r in page(16) {
+        let mut body = r.to_create_user();
+        body.external_id = None;
+        memory.seed(&body);
+    }
     let clerk = RefusesValue {
         inner: &memory,
         bad: "u5@example.com",
@@ -425,11 +442,13 @@ fn a_value_clerk_refuses_fails_alone_and_the_page_goes_on() {
                 "{o:?}"
             );
         } else {
-            assert!(matches!(o, Outcome::Created { .. }), "{i}: {o:?}");
+            assert!(matches!(o, Outcome::Linked { .. }), "{i}: {o:?}");
         }
     }
-    // 1 + (1 refused + log2(16) halvings) look-ups, 15 creates.
-    assert!(result.calls <= 1 + 9 + 15, "{}", result.calls);
+    assert_eq!(memory.user_count(), 16);
+    // 1 + (1 refused + 2 × log2(16) halvings) look-ups, 10 creates refused as taken (the first
+    // group), 15 links.
+    assert!(result.calls <= 1 + 9 + 10 + 15, "{}", result.calls);
 }
 
 #[test]
@@ -482,4 +501,257 @@ fn pages_are_cut_by_records_and_bytes() {
     assert_eq!(pages.iter().map(|(_, p)| p.items.len()).sum::<usize>(), 10);
     let json = serde_json::to_string(&pages[0].1).unwrap();
     assert!(json.len() < 128 * 1024);
+}
+
+#[test]
+fn a_page_of_people_already_in_clerk_pays_once_for_creates_refused_as_taken() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let records = page(30);
+    // Everyone signed up in Clerk with the same email, verified there.
+    for r in &records {
+        let mut body = r.to_create_user();
+        body.external_id = None;
+        clerk.seed(&body);
+    }
+    let result = run(&clerk, &store, &records);
+    assert!(
+        result
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Linked { .. })),
+        "{:?}",
+        result.outcomes
+    );
+    assert_eq!(clerk.user_count(), 30, "nobody created");
+    // The look-up by external id; the first group's creates (10), refused as taken; one
+    // look-up of their emails and of the twenty records not tried yet; a link each.
+    assert_eq!(result.calls, 1 + 10 + 1 + 30);
+    for r in &records {
+        assert!(clerk.user_by_external_id(&r.id).is_some(), "{}", r.id);
+    }
+}
+
+#[test]
+fn an_unverified_copy_of_the_email_in_clerk_is_never_linked() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    // Legacy users, all with an email their app verified.
+    let records = page(5);
+    // Someone signed up in Clerk first with copies of their addresses, never verified: as is,
+    // in another case, next to a verified address of their own, and on an account that
+    // another legacy user's migration already owns. L4 signed up for real (verified).
+    let copy = |email: &str, own: Option<&str>, external_id: Option<&str>| {
+        let mut body = CreateUser {
+            external_id: external_id.map(str::to_owned),
+            skip_password_requirement: Some(true),
+            ..CreateUser::default()
+        };
+        for (address, status) in own
+            .map(|o| (o, IdentificationStatus::Verified))
+            .into_iter()
+            .chain([(email, IdentificationStatus::Reserved)])
+        {
+            body.email_address.push(address.to_owned());
+            body.email_address_identification_status.push(status);
+        }
+        clerk.seed(&body).id
+    };
+    let copies = [
+        copy("u0@example.com", None, None),
+        copy("U1@EXAMPLE.com", None, None),
+        copy("u2@example.com", Some("mallory@example.com"), None),
+        copy("u3@example.com", None, Some("someone-else")),
+    ];
+    let mut real = records[4].to_create_user();
+    real.external_id = None;
+    let real = clerk.seed(&real).id;
+    let before: Vec<ClerkUser> = copies.iter().map(|id| clerk.user(id).unwrap()).collect();
+
+    let result = run(&clerk, &store, &records);
+    for (i, o) in result.outcomes.iter().take(3).enumerate() {
+        assert!(
+            matches!(o, Outcome::Failed { code, .. } if code == "link_email_unverified_in_clerk"),
+            "{i}: {o:?}"
+        );
+    }
+    assert!(
+        matches!(&result.outcomes[3], Outcome::Failed { code, .. } if code == "external_id_conflict"),
+        "{:?}",
+        result.outcomes[3]
+    );
+    assert!(
+        matches!(&result.outcomes[4], Outcome::Linked { clerk_id } if *clerk_id == real),
+        "{:?}",
+        result.outcomes[4]
+    );
+    // The copies' accounts are as they were, none got a legacy id, and nobody was created
+    // next to them.
+    let after: Vec<ClerkUser> = copies.iter().map(|id| clerk.user(id).unwrap()).collect();
+    assert_eq!(before, after);
+    for r in &records[..4] {
+        assert!(clerk.user_by_external_id(&r.id).is_none(), "{}", r.id);
+    }
+    assert_eq!(clerk.user_count(), 5);
+}
+
+/// Counts `POST /users` per `external_id`.
+struct CountsCreates<'a> {
+    inner: &'a MemoryClerk,
+    creates: std::cell::RefCell<std::collections::HashMap<String, u32>>,
+}
+
+impl CountsCreates<'_> {
+    fn creates_of(&self, external_id: &str) -> u32 {
+        self.creates.borrow().get(external_id).copied().unwrap_or(0)
+    }
+}
+
+impl ClerkApi for CountsCreates<'_> {
+    async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+        self.inner.find_users(q).await
+    }
+    async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
+        let key = body.external_id.clone().unwrap_or_default();
+        *self.creates.borrow_mut().entry(key).or_default() += 1;
+        self.inner.create_user(body).await
+    }
+    async fn update_user(&self, id: &str, b: &UpdateUser) -> Result<ClerkUser, ClerkError> {
+        self.inner.update_user(id, b).await
+    }
+    async fn update_user_metadata(
+        &self,
+        id: &str,
+        b: &UpdateUserMetadata,
+    ) -> Result<ClerkUser, ClerkError> {
+        self.inner.update_user_metadata(id, b).await
+    }
+    async fn create_sign_in_token(&self, id: &str, secs: u32) -> Result<SignInToken, ClerkError> {
+        self.inner.create_sign_in_token(id, secs).await
+    }
+}
+
+#[test]
+fn an_unanswered_create_without_email_is_looked_up_by_external_id_before_any_second_create() {
+    let memory = MemoryClerk::default();
+    // No protection from Clerk's uniqueness of external ids: only the page's own rule stands
+    // between an unanswered create and a duplicate.
+    memory.set_unique_external_id(false);
+    let clerk = CountsCreates {
+        inner: &memory,
+        creates: Default::default(),
+    };
+    let store = MemoryStore::new();
+    // People with a username and no email: no `form_identifier_exists` for an email.
+    let records: Vec<ImportRecord> = (0..20)
+        .map(|i| parse_line(&format!(r#"{{"id":"N{i}","username":"user_{i:04}"}}"#)).unwrap())
+        .collect();
+    // Request 0 is the look-up; N2's create times out after Clerk wrote the user, N4's is
+    // answered 500 (nothing written), N6's connection drops before anything is written.
+    memory.set_fault_hook(|n| match n {
+        3 => Some(Fault::TimeoutAfterWrite),
+        5 => Some(Fault::ServerError),
+        7 => Some(Fault::Timeout),
+        _ => None,
+    });
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let first = block_on(migrate_page(&migrator, &clerk, &Grants::free(), &records));
+    assert!(
+        matches!(&first.outcomes[2], Outcome::Retry { code, .. } if code == "timeout"),
+        "{:?}",
+        first.outcomes[2]
+    );
+    assert_eq!(
+        clerk.creates_of("N2"),
+        1,
+        "an unanswered create is not sent again"
+    );
+    assert_eq!(clerk.creates_of("N6"), 1);
+    assert!(matches!(first.outcomes[4], Outcome::Created { .. }));
+    assert_eq!(
+        clerk.creates_of("N4"),
+        2,
+        "an answered 500 is tried again in the page"
+    );
+    assert_eq!(memory.user_count(), 19);
+
+    // The next delivery of N2 and N6 starts with the look-up by external id: N2's user is
+    // found, N6 is created once.
+    let again = block_on(migrate_page(
+        &migrator,
+        &clerk,
+        &Grants::free(),
+        &[records[2].clone(), records[6].clone()],
+    ));
+    assert!(
+        matches!(again.outcomes[0], Outcome::AlreadyMigrated { .. }),
+        "{:?}",
+        again.outcomes[0]
+    );
+    assert!(matches!(again.outcomes[1], Outcome::Created { .. }));
+    assert_eq!(clerk.creates_of("N2"), 1);
+    assert_eq!(clerk.creates_of("N6"), 2);
+    assert_eq!(memory.user_count(), 20);
+    assert!(memory.duplicate_external_ids().is_empty());
+}
+
+#[test]
+fn a_user_the_look_up_lags_behind_is_never_created_twice() {
+    let memory = MemoryClerk::default();
+    memory.set_unique_external_id(false);
+    // Clerk's search shows a user a while after its write; uniqueness checks see it at once.
+    memory.set_search_lag(60_000);
+    memory.set_now(1_000_000);
+    let store = MemoryStore::new();
+    let with_email = rec(0, true);
+    let without = parse_line(r#"{"id":"N1","username":"user_0001"}"#).unwrap();
+    let records = vec![with_email, without];
+    // A delivery creates both, its outcomes are lost (a crash before writing them).
+    run(&memory, &store, &records);
+    assert_eq!(memory.user_count(), 2);
+    // Redelivered at once: the look-up by external id does not show them yet. The creates are
+    // refused as taken (the email, the username): nobody twice; the records wait.
+    let again = run(&memory, &store, &records);
+    assert_eq!(memory.user_count(), 2);
+    assert!(memory.duplicate_external_ids().is_empty());
+    assert!(
+        again
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Retry { .. })),
+        "{:?}",
+        again.outcomes
+    );
+    // Once Clerk's search caught up, both are found by external id.
+    memory.set_now(1_000_000 + 60_000);
+    let later = run(&memory, &store, &records);
+    assert!(later
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::AlreadyMigrated { .. })));
+    assert_eq!(later.calls, 1);
+}
+
+#[test]
+fn a_digest_refused_before_the_email_was_found_taken_still_links_without_it() {
+    let clerk = MemoryClerk::default();
+    let store = MemoryStore::new();
+    let record = parse_line(
+        r#"{"id":"L0","email":"u0@example.com","email_verified":true,"password_digest":"not-bcrypt","password_hasher":"bcrypt"}"#,
+    )
+    .unwrap();
+    let mut native = rec(0, true).to_create_user();
+    native.external_id = None;
+    let native = clerk.seed(&native).id;
+    let result = run(&clerk, &store, &[record]);
+    assert!(
+        matches!(&result.outcomes[0], Outcome::Linked { clerk_id } if *clerk_id == native),
+        "{:?}",
+        result.outcomes[0]
+    );
+    // The look-up by external id, the create refused for its digest, the create without it
+    // refused as taken, the email's look-up, and the link: refused with the digest, then
+    // made without it.
+    assert_eq!(result.calls, 6);
+    assert!(!clerk.user(&native).unwrap().password_enabled);
 }
