@@ -16,6 +16,7 @@
 //! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls).
 //! See the figures with `cargo test --release --test simulation -- --nocapture`.
 
+use auth_bridge::batch::tick::pacer_config;
 use auth_bridge::batch::{
     backlog_left, retry_schedule, retry_through_queue, TickPages, TickPlanner, REQUEUE_LOOKAHEAD_MS,
 };
@@ -24,13 +25,14 @@ use auth_bridge::clerk_api::{
     ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
     UserQuery,
 };
+use auth_bridge::config::Phase;
 use auth_bridge::migration::ledger::{self, BacklogCursor};
 use auth_bridge::migration::page::{migrate_page, tail_pages, PageMessage, DEFERRED};
 use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, Outcome};
 use auth_bridge::migration::{ImportRecord, TrickleUser};
 use auth_bridge::pacer::{
-    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerConfig, PacerState, RateLimit,
-    Seat, ARRIVAL_GUARD_MS,
+    CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerState, RateLimit, Seat,
+    ARRIVAL_GUARD_MS,
 };
 use futures::executor::block_on;
 use futures::task::ArcWake;
@@ -390,10 +392,8 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
     }
     block_on(ledger::store_import(&store, IMPORT, &records, 0)).unwrap();
 
-    let pacer = Pacer::new(PacerConfig {
-        limit,
-        ..PacerConfig::default()
-    });
+    // The worker's pacer in `migrate`: a page planned at its look-up and a create per record.
+    let pacer = Pacer::new(pacer_config(limit, Phase::Migrate));
     let clock = Rc::new(Clock::default());
     // Requeued pages are keyed by due time and a nonce: never reuse one.
     let nonces = Cell::new(0u32);

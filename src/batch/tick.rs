@@ -23,7 +23,7 @@ use crate::migration::ledger::{
     self, BacklogCursor, QueueMessage, BACKLOG_CURSOR_KEY, DRY_RUN_CURSOR_KEY,
 };
 use crate::migration::page::PageMessage;
-use crate::pacer::{Pacer, PacerConfig, PacerState};
+use crate::pacer::{Pacer, PacerConfig, PacerState, RateLimit};
 
 /// Time between writing the claim and reading it back: every concurrent tick in this location
 /// has written by then, so all read the same last writer.
@@ -47,14 +47,28 @@ pub fn random_u32() -> u32 {
     u32::from_le_bytes(bytes)
 }
 
-/// The pacer as configured: `CLERK_RATE_LIMIT`, and a record's cost in this phase (`observe`
-/// only looks up: a page costs its two look-ups).
+/// The pacer as configured: `CLERK_RATE_LIMIT`, and the costs of this phase
+/// ([`pacer_config`]).
 pub fn pacer_for(isolate: &Isolate) -> Pacer {
-    Pacer::new(PacerConfig {
-        limit: isolate.config.clerk_rate_limit.into(),
-        calls_per_record: u32::from(isolate.config.phase != Phase::Observe),
+    Pacer::new(pacer_config(
+        isolate.config.clerk_rate_limit.into(),
+        isolate.config.phase,
+    ))
+}
+
+/// What a page is planned to cost in `phase` ([`crate::migration::page`]): in `migrate`, its
+/// look-up by external id and one create per record (records are created first; the email
+/// look-up that a page makes only when some create found its email taken, rare in an import,
+/// is granted live like any extra call); `observe` creates nothing and looks every record up
+/// by external id and by email: two look-ups a page.
+pub fn pacer_config(limit: RateLimit, phase: Phase) -> PacerConfig {
+    let observe = phase == Phase::Observe;
+    PacerConfig {
+        limit,
+        calls_per_page: if observe { 2 } else { 1 },
+        calls_per_record: u32::from(!observe),
         ..PacerConfig::default()
-    })
+    }
 }
 
 /// Whether the batch is paused: by the admin (until resumed) or until a 429's end (ms).
