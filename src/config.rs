@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+mod fraction;
+
 /// What the worker does with each identity source, per `MIGRATION_PHASE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -518,9 +520,10 @@ impl Config {
 
         let readiness_min_clerk_share = match get("READINESS_MIN_CLERK_SHARE") {
             None => DEFAULT_READINESS_MIN_CLERK_SHARE,
-            Some(v) => match v.parse::<f64>() {
-                Ok(share) if (0.0..=1.0).contains(&share) => share,
-                _ => {
+            // The same number as `v.parse::<f64>()`, without core's float parser in the wasm.
+            Some(v) => match fraction::parse_fraction(&v) {
+                Some(share) => share,
+                None => {
                     problem(
                         "READINESS_MIN_CLERK_SHARE",
                         "expected a number between 0 and 1 (e.g. 0.99); using 0.99",
