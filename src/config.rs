@@ -526,7 +526,7 @@ impl Config {
                 None => {
                     problem(
                         "READINESS_MIN_CLERK_SHARE",
-                        "expected a number between 0 and 1 (e.g. 0.99); using 0.99",
+                        "expected a number between 0 and 1 with at most 15 significant digits (e.g. 0.99); using 0.99",
                     );
                     DEFAULT_READINESS_MIN_CLERK_SHARE
                 }
