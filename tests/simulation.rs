@@ -3,7 +3,9 @@
 //! code ([`migrate_page`]) — each seeing only its own calls, as consumers in separate isolates
 //! do, and keeping them within its seat's part of the budget — a trickle burst of sign-ins half-way — many of them users whose page
 //! is in flight at that moment — 5 % transient faults, queue redeliveries of half-done pages,
-//! and Clerk answering after a latency.
+//! and Clerk answering after a latency. Each consumer's calls share a Worker invocation's six
+//! connections: a call beyond them waits for one to be answered, and arrives at Clerk later
+//! than it was granted by that wait.
 //!
 //! The trickle and the batch run **at the same time**: every Backend API call awaits a virtual
 //! latency, and a small single-threaded executor with a virtual clock interleaves the sign-ins
@@ -62,6 +64,10 @@ const _: () = assert!(
     ONE_WAY_MS.end - 1 - ONE_WAY_MS.start <= ARRIVAL_GUARD_MS,
     "the arrival guard covers the spread of the time on the way"
 );
+/// A Worker invocation's simultaneous open connections: a further `fetch` waits in the
+/// runtime until one of them has its answer. A queue consumer's calls beyond these arrive at
+/// Clerk later than they were granted, by that wait.
+const WORKER_CONNECTIONS: usize = 6;
 
 // ---------------------------------------------------------------------------------------------
 // A virtual clock and the timers of a single-threaded executor.
@@ -135,6 +141,71 @@ impl Future for Sleep {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A queue consumer's open connections.
+
+/// One invocation's connections: at most [`WORKER_CONNECTIONS`] calls wait for their answers at
+/// once; a further call waits, in order, for one of them to be answered.
+#[derive(Default)]
+struct Connections {
+    open: Cell<usize>,
+    waiting: RefCell<VecDeque<Rc<Handoff>>>,
+    /// The most calls waiting for a connection at once, and their time waited in all (ms).
+    most_waiting: Cell<usize>,
+    waited_ms: Cell<u64>,
+}
+
+/// A connection handed from a call answered to the next call waiting.
+#[derive(Default)]
+struct Handoff {
+    given: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// An open connection, closed (or handed on) when dropped.
+struct Open<'a>(&'a Connections);
+
+impl Connections {
+    async fn open(&self, clock: &Clock) -> Open<'_> {
+        if self.open.get() < WORKER_CONNECTIONS && self.waiting.borrow().is_empty() {
+            self.open.set(self.open.get() + 1);
+            return Open(self);
+        }
+        let since = clock.now();
+        let handoff = Rc::new(Handoff::default());
+        self.waiting.borrow_mut().push_back(handoff.clone());
+        let waiting = self.waiting.borrow().len();
+        self.most_waiting.set(self.most_waiting.get().max(waiting));
+        std::future::poll_fn(|cx| {
+            if handoff.given.get() {
+                return Poll::Ready(());
+            }
+            *handoff.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        self.waited_ms
+            .set(self.waited_ms.get() + clock.now() - since);
+        Open(self)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        let next = self.0.waiting.borrow_mut().pop_front();
+        match next {
+            // The connection goes to the next call waiting: as many stay open.
+            Some(handoff) => {
+                handoff.given.set(true);
+                if let Some(waker) = handoff.waker.take() {
+                    waker.wake();
+                }
+            }
+            None => self.0.open.set(self.0.open.get() - 1),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Clerk after a latency, counting who called.
 
 #[derive(Default)]
@@ -159,9 +230,21 @@ struct Latent<'a> {
     calls: &'a Calls,
     trickle: bool,
     rng: &'a RefCell<StdRng>,
+    /// A queue consumer's connections, which its calls wait for; a sign-in's few calls, one
+    /// after another, never wait.
+    connections: Option<&'a Connections>,
+    /// A queue consumer's calls at their arrival, against its part of the budget.
+    arrivals: Option<&'a RefCell<Vec<u64>>>,
 }
 
 impl Latent<'_> {
+    /// A connection for one call, held until its answer is back.
+    async fn open(&self) -> Option<Open<'_>> {
+        match self.connections {
+            Some(connections) => Some(connections.open(&self.clock).await),
+            None => None,
+        }
+    }
     /// The request travels to Clerk (where it counts from its arrival), then the answer
     /// travels back ([`Self::answer`]).
     async fn arrive(&self) {
@@ -179,6 +262,9 @@ impl Latent<'_> {
         } else {
             self.calls.batch.set(self.calls.batch.get() + 1);
             self.calls.batch_times.borrow_mut().push(now);
+            if let Some(arrivals) = self.arrivals {
+                arrivals.borrow_mut().push(now);
+            }
         }
     }
     async fn answer(&self) {
@@ -209,6 +295,7 @@ impl Latent<'_> {
 
 impl ClerkApi for Latent<'_> {
     async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+        let _open = self.open().await;
         self.arrive().await;
         let r = self.clerk.find_users(q).await;
         self.note("find", &r);
@@ -216,6 +303,7 @@ impl ClerkApi for Latent<'_> {
         r
     }
     async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
+        let _open = self.open().await;
         self.arrive().await;
         let r = self.clerk.create_user(body).await;
         self.note("create", &r);
@@ -223,6 +311,7 @@ impl ClerkApi for Latent<'_> {
         r
     }
     async fn update_user(&self, id: &str, body: &UpdateUser) -> Result<ClerkUser, ClerkError> {
+        let _open = self.open().await;
         self.arrive().await;
         let r = self.clerk.update_user(id, body).await;
         self.note("update", &r);
@@ -234,6 +323,7 @@ impl ClerkApi for Latent<'_> {
         id: &str,
         body: &UpdateUserMetadata,
     ) -> Result<ClerkUser, ClerkError> {
+        let _open = self.open().await;
         self.arrive().await;
         let r = self.clerk.update_user_metadata(id, body).await;
         self.note("metadata", &r);
@@ -245,6 +335,7 @@ impl ClerkApi for Latent<'_> {
         user_id: &str,
         expires_in_seconds: u32,
     ) -> Result<SignInToken, ClerkError> {
+        let _open = self.open().await;
         self.arrive().await;
         let r = self
             .clerk
@@ -405,22 +496,19 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
     let progress = Progress::default();
     progress.backlog_left.set(users);
     let paused_until = Cell::new(0u64);
-    let batch_clerk = Latent {
-        clerk: &clerk,
-        clock: clock.clone(),
-        calls: &calls,
-        trickle: false,
-        rng: &rng,
-    };
     let trickle_clerk = Latent {
         clerk: &clerk,
         clock: clock.clone(),
         calls: &calls,
         trickle: true,
         rng: &rng,
+        connections: None,
+        arrivals: None,
     };
     let migrator = Migrator::new(&trickle_clerk, &store, Mode::Migrate);
-    let batch_migrator = Migrator::new(&batch_clerk, &store, Mode::Migrate);
+    // Each consumer's connections, kept for the figures.
+    let connections: Vec<Connections> = (0..CONSUMERS).map(|_| Connections::default()).collect();
+    let arrivals: Vec<RefCell<Vec<u64>>> = (0..CONSUMERS).map(|_| RefCell::default()).collect();
 
     // Trickle burst half-way through the expected run; half of the sign-ins are users whose
     // page is being migrated at that moment.
@@ -504,6 +592,17 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         seats.set(index + 1);
         let pace = RefCell::new(Pace::default());
         let own = RefCell::new(CallLog::new());
+        // One invocation at a time: its calls share the invocation's connections.
+        let batch_clerk = Latent {
+            clerk: &clerk,
+            clock: clock.clone(),
+            calls: &calls,
+            trickle: false,
+            rng: &rng,
+            connections: Some(&connections[index as usize]),
+            arrivals: Some(&arrivals[index as usize]),
+        };
+        let batch_migrator = Migrator::new(&batch_clerk, &store, Mode::Migrate);
         loop {
             // The Queue delivers a delayed message when it is due: the page due first.
             let next = {
@@ -773,6 +872,27 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         progress.idle_ms.get() / 1000,
         progress.page_wait_ms.get() / 1000,
     );
+    let most_waiting = connections.iter().map(|c| c.most_waiting.get()).max();
+    let waited_ms: u64 = connections.iter().map(|c| c.waited_ms.get()).sum();
+    println!(
+        "connections ({WORKER_CONNECTIONS} per consumer): calls waiting for one at most {} at once, {:.1} s in all ({:.1} ms per batch call)",
+        most_waiting.unwrap_or(0),
+        waited_ms as f64 / 1000.0,
+        waited_ms as f64 / batch_calls.max(1) as f64
+    );
+    // Each consumer keeps its calls within its seat's part at Clerk (the whole part: the
+    // trickle's calls only make it smaller).
+    let over_part: Vec<(usize, u32)> = (0..CONSUMERS)
+        .map(|index| {
+            let seat = Seat {
+                index,
+                count: CONSUMERS,
+            };
+            let most = max_in_window(&mut arrivals[index as usize].borrow_mut(), limit.window_ms);
+            (most, pacer.seat_calls(seat, 0))
+        })
+        .collect();
+    println!("each consumer's most calls in a window at Clerk (its part): {over_part:?}");
     if std::env::var("SIM_DEBUG").is_ok() {
         println!(
             "  batch calls by kind (calls, errors): {:?}",
