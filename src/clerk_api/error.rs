@@ -37,6 +37,8 @@ pub enum ClerkError {
     Timeout,
     /// The request did not complete (connection error, unreadable response).
     Network(String),
+    /// The request was never sent: the caller's budget refused it (a batch page that stopped).
+    NotSent,
 }
 
 impl ClerkError {
@@ -67,6 +69,7 @@ impl ClerkError {
             ClerkError::Unavailable { .. } => "clerk_unavailable",
             ClerkError::Timeout => "timeout",
             ClerkError::Network(_) => "network_error",
+            ClerkError::NotSent => "not_sent",
         }
     }
 
@@ -116,6 +119,7 @@ impl fmt::Display for ClerkError {
             }
             ClerkError::Timeout => f.write_str("Clerk request timed out"),
             ClerkError::Network(m) => write!(f, "Clerk request failed: {m}"),
+            ClerkError::NotSent => f.write_str("Clerk request not sent: no budget for it"),
         }
     }
 }

@@ -35,6 +35,7 @@ use crate::clerk_api::{
     ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
     UserQuery,
 };
+use futures::future::LocalBoxFuture;
 use std::cell::Cell;
 
 /// `MIGRATION_PHASE` as the migrator sees it: `observe` is a dry run (reads only).
@@ -199,27 +200,51 @@ fn refused(refusal: proof::Refusal, clerk_id: &str, identifier: Option<Identifie
     }
 }
 
-/// Wraps the client to count calls for one migration.
+/// Asked before each Backend API call of a record that a batch page runs
+/// ([`Migrator::migrate_in_page`]): the call is sent once admitted (granted by the page's
+/// budget, at once), and never when refused (the page stopped), which ends the record with
+/// [`ClerkError::NotSent`]. Boxed so that the migrator is compiled once for the trickle and
+/// the page.
+pub trait CallGate {
+    fn admit(&self) -> LocalBoxFuture<'_, bool>;
+}
+
+/// Wraps the client to count calls for one migration, each admitted by the gate if any.
 struct Counted<'a, C> {
     inner: &'a C,
     calls: Cell<u32>,
+    gate: Option<&'a dyn CallGate>,
 }
 
-impl<C: ClerkApi> Counted<'_, C> {
-    fn tick(&self) {
+impl<'a, C: ClerkApi> Counted<'a, C> {
+    fn new(inner: &'a C, gate: Option<&'a dyn CallGate>) -> Self {
+        Self {
+            inner,
+            calls: Cell::new(0),
+            gate,
+        }
+    }
+    /// One call may be sent now.
+    async fn admit(&self) -> Result<(), ClerkError> {
+        if let Some(gate) = self.gate {
+            if !gate.admit().await {
+                return Err(ClerkError::NotSent);
+            }
+        }
         self.calls.set(self.calls.get() + 1);
+        Ok(())
     }
     /// Candidates only: callers judge them with [`proof`].
     async fn find(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
-        self.tick();
+        self.admit().await?;
         self.inner.find_users(q).await
     }
     async fn create(&self, b: &CreateUser) -> Result<ClerkUser, ClerkError> {
-        self.tick();
+        self.admit().await?;
         self.inner.create_user(b).await
     }
     async fn update(&self, id: &str, b: &UpdateUser) -> Result<ClerkUser, ClerkError> {
-        self.tick();
+        self.admit().await?;
         self.inner.update_user(id, b).await
     }
     async fn update_metadata(
@@ -227,7 +252,7 @@ impl<C: ClerkApi> Counted<'_, C> {
         id: &str,
         b: &UpdateUserMetadata,
     ) -> Result<ClerkUser, ClerkError> {
-        self.tick();
+        self.admit().await?;
         self.inner.update_user_metadata(id, b).await
     }
 }
@@ -337,10 +362,7 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
 
     /// Batch path: one import record.
     pub async fn migrate_record(&self, rec: &ImportRecord) -> Migration {
-        let api = Counted {
-            inner: &self.clerk,
-            calls: Cell::new(0),
-        };
+        let api = Counted::new(&self.clerk, None);
         let mut run = Run::default();
         let outcome = match self.run(&api, rec, &mut run).await {
             Ok(o) => o,
@@ -381,10 +403,7 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
         rec: &ImportRecord,
         candidates: &[ClerkUser],
     ) -> Migration {
-        let api = Counted {
-            inner: &self.clerk,
-            calls: Cell::new(0),
-        };
+        let api = Counted::new(&self.clerk, None);
         let mut run = Run::default();
         let outcome = match self
             .judge(&api, rec, candidates, &mut run, Defer::Nothing)
@@ -403,17 +422,16 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
     /// ([`PageMigration::EmailTaken`]): the page looks up all such emails in one call and runs
     /// the record again with the holders among `candidates`, to be judged like any candidate
     /// (a link only on an email verified on both sides). A taken phone, username or external
-    /// id is resolved here, by this record's own look-ups.
+    /// id is resolved here, by this record's own look-ups. Every call it makes is admitted by
+    /// `gate` first (the page's budget): one refused ends the record as [`ClerkError::NotSent`].
     pub async fn migrate_in_page(
         &self,
         rec: &ImportRecord,
         candidates: &[ClerkUser],
         email_looked_up: bool,
+        gate: &dyn CallGate,
     ) -> PageMigration {
-        let api = Counted {
-            inner: &self.clerk,
-            calls: Cell::new(0),
-        };
+        let api = Counted::new(&self.clerk, Some(gate));
         let mut run = Run::default();
         let defer = if email_looked_up {
             Defer::Nothing

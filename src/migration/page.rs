@@ -17,13 +17,18 @@
 //!    first), together with the emails of the records not tried yet, which that call takes at
 //!    no cost — then judged again on those candidates, by the same rules. A fresh page costs
 //!    one look-up and one create per record; a page of people who signed up in Clerk already
-//!    pays once for a group of creates refused as taken. A taken phone, username or external
-//!    id is resolved by the record's own look-ups, as on the trickle. `observe` creates
-//!    nothing: its records nobody holds are looked up by email the same way, in one call.
+//!    pays for about one create refused as taken. A taken phone, username or external id is
+//!    resolved by the record's own look-ups, as on the trickle. `observe` creates nothing:
+//!    its records nobody holds are looked up by email the same way, in one call.
 //!
-//! Records run a granted group at a time, concurrently, never faster than the [`Spender`]
-//! allows (this consumer's share of the window); every look-up is a call granted like the
-//! others.
+//! A Worker invocation has [`CONNECTIONS_PER_INVOCATION`] connections: the page runs as many
+//! lanes, each sending one call at a time and starting the next record as soon as its call is
+//! answered (records are pipelined, never a group at a time). Every call — a look-up, a
+//! create, and whatever a record needs beyond it (the look-ups after a conflict, the update
+//! of a link, a try again) — is granted by the [`Spender`] (this consumer's share of the
+//! window) just before it is sent, from a free connection: it counts from its grant and
+//! reaches Clerk within the pacer's arrival guard of it. A record that needs no call takes no
+//! grant, and a call that gets none is never sent (its record waits for the next page).
 //!
 //! Outcomes are the migrator's ([`Outcome`]): transient errors (429, 5xx, timeouts, dropped
 //! connections) are `Retry` — the record stays pending; one Clerk answered (a 5xx) is first
@@ -39,17 +44,27 @@
 //! virtual-time simulation run this same code.
 
 use super::ledger::QueueMessage;
-use super::migrator::{Migrator, Mode, Outcome, PageMigration};
+use super::migrator::{CallGate, Migrator, Mode, Outcome, PageMigration};
 use super::record::ImportRecord;
 use super::store::Store;
 use crate::clerk_api::{ClerkApi, ClerkError, ClerkUser, UserQuery};
-use futures::future::join_all;
+use crate::join::join_all;
+use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 /// Records per page: `GET /v1/users` takes at most 100 values per filter.
 pub const PAGE_RECORDS: usize = crate::pacer::MAX_PAGE_RECORDS as usize;
 /// Bytes of records per Queue message, below Queues' 128 KB message limit.
 pub const PAGE_BYTES: usize = 100 * 1024;
+/// Workers' simultaneous open connections per invocation. A `fetch` (or KV call) beyond them
+/// waits in the runtime until one of them is answered: a call granted then would reach Clerk
+/// later than its grant by that wait, beyond the pacer's arrival guard, and crowd one of
+/// Clerk's windows beyond this consumer's part. A page sends from this many lanes, each one
+/// call (or KV operation) at a time, so that every call leaves as it is granted.
+pub const CONNECTIONS_PER_INVOCATION: usize = 6;
 
 /// Tries of one look-up before its records are left to their backoff.
 const LOOKUP_ATTEMPTS: u32 = 2;
@@ -154,15 +169,10 @@ pub fn tail_pages(mut back: Vec<(u64, QueueMessage)>, now_ms: u64) -> Vec<(u32, 
 /// Grants Backend API calls to a page: the live budget check and the pause.
 #[allow(async_fn_in_trait)]
 pub trait Spender {
-    /// Waits until some of `want` calls may be made now and answers how many (≥ 1), or 0
-    /// when the page must stop (the batch is paused, or the budget stayed full too long).
-    async fn acquire(&self, want: u32) -> u32;
-    /// `calls` were just made (they count in the live window at once).
-    fn spent(&self, calls: u32);
-    /// `calls` of the last grant were not made (records that needed no call: a user already
-    /// complete, a refusal): they leave the live window and return to the pace, so a page of
-    /// users already migrated (a redelivery) costs no budget beyond its look-ups.
-    fn unused(&self, calls: u32);
+    /// Waits until one call may be sent now, and counts it from now: the caller sends it at
+    /// once. False when the page must stop (the batch is paused, or the budget stayed full too
+    /// long).
+    async fn grant(&self) -> bool;
     /// The page's clock (ms): a record tried again waits [`RETRY_PAUSE_MS`] on it.
     fn now_ms(&self) -> u64;
     /// Waits `ms` without holding a grant.
@@ -171,14 +181,8 @@ pub trait Spender {
 
 /// The worker's and the simulation's spender: the pacer's grants over their live window.
 impl<W: crate::pacer::LiveWindow> Spender for crate::pacer::Grants<W> {
-    async fn acquire(&self, want: u32) -> u32 {
-        crate::pacer::Grants::acquire(self, want).await
-    }
-    fn spent(&self, calls: u32) {
-        crate::pacer::Grants::spent(self, calls)
-    }
-    fn unused(&self, calls: u32) {
-        crate::pacer::Grants::unused(self, calls)
+    async fn grant(&self) -> bool {
+        self.acquire(1).await > 0
     }
     fn now_ms(&self) -> u64 {
         self.window().now_ms()
@@ -197,46 +201,264 @@ pub struct PageResult {
     pub rate_limited_secs: Option<u32>,
 }
 
+/// A page while its lanes run: what they share.
 struct Run<'a, P> {
     spender: &'a P,
-    calls: u32,
-    rate_limited_secs: Option<u32>,
+    records: &'a [ImportRecord],
+    observe: bool,
+    calls: Cell<u32>,
+    rate_limited_secs: Cell<Option<u32>>,
     /// Why the page stopped early (a 429, a pause, a budget that stayed full).
-    stopped: Option<Outcome>,
+    stopped: RefCell<Option<Outcome>>,
+    outcomes: RefCell<Vec<Option<Outcome>>>,
+    /// The users the page's look-ups answered; a record is judged on those known when it
+    /// starts.
+    candidates: RefCell<Rc<Vec<ClerkUser>>>,
+    /// Records whose email this page looked up: their candidates are complete.
+    email_looked_up: RefCell<Vec<bool>>,
+    /// Records waiting for a try (`open[next..]`; tries again queue behind first tries).
+    open: RefCell<Vec<Try>>,
+    next: Cell<usize>,
+    /// Records whose create found their email taken, waiting for one look-up of their emails.
+    taken: RefCell<Vec<Try>>,
+    tries: Cell<u32>,
+    failed: Cell<u32>,
+    /// Lanes on a record or a look-up, which may give the others more to do.
+    busy: Cell<usize>,
+    /// Grants are asked for one lane at a time, in turn: tickets given and the one served.
+    tickets: Cell<u64>,
+    serving: Cell<u64>,
+    /// Bumped, and the lanes waiting on it woken, when a lane finished something or a grant.
+    changes: Cell<u64>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+/// What a lane does next.
+enum Work {
+    Record(Try),
+    /// Look up the emails of these records (their creates found them taken) in one call.
+    Emails(Vec<Try>),
+    /// The next try is due in this many ms.
+    Sleep(u64),
+    /// Nothing now, but lanes still busy may add tries.
+    WaitForOthers,
+    Done,
 }
 
 impl<P: Spender> Run<'_, P> {
-    fn count(&mut self, calls: u32) {
-        self.calls += calls;
-        self.spender.spent(calls);
+    /// One call, granted now for this page, or false when the page stopped. Lanes ask in
+    /// turn: the page waits for its budget as a whole (a lane that gets no grant means the
+    /// budget gave the page nothing for [`crate::pacer::MAX_GRANT_WAIT_MS`]), never lanes
+    /// against each other.
+    async fn grant(&self) -> bool {
+        let ticket = self.tickets.get();
+        self.tickets.set(ticket + 1);
+        self.until(|| self.serving.get() == ticket).await;
+        let going = self.going();
+        let granted = going && self.spender.grant().await;
+        self.serving.set(ticket + 1);
+        self.changed();
+        if going && !granted {
+            self.stopped.borrow_mut().get_or_insert_with(deferred);
+        }
+        // Another lane may have stopped the page (a 429) while this one waited: no call then
+        // (its grant stays counted, on the safe side).
+        if !self.going() {
+            return false;
+        }
+        self.calls.set(self.calls.get() + 1);
+        true
     }
 
-    /// Up to `want` calls, or `None` when the page stopped.
-    async fn grant(&mut self, want: u32) -> Option<u32> {
-        if self.stopped.is_some() || want == 0 {
-            return None;
-        }
-        match self.spender.acquire(want).await {
-            0 => {
-                self.stopped = Some(deferred());
-                None
-            }
-            n => Some(n.min(want)),
-        }
+    /// Whether the page goes on (nothing stopped it).
+    fn going(&self) -> bool {
+        self.stopped.borrow().is_none()
     }
 
     /// Notes an outcome's 429: the page stops, and the batch pauses for its `Retry-After`.
-    fn note(&mut self, outcome: &Outcome) {
+    fn note(&self, outcome: &Outcome) {
         if let Outcome::Retry { after_secs, code } = outcome {
             if code == RATE_LIMITED {
                 let secs = after_secs.unwrap_or(1).max(1);
-                self.rate_limited_secs = Some(self.rate_limited_secs.unwrap_or(0).max(secs));
-                self.stopped = Some(Outcome::Retry {
-                    after_secs: Some(secs),
+                let longest = self.rate_limited_secs.get().unwrap_or(0).max(secs);
+                self.rate_limited_secs.set(Some(longest));
+                *self.stopped.borrow_mut() = Some(Outcome::Retry {
+                    after_secs: Some(longest),
                     code: RATE_LIMITED.into(),
                 });
             }
         }
+    }
+
+    /// Waits until `ready` holds, looking again at each change.
+    async fn until(&self, ready: impl Fn() -> bool) {
+        std::future::poll_fn(|cx| {
+            if ready() {
+                return Poll::Ready(());
+            }
+            self.waiting.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn changed(&self) {
+        self.changes.set(self.changes.get() + 1);
+        for waker in self.waiting.take() {
+            waker.wake();
+        }
+    }
+
+    fn next_work(&self) -> Work {
+        if !self.going() {
+            return Work::Done;
+        }
+        if !self.taken.borrow().is_empty() {
+            return Work::Emails(self.taken.take());
+        }
+        let open = self.open.borrow();
+        let Some(&first) = open.get(self.next.get()) else {
+            return if self.busy.get() > 0 {
+                Work::WaitForOthers
+            } else {
+                Work::Done
+            };
+        };
+        // Tries again come after every first try: with the whole page tried once, a Clerk in
+        // trouble leaves them to their backoff, outside the page.
+        let unhealthy = self.failed.get() * 100 > self.tries.get() * RETRY_WHILE_FAILED_PCT;
+        if unhealthy && first.tries > 0 {
+            return Work::Done;
+        }
+        let now = self.spender.now_ms();
+        if first.due_ms > now {
+            return Work::Sleep(first.due_ms - now);
+        }
+        self.next.set(self.next.get() + 1);
+        Work::Record(first)
+    }
+
+    /// One record's try: its calls granted one by one, each just before it is sent.
+    async fn try_record<M: ClerkApi, S: Store>(&self, migrator: &Migrator<M, S>, t: Try) {
+        let candidates = self.candidates.borrow().clone();
+        let looked_up = self.email_looked_up.borrow()[t.record];
+        let gate = RecordGate {
+            run: self,
+            refused: Cell::new(false),
+        };
+        let step = migrator
+            .migrate_in_page(&self.records[t.record], &candidates, looked_up, &gate)
+            .await;
+        if gate.refused.get() {
+            // A call it needed was not granted: it ends as the page's stop says.
+            self.outcomes.borrow_mut()[t.record] = None;
+            return;
+        }
+        let migration = match step {
+            PageMigration::Done(migration) => migration,
+            PageMigration::EmailTaken { .. } => {
+                self.taken.borrow_mut().push(t);
+                return;
+            }
+        };
+        self.note(&migration.outcome);
+        self.tries.set(self.tries.get() + 1);
+        if matches!(migration.outcome, Outcome::Retry { .. }) {
+            self.failed.set(self.failed.get() + 1);
+        }
+        let again = !self.observe && t.tries + 1 < RECORD_TRIES && self.going();
+        if again && is_answered_transient(&migration.outcome) {
+            self.open.borrow_mut().push(Try {
+                tries: t.tries + 1,
+                due_ms: self.spender.now_ms() + RETRY_PAUSE_MS,
+                ..t
+            });
+        }
+        self.outcomes.borrow_mut()[t.record] = Some(migration.outcome);
+    }
+
+    /// Step 3: the taken emails' holders, in one call — with the emails of the records not
+    /// tried yet, which that call takes at no cost: a page of people already in Clerk pays for
+    /// its creates refused as taken about once, not per record. The taken records are tried
+    /// again next, on the holders; one whose look-up failed ends as it did (nobody was
+    /// created).
+    async fn look_up_emails<C: ClerkApi>(&self, clerk: &C, taken: Vec<Try>) {
+        let mut which: Vec<usize> = taken.iter().map(|t| t.record).collect();
+        {
+            let looked_up = self.email_looked_up.borrow();
+            let open = self.open.borrow();
+            for t in &open[self.next.get()..] {
+                if !looked_up[t.record] && self.records[t.record].email.is_some() {
+                    which.push(t.record);
+                }
+            }
+        }
+        for t in &taken {
+            // An earlier try's outcome is superseded: a failed look-up writes its own.
+            self.outcomes.borrow_mut()[t.record] = None;
+        }
+        let holders = lookup(self, clerk, &which, By::Email).await;
+        let mut candidates = Vec::clone(&self.candidates.borrow());
+        candidates.extend(holders);
+        *self.candidates.borrow_mut() = Rc::new(candidates);
+        let mut looked_up = self.email_looked_up.borrow_mut();
+        for &i in &which {
+            looked_up[i] = true;
+        }
+        let outcomes = self.outcomes.borrow();
+        let mut open = self.open.borrow_mut();
+        let next = self.next.get();
+        for t in taken.into_iter().rev() {
+            if outcomes[t.record].is_none() {
+                open.insert(next, Try { due_ms: 0, ..t });
+            }
+        }
+    }
+
+    /// A lane: one call at a time, from the page's first record waiting to its last.
+    async fn lane<M: ClerkApi, S: Store, C: ClerkApi>(&self, migrator: &Migrator<M, S>, clerk: &C) {
+        loop {
+            let work = self.next_work();
+            match work {
+                Work::Done => return,
+                Work::Sleep(ms) => self.spender.sleep(ms).await,
+                Work::WaitForOthers => {
+                    let seen = self.changes.get();
+                    self.until(|| self.changes.get() != seen).await;
+                }
+                Work::Record(t) => {
+                    self.busy.set(self.busy.get() + 1);
+                    self.try_record(migrator, t).await;
+                    self.busy.set(self.busy.get() - 1);
+                    self.changed();
+                }
+                Work::Emails(taken) => {
+                    self.busy.set(self.busy.get() + 1);
+                    self.look_up_emails(clerk, taken).await;
+                    self.busy.set(self.busy.get() - 1);
+                    self.changed();
+                }
+            }
+        }
+    }
+}
+
+/// A record's calls, each granted by its page just before it is sent.
+struct RecordGate<'r, 'a, P> {
+    run: &'r Run<'a, P>,
+    /// A call was refused: the page stopped.
+    refused: Cell<bool>,
+}
+
+impl<P: Spender> CallGate for RecordGate<'_, '_, P> {
+    fn admit(&self) -> LocalBoxFuture<'_, bool> {
+        Box::pin(async move {
+            let granted = self.run.grant().await;
+            if !granted {
+                self.refused.set(true);
+            }
+            granted
+        })
     }
 }
 
@@ -279,153 +501,60 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
     spender: &P,
     records: &[ImportRecord],
 ) -> PageResult {
-    let mut run = Run {
+    let run = Run {
         spender,
-        calls: 0,
-        rate_limited_secs: None,
-        stopped: None,
+        records,
+        observe: migrator.mode() == Mode::Observe,
+        calls: Cell::new(0),
+        rate_limited_secs: Cell::new(None),
+        stopped: RefCell::new(None),
+        outcomes: RefCell::new(vec![None; records.len()]),
+        candidates: RefCell::default(),
+        email_looked_up: RefCell::new(vec![false; records.len()]),
+        open: RefCell::default(),
+        next: Cell::new(0),
+        taken: RefCell::default(),
+        tries: Cell::new(0),
+        failed: Cell::new(0),
+        busy: Cell::new(0),
+        tickets: Cell::new(0),
+        serving: Cell::new(0),
+        changes: Cell::new(0),
+        waiting: RefCell::default(),
     };
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
     let all: Vec<usize> = (0..records.len()).collect();
-    let observe = migrator.mode() == Mode::Observe;
 
     // 1. Everyone by external id, in one call.
-    let mut candidates = lookup(
-        &mut run,
-        clerk,
-        records,
-        &mut outcomes,
-        &all,
-        By::ExternalId,
-    )
-    .await;
-    // Records whose email this page looked up: their candidates are complete.
-    let mut email_looked_up = vec![false; records.len()];
+    let found = lookup(&run, clerk, &all, By::ExternalId).await;
+    *run.candidates.borrow_mut() = Rc::new(found);
 
-    // 2. Each record: complete, link or refuse on those candidates, or create first — a granted
-    // group at a time, concurrently. A record that met a transient error goes to the back of
+    // 2. Each record: complete, link or refuse on those candidates, or create first — from
+    // [`CONNECTIONS_PER_INVOCATION`] lanes, each sending one call at a time and taking the next
+    // record as soon as it is free. A record that met a transient error goes to the back of
     // the line, due again after a pause ([`RECORD_TRIES`]). Records whose create found their
     // email taken are looked up by email together, in one call, and settled next.
-    let mut open: Vec<Try> = all
+    let open: Vec<Try> = all
         .iter()
-        .filter(|&&i| outcomes[i].is_none())
+        .filter(|&&i| run.outcomes.borrow()[i].is_none())
         .map(|&i| Try {
             record: i,
             tries: 0,
             due_ms: 0,
         })
         .collect();
-    let (mut tries, mut failed) = (0u32, 0u32);
-    // `open[next..]` waits for a try.
-    let mut next = 0;
-    loop {
-        // Tries again come after every first try (they are queued behind them): with the whole
-        // page tried once, a Clerk in trouble leaves them to their backoff, outside the page.
-        let unhealthy = failed * 100 > tries * RETRY_WHILE_FAILED_PCT;
-        if unhealthy && open.get(next).is_some_and(|t| t.tries > 0) {
-            break;
-        }
-        let Some(first) = open.get(next) else {
-            break;
-        };
-        if !observe {
-            let now = spender.now_ms();
-            if first.due_ms > now {
-                spender.sleep(first.due_ms - now).await;
-            }
-        }
-        let now = spender.now_ms();
-        // `observe` only reads: its verdicts cost no call.
-        let due = open[next..]
-            .iter()
-            .take_while(|t| t.due_ms <= now)
-            .count()
-            .max(1) as u32;
-        let granted = if observe {
-            Some(due)
-        } else {
-            run.grant(due).await
-        };
-        let Some(granted) = granted else {
-            break;
-        };
-        let group: Vec<Try> = open[next..next + granted as usize].to_vec();
-        next += group.len();
-        let steps = group.iter().map(|t| {
-            let looked_up = email_looked_up[t.record];
-            migrator.migrate_in_page(&records[t.record], &candidates, looked_up)
-        });
-        let done = join_all(steps).await;
-        // One call was granted per record: those that made none give theirs back. A record that
-        // made more counts its extra calls now (after its first), never at the grant's time.
-        let unused = done.iter().filter(|m| m.calls() == 0).count() as u32;
-        if !observe && unused > 0 {
-            spender.unused(unused);
-        }
-        let now = spender.now_ms();
-        let mut newly_taken = Vec::new();
-        for (t, step) in group.into_iter().zip(done) {
-            run.count(step.calls());
-            let migration = match step {
-                PageMigration::Done(migration) => migration,
-                PageMigration::EmailTaken { .. } => {
-                    newly_taken.push(t);
-                    continue;
-                }
-            };
-            run.note(&migration.outcome);
-            tries += 1;
-            if matches!(migration.outcome, Outcome::Retry { .. }) {
-                failed += 1;
-            }
-            let again = !observe && t.tries + 1 < RECORD_TRIES && run.stopped.is_none();
-            if again && is_answered_transient(&migration.outcome) {
-                open.push(Try {
-                    tries: t.tries + 1,
-                    due_ms: now + RETRY_PAUSE_MS,
-                    ..t
-                });
-            }
-            outcomes[t.record] = Some(migration.outcome);
-        }
-        if newly_taken.is_empty() || run.stopped.is_some() {
-            continue;
-        }
-        // 3. The taken emails' holders, in one call — with the emails of the records still
-        // waiting, which that call takes at no cost: a page of people already in Clerk pays
-        // for its creates refused as taken once, not per record.
-        let mut which: Vec<usize> = newly_taken.iter().map(|t| t.record).collect();
-        for t in &open[next..] {
-            if !email_looked_up[t.record] && records[t.record].email.is_some() {
-                which.push(t.record);
-            }
-        }
-        for t in &newly_taken {
-            // An earlier try's outcome is superseded: a failed look-up writes its own.
-            outcomes[t.record] = None;
-        }
-        let holders = lookup(&mut run, clerk, records, &mut outcomes, &which, By::Email).await;
-        candidates.extend(holders);
-        for &i in &which {
-            email_looked_up[i] = true;
-        }
-        // Judged next, on the holders, before the records still waiting; one whose look-up
-        // failed ends as it did (nobody was created).
-        for t in newly_taken.into_iter().rev() {
-            if outcomes[t.record].is_none() {
-                open.insert(next, Try { due_ms: 0, ..t });
-            }
-        }
-    }
+    *run.open.borrow_mut() = open;
+    join_all((0..CONNECTIONS_PER_INVOCATION).map(|_| run.lane(migrator, clerk))).await;
 
-    let stopped = run.stopped.clone().unwrap_or_else(deferred);
+    let stopped = run.stopped.take().unwrap_or_else(deferred);
     PageResult {
-        outcomes: outcomes
+        outcomes: run
+            .outcomes
+            .take()
             .into_iter()
             .map(|o| o.unwrap_or_else(|| stopped.clone()))
             .collect(),
-        calls: run.calls,
-        rate_limited_secs: run.rate_limited_secs,
+        calls: run.calls.get(),
+        rate_limited_secs: run.rate_limited_secs.get(),
     }
 }
 
@@ -441,13 +570,12 @@ enum By {
 /// cannot take is alone; that record fails with Clerk's code, the others go on. A transient
 /// error leaves its records with a `Retry`; a stop leaves them without an outcome.
 async fn lookup<C: ClerkApi, P: Spender>(
-    run: &mut Run<'_, P>,
+    run: &Run<'_, P>,
     clerk: &C,
-    records: &[ImportRecord],
-    outcomes: &mut [Option<Outcome>],
     which: &[usize],
     by: By,
 ) -> Vec<ClerkUser> {
+    let records = run.records;
     let mut users = Vec::new();
     let mut parts: Vec<Vec<usize>> = Vec::new();
     if !which.is_empty() {
@@ -466,11 +594,10 @@ async fn lookup<C: ClerkApi, P: Spender>(
         // once at once before the page's records wait for their backoff.
         let mut answer = Err(ClerkError::Timeout);
         for attempt in 0..LOOKUP_ATTEMPTS {
-            if run.grant(1).await.is_none() {
+            if !run.grant().await {
                 return users;
             }
             answer = clerk.find_users(&q).await;
-            run.count(1);
             let transient = matches!(&answer, Err(e)
                 if e.is_retryable() && !matches!(e, ClerkError::RateLimited { .. }));
             if transient && attempt + 1 < LOOKUP_ATTEMPTS {
@@ -488,6 +615,7 @@ async fn lookup<C: ClerkApi, P: Spender>(
             Err(e) => {
                 let outcome = lookup_outcome(&e);
                 run.note(&outcome);
+                let mut outcomes = run.outcomes.borrow_mut();
                 for &i in &part {
                     outcomes[i] = Some(outcome.clone());
                 }

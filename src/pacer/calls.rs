@@ -76,18 +76,6 @@ impl CallLog {
             .map(|(t, _)| *t)
             .find(|t| *t > from_ms && *t <= to_ms)
     }
-    /// Takes back up to `calls` recorded at exactly `at_ms` (granted, then not made): they
-    /// never reached Clerk, so they leave the window.
-    pub fn remove(&mut self, at_ms: u64, calls: u32) {
-        let mut left = calls;
-        let recent = self.calls.iter_mut().rev().take_while(|(t, _)| *t >= at_ms);
-        for entry in recent.filter(|(t, _)| *t == at_ms) {
-            let n = entry.1.min(left);
-            entry.1 -= n;
-            left -= n;
-        }
-        self.calls.retain(|(_, n)| *n > 0);
-    }
     /// Drops calls made before `before_ms` (the log is in time order).
     pub fn prune(&mut self, before_ms: u64) {
         let old = self.calls.partition_point(|(t, _)| *t < before_ms);

@@ -1,11 +1,10 @@
-//! The queue consumer's live check ([`Pacer::grant`]): before each group of calls, the last
-//! window of this consumer's own calls against its seat's part of the budget ([`Seat`],
+//! The queue consumer's live check ([`Pacer::grant`]): before each call, the last window of
+//! this consumer's own calls against its seat's part of the budget ([`Seat`],
 //! [`Pacer::seat_calls`]), and its pace ([`Pace`], [`Pacer::share_per_sec`]); and a page's
-//! bookkeeping around it ([`Grants`]: waiting for a grant, counting calls made, taking back
-//! calls not made) over a [`LiveWindow`] — KV and the Workers clock in the worker, a virtual
-//! clock in the simulation.
-
-use std::cell::Cell;
+//! waiting for a grant around it ([`Grants`]) over a [`LiveWindow`] — KV and the Workers clock
+//! in the worker, a virtual clock in the simulation. A page asks for a call's grant just
+//! before it sends it, from a free connection: the call counts from its grant and reaches
+//! Clerk within [`ARRIVAL_GUARD_MS`] of it.
 
 use super::{CallCounter, CallLog, Pacer, ARRIVAL_GUARD_MS, SLOT_MS};
 
@@ -107,8 +106,8 @@ fn others_headroom(others_in_window: u32) -> u32 {
 }
 
 /// A token bucket at a consumer's share of the budget (calls per second, fractions kept), with
-/// at most one second's worth banked: a page spends evenly, in groups that keep its calls in
-/// flight while Clerk answers.
+/// at most one second's worth banked: a page spends evenly, a call at a time from each of its
+/// connections while Clerk answers the others.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Pace {
     tokens: f64,
@@ -138,12 +137,6 @@ impl Pace {
         self.tokens -= f64::from(n);
         Ok(n)
     }
-
-    /// Gives back `calls` taken and not made (a record that needed no call): the pace was
-    /// not spent on them.
-    pub fn give_back(&mut self, calls: u32) {
-        self.tokens += f64::from(calls);
-    }
 }
 
 /// What a page's grants read and wait on: the clock, the batch's pause, the trickle's and
@@ -167,24 +160,16 @@ pub trait LiveWindow {
     async fn sleep(&self, ms: u64);
 }
 
-/// One page's grants: the calls granted and not yet reported made (they count in the window
-/// from their grant; those a record did not need are taken back from it and from the pace).
+/// One page's grants: each call counts in the window from its grant, which its sender asks
+/// for just before it sends it.
 pub struct Grants<W> {
     pacer: Pacer,
     window: W,
-    outstanding: Cell<u32>,
-    /// When the last grant was made (where calls it did not use are taken back).
-    granted_at_ms: Cell<u64>,
 }
 
 impl<W: LiveWindow> Grants<W> {
     pub fn new(pacer: Pacer, window: W) -> Self {
-        Self {
-            pacer,
-            window,
-            outstanding: Cell::new(0),
-            granted_at_ms: Cell::new(0),
-        }
+        Self { pacer, window }
     }
 
     pub fn window(&self) -> &W {
@@ -218,11 +203,7 @@ impl<W: LiveWindow> Grants<W> {
             });
             self.window.with_pace(|kept| *kept = pace);
             match granted {
-                Ok(n) => {
-                    self.outstanding.set(self.outstanding.get() + n);
-                    self.granted_at_ms.set(now);
-                    return n;
-                }
+                Ok(n) => return n,
                 Err(_) if waited >= MAX_GRANT_WAIT_MS => return 0,
                 Err(wait) => {
                     self.window.sleep(wait).await;
@@ -230,27 +211,6 @@ impl<W: LiveWindow> Grants<W> {
                 }
             }
         }
-    }
-
-    /// `calls` were just made: those beyond the grant (a record that needed more than one)
-    /// count from now.
-    pub fn spent(&self, calls: u32) {
-        let extra = calls.saturating_sub(self.outstanding.get());
-        self.outstanding
-            .set(self.outstanding.get().saturating_sub(calls));
-        if extra > 0 {
-            let now = self.window.now_ms();
-            self.window.with_own(|own| own.record(now, extra));
-        }
-    }
-
-    /// `calls` of the last grant were not made: they leave the window and return to the pace.
-    pub fn unused(&self, calls: u32) {
-        let calls = calls.min(self.outstanding.get());
-        self.outstanding.set(self.outstanding.get() - calls);
-        self.window.with_pace(|pace| pace.give_back(calls));
-        let at = self.granted_at_ms.get();
-        self.window.with_own(|own| own.remove(at, calls));
     }
 }
 
@@ -424,41 +384,6 @@ mod tests {
     }
 
     #[test]
-    fn calls_granted_and_not_made_leave_the_window_and_return_to_the_pace() {
-        let p = Pacer::new(PacerConfig::default());
-        let none = CallCounter::new();
-        let mut own = CallLog::new();
-        own.record(1_000, 90);
-        let mut pace = Pace::default();
-        assert_eq!(
-            p.grant(5_000, &own, &none, &mut pace, Seat::ALONE, 10),
-            Ok(1)
-        );
-        assert_eq!(
-            p.grant(8_000, &own, &none, &mut pace, Seat::ALONE, 10),
-            Ok(9)
-        );
-        own.record(8_000, 9);
-        assert!(p
-            .grant(8_000, &own, &none, &mut pace, Seat::ALONE, 1)
-            .is_err());
-        // None of the nine was needed (users already complete): all of them are back.
-        own.remove(8_000, 9);
-        pace.give_back(9);
-        assert_eq!(own.calls_in(0, 8_000), 90);
-        assert_eq!(
-            p.grant(8_000, &own, &none, &mut pace, Seat::ALONE, 10),
-            Ok(9)
-        );
-        // Only calls recorded at the grant's time are taken back.
-        own.record(8_000, 9);
-        own.remove(1_000, 0);
-        own.remove(8_000, 20);
-        assert_eq!(own.calls_in(0, 8_000), 90);
-        assert_eq!(own.oldest_in(0, 8_000), Some(1_000));
-    }
-
-    #[test]
     fn a_busy_trickle_slows_the_batch_and_keeps_headroom() {
         let p = Pacer::new(PacerConfig::default());
         let mut trickle = CallCounter::new();
@@ -484,7 +409,7 @@ mod grants_tests {
     use super::*;
     use crate::pacer::PacerConfig;
     use futures::executor::block_on;
-    use std::cell::RefCell;
+    use std::cell::{Cell, RefCell};
 
     /// A clock that moves only when a grant waits, and the trickle's calls as given.
     #[derive(Default)]
@@ -523,7 +448,7 @@ mod grants_tests {
     }
 
     #[test]
-    fn grants_count_from_the_grant_and_give_back_what_was_not_made() {
+    fn grants_count_from_the_grant_and_the_pace_goes_on_across_pages() {
         let pacer = Pacer::new(PacerConfig::default()); // 99 per 10 s
         let w = Window::default();
         w.now.set(50_000);
@@ -534,21 +459,19 @@ mod grants_tests {
             "a fresh pace starts with one"
         );
         assert_eq!(w.own.borrow().calls_in(0, 50_000), 1);
-        // Two calls made for it (a link that completed a user): the second counts from now.
-        w.now.set(50_400);
-        grants.spent(2);
-        assert_eq!(w.own.borrow().calls_in(0, 50_000), 1);
-        assert_eq!(w.own.borrow().calls_in(50_000, 50_400), 1);
-        // A second later a second's share is banked; the page needed none of it.
-        w.now.set(51_400);
+        // The next call waits for the pace (99 per 10.15 s): about 103 ms.
+        assert_eq!(block_on(grants.acquire(1)), 1);
+        assert_eq!(w.slept.get(), 103);
+        assert_eq!(
+            w.own.borrow().calls_in(50_000, 50_103),
+            1,
+            "counted from its grant"
+        );
+        // A second later a second's share is banked.
+        w.now.set(51_103);
         let n = block_on(grants.acquire(10));
         assert!(n >= 9, "{n}");
-        assert_eq!(w.own.borrow().calls_in(51_000, 51_400), n);
-        grants.unused(n);
-        assert_eq!(w.own.borrow().calls_in(51_000, 51_400), 0, "taken back");
-        assert_eq!(block_on(grants.acquire(10)), n, "and back in the pace");
-        grants.spent(n);
-        assert_eq!(w.slept.get(), 0);
+        assert_eq!(w.own.borrow().calls_in(51_000, 51_103), n);
         // Old calls leave the log once no window reads them.
         w.now.set(80_000);
         assert!(block_on(grants.acquire(1)) > 0);

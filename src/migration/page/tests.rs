@@ -1,5 +1,6 @@
 //! Host tests of a page: look-ups, creates, completions and refusals over the in-memory Clerk,
-//! faults and their tries, 429s, redeliveries, grants given back, and the Queue messages' shape.
+//! faults and their tries, 429s, redeliveries, a grant for every call and never more calls out
+//! than a Worker's connections, and the Queue messages' shape.
 
 use super::*;
 use crate::clerk_api::memory::{Fault, MemoryClerk};
@@ -11,13 +12,11 @@ use crate::migration::store::MemoryStore;
 use futures::executor::block_on;
 use std::cell::Cell;
 
-/// Grants whatever is asked, `limit` times (then stops the page, like a pause), on a clock
-/// that moves only when the page sleeps.
+/// Grants `left` calls (then stops the page, like a pause), on a clock that moves only when
+/// the page sleeps.
 struct Grants {
     left: Cell<u32>,
     granted: Cell<u32>,
-    spent: Cell<u32>,
-    unused: Cell<u32>,
     now: Cell<u64>,
 }
 
@@ -29,29 +28,21 @@ impl Grants {
         Grants {
             left: Cell::new(grants),
             granted: Cell::new(0),
-            spent: Cell::new(0),
-            unused: Cell::new(0),
             now: Cell::new(0),
         }
     }
 }
 
 impl Spender for Grants {
-    async fn acquire(&self, want: u32) -> u32 {
+    async fn grant(&self) -> bool {
         match self.left.get() {
-            0 => 0,
+            0 => false,
             n => {
                 self.left.set(n - 1);
-                self.granted.set(self.granted.get() + want.min(10));
-                want.min(10)
+                self.granted.set(self.granted.get() + 1);
+                true
             }
         }
-    }
-    fn spent(&self, calls: u32) {
-        self.spent.set(self.spent.get() + calls);
-    }
-    fn unused(&self, calls: u32) {
-        self.unused.set(self.unused.get() + calls);
     }
     fn now_ms(&self) -> u64 {
         self.now.get()
@@ -319,12 +310,12 @@ fn a_page_redelivered_after_a_partial_run_creates_nobody_twice() {
     let store = MemoryStore::new();
     let records = page(30);
     let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
-    // The first delivery stops after the look-up and one group of creates (a crash,
-    // a pause): its outcomes are never written.
+    // The first delivery stops after the look-up and ten creates (a crash, a pause): its
+    // outcomes are never written.
     let first = block_on(migrate_page(
         &migrator,
         &clerk,
-        &Grants::stopping_after(2),
+        &Grants::stopping_after(11),
         &records,
     ));
     let created_first = clerk.user_count();
@@ -351,7 +342,7 @@ fn a_page_redelivered_after_a_partial_run_creates_nobody_twice() {
 }
 
 #[test]
-fn grants_for_records_that_need_no_call_are_given_back() {
+fn records_that_need_no_call_take_no_grant() {
     let clerk = MemoryClerk::default();
     let store = MemoryStore::new();
     let mut records = page(30);
@@ -370,14 +361,11 @@ fn grants_for_records_that_need_no_call_are_given_back() {
         1 + 1 + 1 + 9,
         "the look-up, the create refused as taken, its email's look-up and nine creates"
     );
-    assert_eq!(grants.spent.get(), 12);
     assert_eq!(
-        grants.unused.get(),
-        grants.granted.get() - 12,
-        "every grant not made is given back"
+        grants.granted.get(),
+        12,
+        "a grant for each call, none for the others"
     );
-    // Twenty complete records and the refusal made no call in their grants.
-    assert_eq!(grants.unused.get(), 21);
     assert!(matches!(&result.outcomes[20], Outcome::Failed { .. }));
 }
 
@@ -446,9 +434,11 @@ fn a_value_clerk_refuses_fails_alone_and_the_page_goes_on() {
         }
     }
     assert_eq!(memory.user_count(), 16);
-    // 1 + (1 refused + 2 × log2(16) halvings) look-ups, 10 creates refused as taken (the first
-    // group), 15 links.
-    assert!(result.calls <= 1 + 9 + 10 + 15, "{}", result.calls);
+    // The look-up by external id; the first create, refused as taken; its email's look-up
+    // with the fifteen not tried yet (1 refused + 2 × log2(16) halvings); 15 links. L5, not
+    // tried yet when the look-up of its email failed, is tried like any record: its create
+    // refused as taken, then its own look-ups (by external id, and by email: refused).
+    assert_eq!(result.calls, 1 + 1 + 9 + 15 + 3);
 }
 
 #[test]
@@ -524,9 +514,9 @@ fn a_page_of_people_already_in_clerk_pays_once_for_creates_refused_as_taken() {
         result.outcomes
     );
     assert_eq!(clerk.user_count(), 30, "nobody created");
-    // The look-up by external id; the first group's creates (10), refused as taken; one
-    // look-up of their emails and of the twenty records not tried yet; a link each.
-    assert_eq!(result.calls, 1 + 10 + 1 + 30);
+    // The look-up by external id; the first create, refused as taken; one look-up of its email
+    // and of the 29 records not tried yet; a link each.
+    assert_eq!(result.calls, 1 + 1 + 1 + 30);
     for r in &records {
         assert!(clerk.user_by_external_id(&r.id).is_some(), "{}", r.id);
     }
@@ -754,4 +744,195 @@ fn a_digest_refused_before_the_email_was_found_taken_still_links_without_it() {
     // made without it.
     assert_eq!(result.calls, 6);
     assert!(!clerk.user(&native).unwrap().password_enabled);
+}
+
+/// Ready after `0` more polls, waking its task each time: a call out on the network.
+struct Polls(u32);
+
+impl std::future::Future for Polls {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// Clerk answering each call after a few polls (a number of its own, so answers come back out
+/// of order), counting the calls out at once; each call must leave with the one grant just
+/// given for it.
+struct OnTheWire<'a> {
+    inner: &'a MemoryClerk,
+    grants: &'a Grants,
+    sent: Cell<u32>,
+    out: Cell<usize>,
+    most_out: Cell<usize>,
+}
+
+impl<'a> OnTheWire<'a> {
+    fn new(inner: &'a MemoryClerk, grants: &'a Grants) -> Self {
+        Self {
+            inner,
+            grants,
+            sent: Cell::new(0),
+            out: Cell::new(0),
+            most_out: Cell::new(0),
+        }
+    }
+
+    async fn send<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        assert_eq!(
+            self.grants.granted.get(),
+            self.sent.get() + 1,
+            "a call leaves with the grant just given for it"
+        );
+        self.sent.set(self.sent.get() + 1);
+        self.out.set(self.out.get() + 1);
+        self.most_out.set(self.most_out.get().max(self.out.get()));
+        Polls(1 + self.sent.get() * 7 % 5).await;
+        let answer = call.await;
+        self.out.set(self.out.get() - 1);
+        answer
+    }
+}
+
+impl ClerkApi for OnTheWire<'_> {
+    async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+        self.send(self.inner.find_users(q)).await
+    }
+    async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
+        self.send(self.inner.create_user(body)).await
+    }
+    async fn update_user(&self, id: &str, b: &UpdateUser) -> Result<ClerkUser, ClerkError> {
+        self.send(self.inner.update_user(id, b)).await
+    }
+    async fn update_user_metadata(
+        &self,
+        id: &str,
+        b: &UpdateUserMetadata,
+    ) -> Result<ClerkUser, ClerkError> {
+        self.send(self.inner.update_user_metadata(id, b)).await
+    }
+    async fn create_sign_in_token(&self, id: &str, secs: u32) -> Result<SignInToken, ClerkError> {
+        self.send(self.inner.create_sign_in_token(id, secs)).await
+    }
+}
+
+/// People who signed up in Clerk already (with the same verified email, no legacy id): every
+/// `every`-th record of `records`.
+fn signed_up_in_clerk(clerk: &MemoryClerk, records: &[ImportRecord], every: usize) {
+    for r in records.iter().step_by(every) {
+        let mut body = r.to_create_user();
+        body.external_id = None;
+        clerk.seed(&body);
+    }
+}
+
+#[test]
+fn a_page_never_has_more_calls_out_than_a_workers_connections_and_keeps_them_busy() {
+    let memory = MemoryClerk::default();
+    let records = page(100);
+    signed_up_in_clerk(&memory, &records, 17);
+    // Some creates answered 500, tried again after a pause while the others go on.
+    memory.set_fault_hook(|n| (n % 23 == 7).then_some(Fault::ServerError));
+    let grants = Grants::free();
+    let clerk = OnTheWire::new(&memory, &grants);
+    let store = MemoryStore::new();
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
+    assert!(
+        result
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Created { .. } | Outcome::Linked { .. })),
+        "{:?}",
+        result.outcomes
+    );
+    assert_eq!(memory.user_count(), 100);
+    assert_eq!(
+        clerk.most_out.get(),
+        6,
+        "as many calls out as a Worker invocation's six connections, never more: the next \
+         record starts as soon as one is free"
+    );
+    assert_eq!(result.calls, clerk.sent.get());
+    assert_eq!(
+        grants.granted.get(),
+        clerk.sent.get(),
+        "no grant left unsent"
+    );
+}
+
+#[test]
+fn every_call_a_record_makes_is_granted_just_before_it_is_sent() {
+    let memory = MemoryClerk::default();
+    // Calls beyond a create: people who signed up in Clerk (the create refused as taken, the
+    // look-up of their emails, the link), people whose username someone else holds (their own
+    // look-ups, a create without it), and creates answered 500 and tried again.
+    let mut records = page(40);
+    for (i, r) in records.iter_mut().enumerate().skip(3).step_by(5) {
+        *r = parse_line(&format!(
+            r#"{{"id":"L{i}","email":"u{i}@example.com","email_verified":true,"username":"user_{i:04}"}}"#
+        ))
+        .unwrap();
+        memory.seed(&CreateUser {
+            username: Some(format!("user_{i:04}")),
+            email_address: vec![format!("other{i}@example.com")],
+            ..CreateUser::default()
+        });
+    }
+    signed_up_in_clerk(&memory, &records, 5);
+    memory.set_fault_hook(|n| (n % 11 == 5).then_some(Fault::ServerError));
+    let grants = Grants::free();
+    let clerk = OnTheWire::new(&memory, &grants);
+    let store = MemoryStore::new();
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
+    let linked = result
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Linked { .. }))
+        .count();
+    assert_eq!(linked, 8, "{:?}", result.outcomes);
+    assert!(result.outcomes.iter().all(|o| o.clerk_id().is_some()));
+    assert!(
+        clerk.sent.get() > 1 + 40 + 8,
+        "records made calls beyond their create: {}",
+        clerk.sent.get()
+    );
+    assert_eq!(grants.granted.get(), clerk.sent.get());
+}
+
+#[test]
+fn a_call_the_page_has_no_grant_for_is_never_sent_and_its_record_waits() {
+    // Someone who signed up in Clerk: the look-up by external id, the create (refused as
+    // taken), the look-up of the email, the link. The grants end before each of them.
+    for grants_left in 0..=4u32 {
+        let memory = MemoryClerk::default();
+        let records = page(1);
+        signed_up_in_clerk(&memory, &records, 1);
+        let grants = Grants::stopping_after(grants_left);
+        let clerk = OnTheWire::new(&memory, &grants);
+        let store = MemoryStore::new();
+        let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+        let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
+        assert_eq!(clerk.sent.get(), grants_left);
+        assert_eq!(result.calls, grants_left);
+        let outcome = &result.outcomes[0];
+        if grants_left == 4 {
+            assert!(matches!(outcome, Outcome::Linked { .. }), "{outcome:?}");
+        } else {
+            assert!(
+                matches!(outcome, Outcome::Retry { code, .. } if code == DEFERRED),
+                "{grants_left}: {outcome:?}"
+            );
+            assert!(memory.user_by_external_id("L0").is_none());
+        }
+    }
 }
