@@ -15,8 +15,8 @@
 //! * a pause (a 429's `Retry-After`, or the admin) empties slots before its end.
 //!
 //! Ticks are only hints: a record may cost more than planned (a link completes a user, a fault
-//! is retried), so the queue consumer asks [`Pacer::grant`] before each group of calls and
-//! waits for the window when it is full. Consumers run in separate isolates and see only
+//! is retried), so the queue consumer asks [`Pacer::grant`] before each call, just before it
+//! sends it from a free connection, and waits for the window when it is full. Consumers run in separate isolates and see only
 //! their own calls, so each keeps them within its seat's whole part of the budget
 //! ([`Pacer::seat_calls`]; the parts add up to the budget) and spends at that pace
 //! ([`Pacer::share_per_sec`]): one message never takes more than its share of a window.
@@ -41,7 +41,10 @@ pub const SLOT_MS: u64 = 1000;
 /// their grants, Clerk from their arrivals, so the consumer reads its window this much longer
 /// (and paces over it): then no window at Clerk holds more of its calls than its part, however
 /// they arrive within the spread. A shorter guard than the spread lets them crowd (in the
-/// simulation, whose time on the way is 20–140 ms, a 50 ms guard gives hundreds of 429s).
+/// simulation, whose time on the way is 20–140 ms, a 50 ms guard gives hundreds of 429s). It
+/// holds only for calls sent as they are granted: a call that waits for one of the
+/// invocation's connections first arrives later by that wait
+/// ([`crate::migration::page::CONNECTIONS_PER_INVOCATION`]).
 pub const ARRIVAL_GUARD_MS: u64 = 150;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! Virtual-time simulation of a whole batch import under Clerk's rate limit: the cron pacer
-//! planning pages of calls, four queue consumers migrating the pages with the worker's own page
-//! code ([`migrate_page`]) — each seeing only its own calls, as consumers in separate isolates
-//! do, and keeping them within its seat's part of the budget — a trickle burst of sign-ins half-way — many of them users whose page
-//! is in flight at that moment — 5 % transient faults, queue redeliveries of half-done pages,
+//! planning pages of calls, eight queue consumers migrating the pages with the worker's own
+//! page code ([`migrate_page`]) — each seeing only its own calls, as consumers in separate
+//! isolates do, and keeping them within its seat's part of the budget — a trickle burst of
+//! sign-ins half-way — many of them users whose page is in flight at that moment — 5 %
+//! transient faults, queue redeliveries of half-done pages,
 //! and Clerk answering after a latency. Each consumer's calls share a Worker invocation's six
 //! connections: a call beyond them waits for one to be answered, and arrives at Clerk later
 //! than it was granted by that wait.
@@ -53,7 +54,7 @@ const CRON_MS: u64 = 60_000;
 const IMPORT: &str = "0000000000000-00000001";
 const MAX_TRICKLE_ATTEMPTS: u32 = 8;
 /// Queue consumers at once (wrangler.toml's `max_concurrency`).
-const CONSUMERS: u32 = 4;
+const CONSUMERS: u32 = 8;
 /// A request's time on the way to Clerk, and of its answer on the way back (ms).
 const ONE_WAY_MS: std::ops::Range<u64> = 20..140;
 // A consumer counts its call from the grant, Clerk from the arrival: a call granted later can
@@ -975,7 +976,7 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         );
         // Near the physical limit (one call per user at the full rate): the faults' retries,
         // the trickle's priority, the 1 % margin and the arrival guard cost the rest (about
-        // 1.12× at 100/10s and 1.13–1.15× at 1000/10s).
+        // 1.11× at 100/10s and 1.11× at 1000/10s).
         assert!(finished_s <= physical_s * 1.3, "{finished_s} s");
     }
 }
