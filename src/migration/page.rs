@@ -214,13 +214,16 @@ struct Run<'a, P> {
     /// The users the page's look-ups answered; a record is judged on those known when it
     /// starts.
     candidates: RefCell<Rc<Vec<ClerkUser>>>,
-    /// Records whose email this page looked up: their candidates are complete.
-    email_looked_up: RefCell<Vec<bool>>,
+    /// Whether this page looked each record's email up: once done, its candidates are
+    /// complete.
+    email_looked_up: RefCell<Vec<EmailLookUp>>,
     /// Records waiting for a try (`open[next..]`; tries again queue behind first tries).
     open: RefCell<Vec<Try>>,
     next: Cell<usize>,
     /// Records whose create found their email taken, waiting for one look-up of their emails.
     taken: RefCell<Vec<Try>>,
+    /// Records whose create found their email taken while a look-up of it was out.
+    held: RefCell<Vec<Try>>,
     tries: Cell<u32>,
     failed: Cell<u32>,
     /// Lanes on a record or a look-up, which may give the others more to do.
@@ -231,6 +234,14 @@ struct Run<'a, P> {
     /// Bumped, and the lanes waiting on it woken, when a lane finished something or a grant.
     changes: Cell<u64>,
     waiting: RefCell<Vec<Waker>>,
+}
+
+/// Where the page is with a record's email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmailLookUp {
+    No,
+    Underway,
+    Done,
 }
 
 /// What a lane does next.
@@ -340,8 +351,10 @@ impl<P: Spender> Run<'_, P> {
 
     /// One record's try: its calls granted one by one, each just before it is sent.
     async fn try_record<M: ClerkApi, S: Store>(&self, migrator: &Migrator<M, S>, t: Try) {
+        // An earlier try's outcome is superseded.
+        self.outcomes.borrow_mut()[t.record] = None;
         let candidates = self.candidates.borrow().clone();
-        let looked_up = self.email_looked_up.borrow()[t.record];
+        let looked_up = self.email_looked_up.borrow()[t.record] == EmailLookUp::Done;
         let gate = RecordGate {
             run: self,
             refused: Cell::new(false),
@@ -356,8 +369,14 @@ impl<P: Spender> Run<'_, P> {
         }
         let migration = match step {
             PageMigration::Done(migration) => migration,
+            // Its email is looked up while its create was out: judged again on the holders
+            // once that look-up is done.
             PageMigration::EmailTaken { .. } => {
-                self.taken.borrow_mut().push(t);
+                match self.email_looked_up.borrow()[t.record] {
+                    EmailLookUp::No => self.taken.borrow_mut().push(t),
+                    EmailLookUp::Underway => self.held.borrow_mut().push(t),
+                    EmailLookUp::Done => self.settle_taken(vec![t]),
+                }
                 return;
             }
         };
@@ -377,34 +396,53 @@ impl<P: Spender> Run<'_, P> {
         self.outcomes.borrow_mut()[t.record] = Some(migration.outcome);
     }
 
-    /// Step 3: the taken emails' holders, in one call — with the emails of the records not
-    /// tried yet, which that call takes at no cost: a page of people already in Clerk pays for
-    /// its creates refused as taken about once, not per record. The taken records are tried
-    /// again next, on the holders; one whose look-up failed ends as it did (nobody was
-    /// created).
+    /// Step 3: the taken emails' holders, in one call — with the emails of the records being
+    /// tried and not tried yet, which that call takes at no cost: a page of people already in
+    /// Clerk pays for its creates refused as taken about once, not per record. The taken
+    /// records are tried again next, on the holders; one whose look-up failed ends as it did
+    /// (nobody was created).
     async fn look_up_emails<C: ClerkApi>(&self, clerk: &C, taken: Vec<Try>) {
-        let mut which: Vec<usize> = taken.iter().map(|t| t.record).collect();
-        {
-            let looked_up = self.email_looked_up.borrow();
-            let open = self.open.borrow();
-            for t in &open[self.next.get()..] {
-                if !looked_up[t.record] && self.records[t.record].email.is_some() {
-                    which.push(t.record);
-                }
+        // The taken ones, those being tried and those not tried yet: every record without an
+        // outcome (yet) whose email was not looked up.
+        let which: Vec<usize> = {
+            let mut looked_up = self.email_looked_up.borrow_mut();
+            let outcomes = self.outcomes.borrow();
+            let which: Vec<usize> = (0..self.records.len())
+                .filter(|&i| {
+                    looked_up[i] == EmailLookUp::No
+                        && outcomes[i].is_none()
+                        && self.records[i].email.is_some()
+                })
+                .collect();
+            for &i in &which {
+                looked_up[i] = EmailLookUp::Underway;
             }
-        }
-        for t in &taken {
-            // An earlier try's outcome is superseded: a failed look-up writes its own.
-            self.outcomes.borrow_mut()[t.record] = None;
-        }
+            which
+        };
         let holders = lookup(self, clerk, &which, By::Email).await;
         let mut candidates = Vec::clone(&self.candidates.borrow());
         candidates.extend(holders);
         *self.candidates.borrow_mut() = Rc::new(candidates);
         let mut looked_up = self.email_looked_up.borrow_mut();
         for &i in &which {
-            looked_up[i] = true;
+            looked_up[i] = EmailLookUp::Done;
         }
+        // With the creates found taken while this look-up was out.
+        let mut settled = taken;
+        self.held.borrow_mut().retain(|t| {
+            let done = looked_up[t.record] == EmailLookUp::Done;
+            if done {
+                settled.push(*t);
+            }
+            !done
+        });
+        drop(looked_up);
+        self.settle_taken(settled);
+    }
+
+    /// Records whose create found their email taken, their email now looked up: tried again
+    /// next, on the holders; one whose look-up failed ends as it did (nobody was created).
+    fn settle_taken(&self, taken: Vec<Try>) {
         let outcomes = self.outcomes.borrow();
         let mut open = self.open.borrow_mut();
         let next = self.next.get();
@@ -510,10 +548,11 @@ pub async fn migrate_page<M: ClerkApi, S: Store, C: ClerkApi, P: Spender>(
         stopped: RefCell::new(None),
         outcomes: RefCell::new(vec![None; records.len()]),
         candidates: RefCell::default(),
-        email_looked_up: RefCell::new(vec![false; records.len()]),
+        email_looked_up: RefCell::new(vec![EmailLookUp::No; records.len()]),
         open: RefCell::default(),
         next: Cell::new(0),
         taken: RefCell::default(),
+        held: RefCell::default(),
         tries: Cell::new(0),
         failed: Cell::new(0),
         busy: Cell::new(0),

@@ -771,6 +771,7 @@ struct OnTheWire<'a> {
     inner: &'a MemoryClerk,
     grants: &'a Grants,
     sent: Cell<u32>,
+    look_ups: Cell<u32>,
     out: Cell<usize>,
     most_out: Cell<usize>,
 }
@@ -781,6 +782,7 @@ impl<'a> OnTheWire<'a> {
             inner,
             grants,
             sent: Cell::new(0),
+            look_ups: Cell::new(0),
             out: Cell::new(0),
             most_out: Cell::new(0),
         }
@@ -804,6 +806,7 @@ impl<'a> OnTheWire<'a> {
 
 impl ClerkApi for OnTheWire<'_> {
     async fn find_users(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
+        self.look_ups.set(self.look_ups.get() + 1);
         self.send(self.inner.find_users(q)).await
     }
     async fn create_user(&self, body: &CreateUser) -> Result<ClerkUser, ClerkError> {
@@ -935,4 +938,29 @@ fn a_call_the_page_has_no_grant_for_is_never_sent_and_its_record_waits() {
             assert!(memory.user_by_external_id("L0").is_none());
         }
     }
+}
+
+#[test]
+fn creates_out_when_their_emails_are_found_taken_share_one_look_up() {
+    let memory = MemoryClerk::default();
+    let records = page(30);
+    signed_up_in_clerk(&memory, &records, 1);
+    let grants = Grants::free();
+    let clerk = OnTheWire::new(&memory, &grants);
+    let store = MemoryStore::new();
+    let migrator = Migrator::new(&clerk, &store, Mode::Migrate);
+    let result = block_on(migrate_page(&migrator, &clerk, &grants, &records));
+    assert!(result
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::Linked { .. })));
+    assert_eq!(memory.user_count(), 30, "nobody created");
+    // The look-up by external id and one of the emails: the creates out when the first came
+    // back refused as taken, and those started while the look-up was out, wait for it.
+    assert_eq!(clerk.look_ups.get(), 2);
+    let refused_creates = result.calls - 2 - 30;
+    assert!(
+        (1..=2 * CONNECTIONS_PER_INVOCATION as u32).contains(&refused_creates),
+        "{refused_creates} creates refused as taken"
+    );
 }
