@@ -27,16 +27,18 @@
 //! (`map:l2c:` / `map:c2l:`, see [`super::ledger`]), written only for a user whose answer was
 //! re-checked here, so a stale KV read costs a call, never a duplicate or a wrong binding.
 
+pub use super::counted::CallGate;
+pub use super::outcome::{Migration, MigrationWarning, Outcome};
+
+use super::counted::Counted;
 use super::ledger;
+use super::outcome::{digest_warning, is_digest_rejection, refused, taken_warning};
 use super::proof::{self, Binding, Decision, Identifier, LegacyFacts};
 use super::record::ImportRecord;
 use super::store::Store;
 use crate::clerk_api::{
-    ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UpdateUserMetadata,
-    UserQuery,
+    ClerkApi, ClerkError, ClerkUser, CreateUser, SignInToken, UpdateUser, UserQuery,
 };
-use futures::future::LocalBoxFuture;
-use std::cell::Cell;
 
 /// `MIGRATION_PHASE` as the migrator sees it: `observe` is a dry run (reads only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,191 +73,9 @@ impl TrickleUser {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new Clerk user was created.
-    Created { clerk_id: String },
-    /// An existing Clerk user holding the legacy email verified (proven on both sides, see
-    /// [`proof`]) got this legacy id as `external_id`.
-    Linked { clerk_id: String },
-    /// A Clerk user with this `external_id` exists (missing fields were completed).
-    AlreadyMigrated { clerk_id: String },
-    /// Observe mode: a user would be created.
-    WouldCreate,
-    /// Observe mode: this Clerk user would be linked.
-    WouldLink { clerk_id: String },
-    /// Deliberately not migrated; retrying will not change that. (The migrator itself no
-    /// longer skips: a refused link is a `Failed` with a [`proof::Refusal`] code.)
-    Skipped { reason: String },
-    /// Clerk refused, or the data conflicts (a [`proof::Refusal`] code); needs a person.
-    Failed { code: String, message: String },
-    /// Transient: try again, after `after_secs` when Clerk said so (429 / 503).
-    Retry {
-        after_secs: Option<u32>,
-        code: String,
-    },
-}
-
-impl Outcome {
-    /// The Clerk user id when the legacy user now has one.
-    pub fn clerk_id(&self) -> Option<&str> {
-        match self {
-            Outcome::Created { clerk_id }
-            | Outcome::Linked { clerk_id }
-            | Outcome::AlreadyMigrated { clerk_id } => Some(clerk_id),
-            _ => None,
-        }
-    }
-
-    /// A Backend API error as an outcome: retryable errors retry, the rest fail with Clerk's code.
-    pub fn from_error(e: &ClerkError) -> Outcome {
-        if e.is_retryable() {
-            Outcome::Retry {
-                after_secs: e.retry_after(),
-                code: e.code().to_owned(),
-            }
-        } else {
-            Outcome::Failed {
-                code: e.code().to_owned(),
-                message: e.to_string(),
-            }
-        }
-    }
-}
-
-/// Something left behind while the user was migrated (a refused password digest, a taken
-/// username): the operator follows up; the person is not blocked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationWarning {
-    /// Clerk's error code (`form_password_digest_invalid_code`, …) or ours.
-    pub code: String,
-    /// What was left out and why. Never holds the digest.
-    pub message: String,
-}
-
-/// An outcome, the number of Backend API calls it cost (for the pacer's accounting) and the
-/// warnings of a migration that succeeded with something left out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migration {
-    pub outcome: Outcome,
-    pub calls: u32,
-    pub warnings: Vec<MigrationWarning>,
-}
-
 /// Most `POST /users` attempts for one migration: the first, one without a refused digest,
 /// one without a taken username, one without a taken phone.
 const MAX_CREATES: usize = 4;
-
-/// Whether Clerk refused the password digest or its hasher (OpenAPI `CreateUser` /
-/// `UpdateUser`, error catalogue `forms.go`): `form_password_digest_invalid_code` ("not valid
-/// for the provided password_hasher"), or any 422 naming `password_digest` /
-/// `password_hasher` (`form_param_value_invalid` for an unknown hasher,
-/// `form_conditional_param_missing`, …). Retrying the same digest cannot succeed.
-pub fn is_digest_rejection(e: &ClerkError) -> bool {
-    match e {
-        ClerkError::Api {
-            status: 422,
-            code,
-            param,
-            ..
-        } => {
-            code == "form_password_digest_invalid_code"
-                || matches!(
-                    param.as_deref(),
-                    Some("password_digest" | "password_hasher")
-                )
-        }
-        _ => false,
-    }
-}
-
-fn digest_warning(e: &ClerkError, hasher: Option<&str>) -> MigrationWarning {
-    MigrationWarning {
-        code: e.code().to_owned(),
-        message: format!(
-            "Clerk refused the password digest (hasher {}); the user was migrated without a \
-             password and signs in another way until they set one",
-            hasher.unwrap_or("unknown")
-        ),
-    }
-}
-
-fn taken_warning(identifier: Identifier) -> MigrationWarning {
-    MigrationWarning {
-        code: format!("{}_taken", identifier.name()),
-        message: format!(
-            "another Clerk user holds this {}; it proves nothing, so it was not linked and the \
-             user was migrated without it",
-            identifier.name()
-        ),
-    }
-}
-
-/// A refusal as an outcome: permanent (the batch lists it as failed), with the stable code.
-fn refused(refusal: proof::Refusal, clerk_id: &str, identifier: Option<Identifier>) -> Outcome {
-    let what = identifier.map_or("external id", Identifier::name);
-    Outcome::Failed {
-        code: refusal.code().to_owned(),
-        message: format!("{} (Clerk user {clerk_id}, by {what})", refusal.explain()),
-    }
-}
-
-/// Asked before each Backend API call of a record that a batch page runs
-/// ([`Migrator::migrate_in_page`]): the call is sent once admitted (granted by the page's
-/// budget, at once), and never when refused (the page stopped), which ends the record with
-/// [`ClerkError::NotSent`]. Boxed so that the migrator is compiled once for the trickle and
-/// the page.
-pub trait CallGate {
-    fn admit(&self) -> LocalBoxFuture<'_, bool>;
-}
-
-/// Wraps the client to count calls for one migration, each admitted by the gate if any.
-struct Counted<'a, C> {
-    inner: &'a C,
-    calls: Cell<u32>,
-    gate: Option<&'a dyn CallGate>,
-}
-
-impl<'a, C: ClerkApi> Counted<'a, C> {
-    fn new(inner: &'a C, gate: Option<&'a dyn CallGate>) -> Self {
-        Self {
-            inner,
-            calls: Cell::new(0),
-            gate,
-        }
-    }
-    /// One call may be sent now.
-    async fn admit(&self) -> Result<(), ClerkError> {
-        if let Some(gate) = self.gate {
-            if !gate.admit().await {
-                return Err(ClerkError::NotSent);
-            }
-        }
-        self.calls.set(self.calls.get() + 1);
-        Ok(())
-    }
-    /// Candidates only: callers judge them with [`proof`].
-    async fn find(&self, q: &UserQuery) -> Result<Vec<ClerkUser>, ClerkError> {
-        self.admit().await?;
-        self.inner.find_users(q).await
-    }
-    async fn create(&self, b: &CreateUser) -> Result<ClerkUser, ClerkError> {
-        self.admit().await?;
-        self.inner.create_user(b).await
-    }
-    async fn update(&self, id: &str, b: &UpdateUser) -> Result<ClerkUser, ClerkError> {
-        self.admit().await?;
-        self.inner.update_user(id, b).await
-    }
-    async fn update_metadata(
-        &self,
-        id: &str,
-        b: &UpdateUserMetadata,
-    ) -> Result<ClerkUser, ClerkError> {
-        self.admit().await?;
-        self.inner.update_user_metadata(id, b).await
-    }
-}
 
 fn identifier_query(identifier: Identifier, value: &str) -> UserQuery {
     match identifier {

@@ -21,9 +21,11 @@
 //! recomputed from listings ([`ledger::tally`]); a redelivered message rewrites the same key.
 //! Records hold password digests: they are read by the consumer and the trickle, never logged.
 
+mod counted;
 pub mod kv;
 pub mod ledger;
 pub mod migrator;
+pub mod outcome;
 pub mod page;
 pub mod proof;
 pub mod record;
