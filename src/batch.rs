@@ -56,7 +56,18 @@ pub const DEAD_LETTER_QUEUE_NAME: &str = "auth-bridge-import-dlq";
 /// (at the end of an import, a chain of them is what the import waits for); a Clerk in
 /// trouble still gets minutes between tries after a few.
 pub fn backoff_secs(attempts: u32) -> u32 {
-    2u32.saturating_mul(1 << attempts.saturating_sub(1).min(8))
+    backoff_from(2, attempts)
+}
+
+/// [`backoff_secs`] for a record a tail page hands back ([`retry_schedule_at_tail`]): 1 s
+/// doubling, at most 5 min.
+pub fn tail_backoff_secs(attempts: u32) -> u32 {
+    backoff_from(1, attempts)
+}
+
+fn backoff_from(first_secs: u32, attempts: u32) -> u32 {
+    first_secs
+        .saturating_mul(1 << attempts.saturating_sub(1).min(9))
         .min(300)
 }
 
@@ -189,6 +200,27 @@ pub fn retry_schedule(
     (now_ms + u64::from(secs) * 1000, attempts)
 }
 
+/// [`retry_schedule`] for a record a tail page hands back: a transient error backs off from
+/// 1 s ([`tail_backoff_secs`]). At the end of an import the few records left are all the
+/// import waits for, each backoff in a chain of them adds to its end, and the calls they make
+/// are a handful: the backoff still doubles, so a Clerk in trouble gets minutes after a few.
+pub fn retry_schedule_at_tail(
+    after_secs: Option<u32>,
+    code: &str,
+    attempts: u32,
+    now_ms: u64,
+) -> (u64, u32) {
+    if DEFERRAL_CODES.contains(&code) {
+        return retry_schedule(after_secs, code, attempts, now_ms);
+    }
+    let attempts = attempts.saturating_add(1);
+    let secs = after_secs
+        .unwrap_or(0)
+        .max(tail_backoff_secs(attempts))
+        .min(300);
+    (now_ms + u64::from(secs) * 1000, attempts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +264,27 @@ mod tests {
         assert_eq!(delays, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(backoff_secs(0), 2);
         assert_eq!(backoff_secs(u32::MAX), 300);
+    }
+
+    #[test]
+    fn tail_pages_back_off_from_one_second() {
+        let delays: Vec<u32> = (1..=10).map(tail_backoff_secs).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
+        assert_eq!(
+            retry_schedule_at_tail(None, "clerk_unavailable", 0, 0),
+            (1_000, 1)
+        );
+        assert_eq!(retry_schedule_at_tail(None, "timeout", 2, 0), (4_000, 3));
+        assert_eq!(
+            retry_schedule_at_tail(Some(7), "clerk_unavailable", 0, 0),
+            (7_000, 1),
+            "Retry-After is honoured when longer"
+        );
+        assert_eq!(
+            retry_schedule_at_tail(Some(7), "rate_limited", 3, 1_000),
+            (8_000, 3),
+            "a deferral waits as anywhere"
+        );
     }
 
     #[test]
