@@ -192,12 +192,7 @@ pub fn retry_schedule(
     attempts: u32,
     now_ms: u64,
 ) -> (u64, u32) {
-    if DEFERRAL_CODES.contains(&code) {
-        return (now_ms + u64::from(after_secs.unwrap_or(0)) * 1000, attempts);
-    }
-    let attempts = attempts.saturating_add(1);
-    let secs = after_secs.unwrap_or(0).max(backoff_secs(attempts)).min(300);
-    (now_ms + u64::from(secs) * 1000, attempts)
+    schedule(after_secs, code, attempts, now_ms, backoff_secs)
 }
 
 /// [`retry_schedule`] for a record a tail page hands back: a transient error backs off from
@@ -210,14 +205,22 @@ pub fn retry_schedule_at_tail(
     attempts: u32,
     now_ms: u64,
 ) -> (u64, u32) {
+    schedule(after_secs, code, attempts, now_ms, tail_backoff_secs)
+}
+
+/// The retry schedules' one rule, with the backoff of its kind of page.
+fn schedule(
+    after_secs: Option<u32>,
+    code: &str,
+    attempts: u32,
+    now_ms: u64,
+    backoff: fn(u32) -> u32,
+) -> (u64, u32) {
     if DEFERRAL_CODES.contains(&code) {
-        return retry_schedule(after_secs, code, attempts, now_ms);
+        return (now_ms + u64::from(after_secs.unwrap_or(0)) * 1000, attempts);
     }
     let attempts = attempts.saturating_add(1);
-    let secs = after_secs
-        .unwrap_or(0)
-        .max(tail_backoff_secs(attempts))
-        .min(300);
+    let secs = after_secs.unwrap_or(0).max(backoff(attempts)).min(300);
     (now_ms + u64::from(secs) * 1000, attempts)
 }
 
