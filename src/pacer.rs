@@ -16,10 +16,11 @@
 //!
 //! Ticks are only hints: a record may cost more than planned (a link completes a user, a fault
 //! is retried), so the queue consumer asks [`Pacer::grant`] before each call, just before it
-//! sends it from a free connection, and waits for the window when it is full. Consumers run in separate isolates and see only
-//! their own calls, so each keeps them within its seat's whole part of the budget
-//! ([`Pacer::seat_calls`]; the parts add up to the budget) and spends at that pace
-//! ([`Pacer::share_per_sec`]): one message never takes more than its share of a window.
+//! sends it from a free connection, and waits for the window when it is full. Consumers run
+//! in separate isolates and see only their own calls, so each keeps them within its seat's
+//! whole part of the budget ([`Pacer::seat_calls`]; the parts add up to the budget) and spends
+//! at that pace ([`Pacer::share_per_sec`]): one message never takes more than its share of a
+//! window.
 //!
 //! Concerns, one file each: [`rate`] (the limit), [`calls`] (counting calls), [`plan`] (the
 //! tick's pages) and [`grant`] (the consumer's live check, pace and grants).
