@@ -51,21 +51,14 @@ pub const IMPORT_QUEUE_NAME: &str = "auth-bridge-import";
 pub const DEAD_LETTER_QUEUE_NAME: &str = "auth-bridge-import-dlq";
 
 /// Delay before a record's next try after `attempts` tries that met only transient errors:
-/// 2 s doubling, at most 5 min. Capped, never given up: only Clerk's permanent refusals end a
-/// record as failed. A short start: a record that met one sporadic fault is tried again soon
-/// (at the end of an import, a chain of them is what the import waits for); a Clerk in
-/// trouble still gets minutes between tries after a few.
-pub fn backoff_secs(attempts: u32) -> u32 {
-    backoff_from(2, attempts)
-}
-
-/// [`backoff_secs`] for a record a tail page hands back ([`retry_schedule_at_tail`]): 1 s
-/// doubling, at most 5 min.
-pub fn tail_backoff_secs(attempts: u32) -> u32 {
-    backoff_from(1, attempts)
-}
-
-fn backoff_from(first_secs: u32, attempts: u32) -> u32 {
+/// doubling from 2 s, or from 1 s for a record a tail page hands back (`tail_page`, see
+/// [`crate::migration::page::PageMessage::tail`]), at most 5 min. Capped, never given up: only
+/// Clerk's permanent refusals end a record as failed. A short start: a record that met one
+/// sporadic fault is tried again soon; at the end of an import the few records left are all the
+/// import waits for, and each backoff in a chain of them adds to its end. A Clerk in trouble
+/// still gets minutes between tries after a few.
+pub fn backoff_secs(attempts: u32, tail_page: bool) -> u32 {
+    let first_secs: u32 = if tail_page { 1 } else { 2 };
     first_secs
         .saturating_mul(1 << attempts.saturating_sub(1).min(9))
         .min(300)
@@ -185,42 +178,23 @@ pub fn retry_through_queue(code: &str) -> bool {
 
 /// When a record that ended a delivery with a transient `Retry` is tried again, and with how
 /// many attempts counted: `(due_ms, attempts)`. A deferral waits only for what it waited on
-/// (Clerk's `Retry-After`, or the next slot); a real error backs off.
+/// (Clerk's `Retry-After`, or the next slot); a real error backs off ([`backoff_secs`], from a
+/// tail page when `tail_page`).
 pub fn retry_schedule(
     after_secs: Option<u32>,
     code: &str,
     attempts: u32,
     now_ms: u64,
-) -> (u64, u32) {
-    schedule(after_secs, code, attempts, now_ms, backoff_secs)
-}
-
-/// [`retry_schedule`] for a record a tail page hands back: a transient error backs off from
-/// 1 s ([`tail_backoff_secs`]). At the end of an import the few records left are all the
-/// import waits for, each backoff in a chain of them adds to its end, and the calls they make
-/// are a handful: the backoff still doubles, so a Clerk in trouble gets minutes after a few.
-pub fn retry_schedule_at_tail(
-    after_secs: Option<u32>,
-    code: &str,
-    attempts: u32,
-    now_ms: u64,
-) -> (u64, u32) {
-    schedule(after_secs, code, attempts, now_ms, tail_backoff_secs)
-}
-
-/// The retry schedules' one rule, with the backoff of its kind of page.
-fn schedule(
-    after_secs: Option<u32>,
-    code: &str,
-    attempts: u32,
-    now_ms: u64,
-    backoff: fn(u32) -> u32,
+    tail_page: bool,
 ) -> (u64, u32) {
     if DEFERRAL_CODES.contains(&code) {
         return (now_ms + u64::from(after_secs.unwrap_or(0)) * 1000, attempts);
     }
     let attempts = attempts.saturating_add(1);
-    let secs = after_secs.unwrap_or(0).max(backoff(attempts)).min(300);
+    let secs = after_secs
+        .unwrap_or(0)
+        .max(backoff_secs(attempts, tail_page))
+        .min(300);
     (now_ms + u64::from(secs) * 1000, attempts)
 }
 
@@ -263,28 +237,28 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let delays: Vec<u32> = (1..=10).map(backoff_secs).collect();
+        let delays: Vec<u32> = (1..=10).map(|n| backoff_secs(n, false)).collect();
         assert_eq!(delays, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(backoff_secs(0), 2);
-        assert_eq!(backoff_secs(u32::MAX), 300);
+        assert_eq!(backoff_secs(0, false), 2);
+        assert_eq!(backoff_secs(u32::MAX, false), 300);
     }
 
     #[test]
     fn tail_pages_back_off_from_one_second() {
-        let delays: Vec<u32> = (1..=10).map(tail_backoff_secs).collect();
+        let delays: Vec<u32> = (1..=10).map(|n| backoff_secs(n, true)).collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
         assert_eq!(
-            retry_schedule_at_tail(None, "clerk_unavailable", 0, 0),
+            retry_schedule(None, "clerk_unavailable", 0, 0, true),
             (1_000, 1)
         );
-        assert_eq!(retry_schedule_at_tail(None, "timeout", 2, 0), (4_000, 3));
+        assert_eq!(retry_schedule(None, "timeout", 2, 0, true), (4_000, 3));
         assert_eq!(
-            retry_schedule_at_tail(Some(7), "clerk_unavailable", 0, 0),
+            retry_schedule(Some(7), "clerk_unavailable", 0, 0, true),
             (7_000, 1),
             "Retry-After is honoured when longer"
         );
         assert_eq!(
-            retry_schedule_at_tail(Some(7), "rate_limited", 3, 1_000),
+            retry_schedule(Some(7), "rate_limited", 3, 1_000, true),
             (8_000, 3),
             "a deferral waits as anywhere"
         );
@@ -293,21 +267,24 @@ mod tests {
     #[test]
     fn deferrals_wait_without_growing_the_backoff_and_errors_back_off() {
         assert_eq!(
-            retry_schedule(Some(7), "rate_limited", 3, 1_000),
+            retry_schedule(Some(7), "rate_limited", 3, 1_000, false),
             (8_000, 3)
         );
         assert_eq!(
-            retry_schedule(None, "admission_deferred", 0, 1_000),
+            retry_schedule(None, "admission_deferred", 0, 1_000, false),
             (1_000, 0)
         );
-        assert_eq!(retry_schedule(None, "clerk_unavailable", 2, 0), (8_000, 3));
         assert_eq!(
-            retry_schedule(Some(60), "clerk_unavailable", 0, 0),
+            retry_schedule(None, "clerk_unavailable", 2, 0, false),
+            (8_000, 3)
+        );
+        assert_eq!(
+            retry_schedule(Some(60), "clerk_unavailable", 0, 0, false),
             (60_000, 1),
             "Retry-After is honoured when longer"
         );
         assert_eq!(
-            retry_schedule(None, "timeout", 40, 0),
+            retry_schedule(None, "timeout", 40, 0, false),
             (300_000, 41),
             "capped, and never a give-up"
         );

@@ -21,8 +21,7 @@
 
 use auth_bridge::batch::tick::pacer_config;
 use auth_bridge::batch::{
-    backlog_left, retry_schedule, retry_schedule_at_tail, retry_through_queue, TickPages,
-    TickPlanner, REQUEUE_LOOKAHEAD_MS,
+    backlog_left, retry_schedule, retry_through_queue, TickPages, TickPlanner, REQUEUE_LOOKAHEAD_MS,
 };
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
 use auth_bridge::clerk_api::{
@@ -700,12 +699,8 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
             let mut direct = Vec::new();
             for ((item, rec), outcome) in page.items.iter().zip(&recs).zip(&result.outcomes) {
                 if let Outcome::Retry { after_secs, code } = outcome {
-                    let schedule = if page.tail {
-                        retry_schedule_at_tail
-                    } else {
-                        retry_schedule
-                    };
-                    let (due, attempts) = schedule(*after_secs, code, item.attempts, now);
+                    let (due, attempts) =
+                        retry_schedule(*after_secs, code, item.attempts, now, page.tail);
                     let mut back = item.clone();
                     back.attempts = attempts;
                     if page.tail && retry_through_queue(code) {

@@ -22,10 +22,7 @@ use worker::{
 
 use super::status::BatchStats;
 use super::tick::{pacer_for, pause_state, random_u32};
-use super::{
-    retry_schedule, retry_schedule_at_tail, retry_through_queue, BATCH_STATS_KEY,
-    RATE_LIMIT_PAUSE_KEY,
-};
+use super::{retry_schedule, retry_through_queue, BATCH_STATS_KEY, RATE_LIMIT_PAUSE_KEY};
 use crate::clerk_api::fetch::FetchClerk;
 use crate::config::Phase;
 use crate::isolate::Isolate;
@@ -268,12 +265,7 @@ async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &
     let mut direct: Vec<(u64, QueueMessage)> = Vec::new();
     for ((item, rec), outcome) in items.iter().zip(&records).zip(result.outcomes) {
         if let Outcome::Retry { after_secs, code } = &outcome {
-            let schedule = if page.tail {
-                retry_schedule_at_tail
-            } else {
-                retry_schedule
-            };
-            let (due, attempts) = schedule(*after_secs, code, item.attempts, now);
+            let (due, attempts) = retry_schedule(*after_secs, code, item.attempts, now, page.tail);
             let mut back = (*item).clone();
             back.attempts = attempts;
             if page.tail && retry_through_queue(code) {
