@@ -3,10 +3,12 @@
 use auth_bridge::clerk_api::memory::{Fault, MemoryClerk};
 use auth_bridge::clerk_api::{ClerkApi, CreateUser, IdentificationStatus, UserQuery};
 use auth_bridge::migration::ledger::{self, RecordState};
+use auth_bridge::migration::migrator::{CallGate, PageMigration};
 use auth_bridge::migration::{
     parse_line, verdict, MemoryStore, Migrator, Mode, Outcome, TrickleUser,
 };
 use futures::executor::block_on;
+use futures::future::LocalBoxFuture;
 use serde_json::json;
 
 fn rec(v: serde_json::Value) -> auth_bridge::migration::ImportRecord {
@@ -704,6 +706,15 @@ fn a_fresh_trickle_user_costs_two_calls() {
     assert_eq!(clerk.request_log.borrow().len(), 2);
 }
 
+/// Admits every call: a page whose budget never refuses.
+struct Admit;
+
+impl CallGate for Admit {
+    fn admit(&self) -> LocalBoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+}
+
 #[test]
 fn a_page_of_candidates_is_judged_per_record() {
     // What a batched consumer does: one escaped multi-value query for the page, then each
@@ -743,7 +754,12 @@ fn a_page_of_candidates_is_judged_per_record() {
     let m = Migrator::new(&clerk, &store, Mode::Migrate);
     let outs: Vec<_> = records
         .iter()
-        .map(|r| block_on(m.migrate_with_candidates(r, &page)))
+        .map(
+            |r| match block_on(m.migrate_in_page(r, &page, true, &Admit)) {
+                PageMigration::Done(migration) => migration,
+                other => panic!("{other:?}"),
+            },
+        )
         .collect();
     assert_eq!(outs[0].outcome, Outcome::AlreadyMigrated { clerk_id: done });
     assert_eq!(outs[0].calls, 0, "nothing to complete");

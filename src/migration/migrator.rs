@@ -214,28 +214,8 @@ impl<C: ClerkApi, S: Store> Migrator<C, S> {
 
     /// Batch path with the look-ups already done for a whole page: `candidates` are the users
     /// that the page's multi-value queries answered (by escaped external ids, and by the emails
-    /// it looked up). They are judged for this record by [`proof::decide`]: a bound user is
-    /// completed (or linked), a refusal fails with its code, and no match goes to the create
-    /// path of [`Migrator::migrate_record`] (which still resolves a race by
-    /// `form_identifier_exists`).
-    pub async fn migrate_with_candidates(
-        &self,
-        rec: &ImportRecord,
-        candidates: &[ClerkUser],
-    ) -> Migration {
-        let api = Counted::new(&self.clerk, None);
-        let mut run = Run::default();
-        let outcome = match self
-            .judge(&api, rec, candidates, &mut run, Defer::Nothing)
-            .await
-        {
-            Ok(created) => created.into_outcome(),
-            Err(e) => Outcome::from_error(&e),
-        };
-        self.finish(rec, outcome, run, api.calls.get()).await
-    }
-
-    /// [`Migrator::migrate_with_candidates`] as a page runs it. A record nobody holds is created
+    /// it looked up), judged for this record by [`proof::decide`]: a bound user is completed
+    /// (or linked), a refusal fails with its code. A record nobody holds is created
     /// first (one `POST /users` with its `external_id`: the whole cost of a fresh user). While
     /// the page has not looked this record's email up (`email_looked_up` false), a create that
     /// Clerk refuses because the email is taken is handed back
