@@ -45,16 +45,13 @@ fn sorting_swaps(len: usize, compare: &dyn Fn(usize, usize) -> Ordering) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     #[test]
     fn sorts_as_the_standard_library_does_and_keeps_equal_elements_in_order() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut next = move || rng.gen::<u64>();
         for len in 0..60 {
             for _ in 0..20 {
                 // Few distinct keys, so many ties; the second field tells ties apart.

@@ -218,6 +218,8 @@ impl<W: LiveWindow> Grants<W> {
 mod tests {
     use super::*;
     use crate::pacer::PacerConfig;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     #[test]
     fn grant_checks_the_live_window_and_paces_each_consumer() {
@@ -353,20 +355,17 @@ mod tests {
         let p = Pacer::new(PacerConfig::default()); // 99 per 10 s
         let none = CallCounter::new();
         // One consumer granting as much as it may every 10 ms for two minutes; each call
-        // arrives at Clerk `0..=spread` ms after its grant (a fixed pseudo-random sequence).
+        // arrives at Clerk `0..=spread` ms after its grant (a seeded pseudo-random sequence).
         // Answers the most arrivals any of Clerk's 10-second windows holds.
         let most_at_clerk = |spread: u64| {
             let (mut own, mut pace) = (CallLog::new(), Pace::default());
             let mut arrivals = Vec::new();
-            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let mut rng = StdRng::seed_from_u64(7);
             for t in (0..120_000u64).step_by(10) {
                 if let Ok(n) = p.grant(t, &own, &none, &mut pace, Seat::ALONE, 100) {
                     own.record(t, n);
                     for _ in 0..n {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        arrivals.push(t + x % (spread + 1));
+                        arrivals.push(t + rng.gen_range(0..=spread));
                     }
                 }
             }
