@@ -55,7 +55,9 @@ pub struct PacerConfig {
     /// arrive before the trickle's recent pace shows them (other isolates publish theirs to KV
     /// about once a second).
     pub safety_margin_pct: u32,
-    /// Calls one page costs before any record: the look-ups by `external_id` and by email.
+    /// Calls one page costs before any record: its look-ups. The worker sets them per phase
+    /// (`batch::tick::pacer_config`: one by `external_id` in `migrate`, which creates first;
+    /// by `external_id` and by email in `observe`); the default, two, is the larger.
     pub calls_per_page: u32,
     /// Calls one record costs on top of its page's look-ups: its `POST /users` (none in
     /// `observe`, which only looks up).
