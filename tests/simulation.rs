@@ -3,10 +3,11 @@
 //! page code ([`migrate_page`]) — each seeing only its own calls, as consumers in separate
 //! isolates do, and keeping them within its seat's part of the budget — a trickle burst of
 //! sign-ins half-way — many of them users whose page is in flight at that moment — 5 %
-//! transient faults, queue redeliveries of half-done pages,
-//! and Clerk answering after a latency. Each consumer's calls share a Worker invocation's six
-//! connections: a call beyond them waits for one to be answered, and arrives at Clerk later
-//! than it was granted by that wait.
+//! transient faults, queue redeliveries of half-done pages, and Clerk answering after a
+//! latency. Each consumer's calls share a Worker invocation's six connections: a call beyond
+//! them waits for one to be answered, and arrives at Clerk later than it was granted by that
+//! wait. The model keeps its own count of them ([`WORKER_CONNECTIONS`]), not the page's, so
+//! that it checks the page against the runtime.
 //!
 //! The trickle and the batch run **at the same time**: every Backend API call awaits a virtual
 //! latency, and a small single-threaded executor with a virtual clock interleaves the sign-ins
