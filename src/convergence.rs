@@ -209,7 +209,7 @@ impl Tally {
             }
         };
         let buckets = &mut self.hours[at].1;
-        // Almost always the last bucket; requests counted late (see `kv::record_forwarded_anonymous`)
+        // Almost always the last bucket; requests counted late (see `kv::record_forwarded`)
         // may belong to an earlier one, kept in order.
         let at = match buckets.iter().rposition(|b| b.start == start) {
             Some(at) => at,

@@ -20,7 +20,7 @@ use worker::{Context, Env, MessageBatch, Url};
 use crate::config::Phase;
 use crate::identity::clerk::{ClerkRequestState, DEV_BROWSER_QUERY_PARAM};
 use crate::identity::resolver::{RequestFacts, Resolution};
-use crate::identity::{Source, ANONYMOUS_IDENTITY_HEADERS};
+use crate::identity::{Identity, Source, ANONYMOUS_IDENTITY_HEADERS};
 use crate::isolate::Isolate;
 use crate::proxy::InboundRequest;
 use crate::{convergence, handshake, phase, proxy, routes};
@@ -166,13 +166,24 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
             (&fresh.0.identity, &*fresh.1, fresh.0.nextauth_beside_clerk)
         }
     };
-    convergence::kv::record(
-        convergence::kind_of(identity.source, nextauth_beside_clerk),
-        identity.user_id.as_deref(),
-        kv,
-        &ctx,
-        now,
-    );
+    let kind = convergence::kind_of(identity.source, nextauth_beside_clerk);
+    convergence::kv::record(kind, identity.user_id.as_deref(), kv, &ctx, now);
+    // Cookies seen again (a page's further requests): while the answer stands, they get the
+    // same forward from the JS entry. Not on first sight: most fresh tokens never come back.
+    if recalled.is_some()
+        && isolate.forward_plan.is_some()
+        && forward_only(&inbound, &isolate, identity)
+    {
+        if let Some(until) = isolate.identity.standing_until(&facts, kv.is_some(), now) {
+            crate::fast_path::remember_session(
+                inbound.cookie,
+                inbound.authorization,
+                packed_identity,
+                until.saturating_mul(1000),
+                kind,
+            );
+        }
+    }
 
     let mut with_assertion;
     let mut identity_headers = packed_identity;
@@ -227,6 +238,16 @@ fn carries_no_identity(inbound: &InboundRequest<'_>, isolate: &Isolate) -> bool 
             .identity
             .clerk()
             .is_none_or(|clerk| !clerk.publishable_key.is_development())
+}
+
+/// Whether every request with this request's cookies, whose URL the plan takes (see
+/// `fast_path`), gets nothing but the forward with its identity: no injection into the answer,
+/// and no handshake to resolve from its cookies.
+fn forward_only(inbound: &InboundRequest<'_>, isolate: &Isolate, identity: &Identity) -> bool {
+    !crate::inject::may_inject(&isolate.config, identity.source)
+        && !inbound
+            .cookie
+            .is_some_and(|c| c.contains(handshake::HANDSHAKE_PARAM))
 }
 
 /// Whether the request may carry a handshake result back from Clerk (a necessary condition of

@@ -2,7 +2,8 @@
 // wasm and JS, and each string copied across, costs about a microsecond; reading a request header
 // by header from Rust, or rebuilding the forwarded headers one call at a time, made up most of the
 // worker's own cost per request. Here each is one call; every decision stays in Rust: requests
-// forwarded without entering wasm (`forwardOnPlan`) follow a plan the worker made.
+// forwarded without entering wasm (`forwardOnPlan`) follow a plan the worker made, and sessions
+// the worker resolved and handed over (`rememberSession`).
 
 const ABSENT = "-";
 const PRESENT = "+";
@@ -83,9 +84,19 @@ function send(request, url, forwardedProto, via, pairs, from) {
 let plan = null;
 let forwardedOnPlan = 0;
 
+// Sessions the worker resolved and said how long their answer stands (src/fast_path.rs
+// `remember_session`): the exact `Cookie` and `Authorization` values to the identity headers
+// they forward with, until a time (ms) and with their convergence kind. They live within the
+// plan: a new plan starts with none. Requests forwarded on them, per kind (NextAuth only, Clerk
+// only, both, anonymous), for the worker to count.
+let sessions = new Map();
+let sessionHits = [0, 0, 0, 0];
+const MAX_SESSIONS = 256;
+
 export function installForwardPlan(packed, until) {
   const parts = packed.split("\0");
   plan = { until, base: parts[0], via: parts[1], identity: parts };
+  sessions = new Map();
 }
 
 export function takeForwardedOnPlan() {
@@ -94,22 +105,62 @@ export function takeForwardedOnPlan() {
   return count;
 }
 
+/** The key of a request's `Cookie` and `Authorization` values (absent and empty differ). */
+function sessionKey(cookie, authorization) {
+  return (cookie === null ? ABSENT : PRESENT + cookie) + "\0" + (authorization === null ? ABSENT : PRESENT + authorization);
+}
+
+/**
+ * Forwards further requests with exactly this `cookie` and `authorization` (null: absent) with
+ * the identity headers `packed` (`name NUL value ...`) until `until` (ms), counted as `kind`.
+ */
+export function rememberSession(cookie, authorization, packed, until, kind) {
+  if (plan === null) return;
+  if (sessions.size >= MAX_SESSIONS) sessions = new Map();
+  const pairs = packed === "" ? [] : packed.split("\0");
+  sessions.set(sessionKey(cookie ?? null, authorization ?? null), { until: Math.min(until, plan.until), pairs, kind });
+}
+
+/** Forgets every remembered session (an answer may have changed: a revoke on this isolate). */
+export function forgetSessions() {
+  sessions = new Map();
+}
+
+/** Requests forwarded on remembered sessions since the last call, per kind: "n0 n1 n2 n3". */
+export function takeSessionHits() {
+  const out = sessionHits.join(" ");
+  sessionHits = [0, 0, 0, 0];
+  return out;
+}
+
 const BRIDGE_ROUTES = "/__auth-bridge";
 
 /**
- * The origin's pending answer when `request` can only be anonymous and the plan stands;
- * `undefined` (the worker takes it) otherwise, or whenever in doubt. The same conditions as
- * the worker's (src/gateway.rs), narrower: no Cookie, Authorization or Via header; a path as
- * a URL parser leaves it (printable ASCII, no `%`, `\`, or `.` after `/`) outside the bridge's
- * routes; a query without `%` or `__clerk` (Clerk's handshake and dev-browser parameters).
+ * The origin's pending answer when `request` can only be anonymous, or carries exactly the
+ * `Cookie` and `Authorization` of a remembered session, and the plan stands; `undefined` (the
+ * worker takes it) otherwise, or whenever in doubt. The same conditions as the worker's
+ * (src/gateway.rs), narrower: no `Via` header; a path as a URL parser leaves it (printable
+ * ASCII, no `%`, `\`, or `.` after `/`) outside the bridge's routes; a query without `%` or
+ * `__clerk` (Clerk's handshake and dev-browser parameters).
  */
 function forwardOnPlan(request) {
-  if (plan === null || Date.now() >= plan.until) return undefined;
-  let url, onward;
+  const now = Date.now();
+  if (plan === null || now >= plan.until) return undefined;
+  let url, onward, session;
   try {
     const headers = request.headers;
-    if (headers.has("cookie") || headers.has("authorization") || headers.has("via")) {
-      return undefined;
+    if (headers.has("via")) return undefined;
+    const cookie = headers.get("cookie");
+    const authorization = headers.get("authorization");
+    if (cookie !== null || authorization !== null) {
+      if (sessions.size === 0) return undefined;
+      const key = sessionKey(cookie, authorization);
+      session = sessions.get(key);
+      if (session === undefined) return undefined;
+      if (now >= session.until) {
+        sessions.delete(key);
+        return undefined;
+      }
     }
     url = request.url;
     onward = pathOnward(url);
@@ -117,10 +168,18 @@ function forwardOnPlan(request) {
   } catch {
     return undefined;
   }
-  forwardedOnPlan++;
-  if (plan.base === "") return send(request, url, "", plan.via, plan.identity, 2);
+  let identity = plan.identity;
+  let from = 2;
+  if (session === undefined) {
+    forwardedOnPlan++;
+  } else {
+    sessionHits[session.kind]++;
+    identity = session.pairs;
+    from = 0;
+  }
+  if (plan.base === "") return send(request, url, "", plan.via, identity, from);
   const proto = url.startsWith("https:") ? "https" : "http";
-  return send(request, plan.base + onward, proto, plan.via, plan.identity, 2);
+  return send(request, plan.base + onward, proto, plan.via, identity, from);
 }
 
 // The entry (scripts/lean-entry.mjs) looks it up here: it runs before the worker's Rust.

@@ -67,10 +67,11 @@ pub fn record(
     });
 }
 
-/// Counts `count` anonymous requests forwarded at `at` without entering the worker's Rust (see
-/// `fast_path`); written to KV with the next request's [`record`].
-pub fn record_forwarded_anonymous(count: u64, at: u64) {
-    with_tally(|tally| tally.record_many(Kind::Anonymous, count, None, at));
+/// Counts `count` requests of `kind` forwarded at `at` without entering the worker's Rust (see
+/// `fast_path`); written to KV with the next request's [`record`]. Their users were counted by
+/// the request that made their forward, in the same bucket.
+pub fn record_forwarded(kind: Kind, count: u64, at: u64) {
+    with_tally(|tally| tally.record_many(kind, count, None, at));
 }
 
 /// The convergence figures for the admin status (`"convergence"`): last hour and last day,

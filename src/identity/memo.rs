@@ -172,6 +172,15 @@ impl ResolutionMemo {
             .then(|| entry.value.clone())
     }
 
+    /// How long the answer remembered for exactly these header values stands, if one is.
+    pub fn reuse_of(&self, cookie: Option<&str>, authorization: Option<&str>) -> Option<Reuse> {
+        let hash = request_hash(cookie, authorization);
+        self.entries
+            .iter()
+            .find(|e| e.is(hash, cookie, authorization))
+            .map(|e| e.reuse)
+    }
+
     /// Remembers `value` for these header values under `reuse` (from `now`). Requests too large
     /// to remember, or answers that no longer stand, are not kept.
     pub fn remember(

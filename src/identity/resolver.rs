@@ -255,6 +255,39 @@ impl IdentityResolver {
         )
     }
 
+    /// Until when (unix seconds) the answer remembered for exactly this request's `Cookie` and
+    /// `Authorization` stands with nothing but the clock to end it: its tokens' expiry and, when
+    /// a NextAuth session is involved, the revocation snapshot's next read. `None` when no
+    /// answer stands now, or when one may end sooner without the clock (a newly learned
+    /// `external_id`); a revoke made on this isolate is the caller's to apply.
+    pub fn standing_until(
+        &self,
+        request: &RequestFacts<'_>,
+        kv_bound: bool,
+        now: u64,
+    ) -> Option<u64> {
+        if request.dev_browser_in_query {
+            return None;
+        }
+        let reuse = self
+            .memo
+            .borrow()
+            .reuse_of(request.cookie_header, request.authorization)?;
+        let stands = reuse.stands(
+            now,
+            revocation::kv::settled_version(kv_bound, now),
+            self.external_ids_learned.get(),
+        );
+        if !stands || reuse.external_ids.is_some() {
+            return None;
+        }
+        let until = match reuse.revocation {
+            Some(_) => reuse.until.min(revocation::kv::settled_until(kv_bound)),
+            None => reuse.until,
+        };
+        (until > now).then_some(until)
+    }
+
     /// Remembers `resolution` of `request`, with the identity headers built from it, when the
     /// resolver said how long it stands.
     pub fn remember(

@@ -340,3 +340,29 @@ fn a_nextauth_answer_stands_alike_alone_and_beside_a_clerk_session() {
     let accepted = resolve_and_remember(&r, &facts(&early), later);
     assert_eq!(accepted.identity.user_id.as_deref(), Some("cy"));
 }
+
+#[test]
+fn a_remembered_answer_says_until_when_it_stands_on_the_clock_alone() {
+    let r = nextauth_only();
+    let exp = NOW + 100;
+    let cookie = session_cookie(json!({"sub": "grace", "iat": NOW - 10, "exp": exp}));
+    let request = facts(&cookie);
+    assert_eq!(
+        r.standing_until(&request, false, NOW),
+        None,
+        "nothing remembered"
+    );
+    resolve_and_remember(&r, &request, NOW);
+    let until = exp + CLOCK_TOLERANCE_SECS;
+    assert_eq!(r.standing_until(&request, false, NOW + 1), Some(until));
+    assert_eq!(r.standing_until(&request, false, until), None, "ended");
+    let dev = RequestFacts {
+        dev_browser_in_query: true,
+        ..facts(&cookie)
+    };
+    assert_eq!(r.standing_until(&dev, false, NOW + 1), None);
+    // A revoke here ends it before its time: no longer standing at all.
+    revocation::kv::record_change("grace", Some(NOW + 2), NOW + 2);
+    assert_eq!(r.standing_until(&request, false, NOW + 2), None);
+    revocation::kv::record_change("grace", None, NOW + 3);
+}

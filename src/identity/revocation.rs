@@ -250,6 +250,17 @@ impl RevocationSnapshot {
         (!overriding && !due).then_some(self.version)
     }
 
+    /// Until when (unix seconds) a settled version stands with nothing but the clock to end
+    /// it: the next read of the list (`refreshes`), or never. A change made on this isolate ends
+    /// it sooner; its caller knows.
+    pub fn settled_until(&self, refreshes: bool) -> u64 {
+        if refreshes {
+            self.next_refresh
+        } else {
+            u64::MAX
+        }
+    }
+
     /// Whether a read of the list is due. A snapshot never read must be read before use; one
     /// being refreshed by another request is used as it is (unless the refresh looks stuck).
     pub fn refresh_due(&self, now: u64) -> bool {

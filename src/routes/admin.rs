@@ -427,7 +427,10 @@ async fn revoke(mut req: Request, kv: &KvStore) -> web_sys::Response {
         Ok(r) => r,
         Err(message) => return json(400, &json!({"error": "invalid_body", "message": message})),
     };
-    match revocation::kv::apply(kv, &request, crate::clock::now_secs()).await {
+    let applied = revocation::kv::apply(kv, &request, crate::clock::now_secs()).await;
+    // Sessions the JS entry forwards on its own were checked before this change.
+    crate::fast_path::forget_sessions();
+    match applied {
         Ok(entry) => {
             console_log!(
                 "auth-bridge: NextAuth sessions of one user {} by the admin",

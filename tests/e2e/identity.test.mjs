@@ -364,3 +364,52 @@ test('a fresh isolate: requests arriving during the first JWKS fetch wait for it
     await fresh.close();
   }
 });
+
+test('cookies seen again are forwarded alike by the JS entry: same identity, forged headers stripped, a token ending on time', async () => {
+  // Without signed assertions the worker hands a session it has resolved twice to the JS entry
+  // (src/fast_path.rs), which forwards further requests with the same cookies on its own.
+  const plain = await startBridge(bridgeSettings({ origin, clerk, secret: SECRET }));
+  try {
+    const seen = async (headers, path = '/whoami?x=1') => {
+      const res = await plain.fetch(path, { headers, redirect: 'manual' });
+      if (res.status !== 200) return { status: res.status };
+      const { url, headers: h } = await res.json();
+      return { url, headers: h };
+    };
+    const v4 = cookieHeader({ 'next-auth.session-token': await nextAuthV4(SECRET, { sub: 'again-user', email: 'again@example.com' }), theme: 'dark' });
+    const forged = { 'x-auth-user-id': 'admin', 'X-Auth-Source': 'clerk', 'x-auth-email': 'ceo@example.com' };
+    const first = await seen({ cookie: v4 });
+    assert.equal(first.headers['x-auth-user-id'], 'again-user');
+    for (let i = 0; i < 4; i++) {
+      const again = await seen({ cookie: v4, ...(i % 2 ? forged : {}) });
+      assert.deepEqual(again, first, `request ${i + 2}`);
+    }
+    // Another cookie string, a bridge route and a Clerk query parameter are the worker's own.
+    assert.equal((await seen({ cookie: `${v4}; x=1` })).headers['x-auth-user-id'], 'again-user');
+    const route = await plain.fetch('/__auth-bridge/nope', { headers: { cookie: v4 } });
+    assert.equal(route.status, 404);
+    await route.arrayBuffer();
+    const withQuery = await seen({ cookie: v4 }, '/whoami?__clerk_db_jwt=x');
+    assert.equal(withQuery.headers['x-auth-user-id'], 'again-user');
+
+    // A Clerk token that ends in two seconds: forwarded as Clerk until then (and its leeway),
+    // never after, however often it was seen.
+    const user = await clerkUser('legacy-again', 'again-clerk@example.com');
+    const now = Math.floor(Date.now() / 1000);
+    const token = clerk.mintSessionToken({ sub: user.id, sid: 'sess_again', iat: now - 1, exp: now + 2 });
+    const cookie = clerkCookies(token, now - 30);
+    for (let i = 0; i < 4; i++) {
+      const id = await seen({ cookie });
+      assert.equal(id.headers['x-auth-user-id'], 'legacy-again', `request ${i + 1}`);
+      assert.equal(id.headers['x-auth-clerk-user-id'], user.id);
+      assert.equal(id.headers['x-auth-session-id'], 'sess_again');
+    }
+    const leeway = 5;
+    await new Promise((r) => setTimeout(r, (now + 2 + leeway + 1) * 1000 - Date.now()));
+    const ended = await seen({ cookie });
+    assert.notEqual(ended.headers?.['x-auth-clerk-user-id'], user.id, JSON.stringify(ended));
+    assert.notEqual(ended.headers?.['x-auth-user-id'], 'legacy-again', JSON.stringify(ended));
+  } finally {
+    await plain.close();
+  }
+});

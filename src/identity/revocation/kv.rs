@@ -41,6 +41,11 @@ pub fn settled_version(refreshes: bool, now: u64) -> Option<u64> {
     SNAPSHOT.with(|s| s.borrow().settled_version(refreshes, now))
 }
 
+/// [`RevocationSnapshot::settled_until`] of this isolate's snapshot.
+pub fn settled_until(refreshes: bool) -> u64 {
+    SNAPSHOT.with(|s| s.borrow().settled_until(refreshes))
+}
+
 /// Applies a change made on this isolate to its snapshot at once (`Some(time)` = revoked,
 /// `None` = lifted); [`apply`] calls it once KV holds the change.
 pub fn record_change(user_id: &str, revoked_at: Option<u64>, now: u64) {
