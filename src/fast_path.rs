@@ -25,7 +25,7 @@
 //! injection, no handshake in the cookies). A revoke on this isolate forgets them all at once
 //! ([`forget_sessions`]). Measured with `scripts/bench` (two runs each, the same build with and
 //! without them): a repeated session's identity cost fell from 45-61 us to 13-24 us per
-//! request; a fresh token's stayed within the runs' spread.
+//! request; a fresh token's rose by up to about 10 us (its wasm path now runs colder).
 //!
 //! Every request forwarded on the plan is counted as the worker counts it (anonymous, or the
 //! session's kind): a plan, and the sessions within it, end at the end of the convergence
