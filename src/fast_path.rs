@@ -17,13 +17,13 @@
 //! unsure of goes through the worker as before.
 //!
 //! Sessions ([`remember_session`]): when the same `Cookie` and `Authorization` come a second
-//! time (a page's further requests) and the resolver's remembered answer stands on the clock
-//! alone (`IdentityResolver::standing_until`: the tokens' expiry, the revocation snapshot's
-//! next read; not an answer that a newly learned `external_id` could change), the worker hands
-//! that exact pair and its identity headers to the JS entry, which forwards further such
-//! requests itself until then — only when the answer gets nothing but that forward (no
-//! injection, no handshake in the cookies). A revoke on this isolate forgets them all at once
-//! ([`forget_sessions`]). Measured with `scripts/bench` (two runs each, the same build with and
+//! time (a page's further requests) and the resolver's remembered answer stands
+//! (`IdentityResolver::standing_until`: the tokens' expiry, the revocation snapshot's next
+//! read), the worker hands that exact pair and its identity headers to the JS entry, which
+//! forwards further such requests itself until then — only when the answer gets nothing but
+//! that forward (no injection, no handshake in the cookies). What ends an answer before its
+//! time forgets them all at once ([`forget_sessions`]): a revoke on this isolate, and an
+//! `external_id` learned while a Clerk user's answer said "none". Measured with `scripts/bench` (two runs each, the same build with and
 //! without them): a repeated session's identity cost fell from 45-61 us to 13-24 us per
 //! request; a fresh token's rose by up to about 10 us (its wasm path now runs colder).
 //!
@@ -176,7 +176,7 @@ pub fn remember_session(
 }
 
 /// Forgets every session handed to `src/proxy.js`: an answer changed before its time (a revoke
-/// or its lifting on this isolate).
+/// or its lifting on this isolate, an `external_id` learned).
 pub fn forget_sessions() {
     if INSTALLED.get().is_some() {
         forget_sessions_js();

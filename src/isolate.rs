@@ -62,6 +62,9 @@ impl Isolate {
             ));
         }
         let identity = IdentityResolver::new(&config, kv.clone(), &mut problems);
+        // Sessions handed to the JS entry whose answer stands only until an `external_id` is
+        // learned go at that moment.
+        identity.on_learning(crate::fast_path::forget_sessions);
         let assertion = AssertionSigner::from_config(&config, &mut problems);
         let clerk_development = identity
             .clerk()

@@ -120,6 +120,9 @@ pub struct IdentityResolver {
     memo: RefCell<ResolutionMemo>,
     /// `external_id`s learned from KV or Clerk so far (see [`Reuse::until_learning`]).
     external_ids_learned: Cell<u64>,
+    /// Called when one is learned: answers handed elsewhere that stand only until then must go
+    /// (see [`Self::on_learning`]).
+    on_learning: Cell<Option<fn()>>,
 }
 
 /// The isolate's cached answer about the id to forward for a Clerk session.
@@ -228,7 +231,14 @@ impl IdentityResolver {
             last_lookup_log: Cell::new(0),
             memo: RefCell::new(ResolutionMemo::new()),
             external_ids_learned: Cell::new(0),
+            on_learning: Cell::new(None),
         }
+    }
+
+    /// Has `forget` called whenever an `external_id` is learned, at that moment: whoever keeps
+    /// answers by [`Self::standing_until`] outside this resolver drops them there.
+    pub fn on_learning(&self, forget: fn()) {
+        self.on_learning.set(Some(forget));
     }
 
     /// The answer remembered for exactly this request's `Cookie` and `Authorization`, while it
@@ -256,10 +266,10 @@ impl IdentityResolver {
     }
 
     /// Until when (unix seconds) the answer remembered for exactly this request's `Cookie` and
-    /// `Authorization` stands with nothing but the clock to end it: its tokens' expiry and, when
-    /// a NextAuth session is involved, the revocation snapshot's next read. `None` when no
-    /// answer stands now, or when one may end sooner without the clock (a newly learned
-    /// `external_id`); a revoke made on this isolate is the caller's to apply.
+    /// `Authorization` stands on the clock: its tokens' expiry and, when a NextAuth session is
+    /// involved, the revocation snapshot's next read. `None` when no answer stands now. What
+    /// ends one sooner is the caller's to apply: a revoke made on this isolate, and a newly
+    /// learned `external_id` for an answer that stands only until then ([`Self::on_learning`]).
     pub fn standing_until(
         &self,
         request: &RequestFacts<'_>,
@@ -278,7 +288,7 @@ impl IdentityResolver {
             revocation::kv::settled_version(kv_bound, now),
             self.external_ids_learned.get(),
         );
-        if !stands || reuse.external_ids.is_some() {
+        if !stands {
             return None;
         }
         let until = match reuse.revocation {
@@ -660,6 +670,9 @@ impl IdentityResolver {
         if matches!(known, Known::Legacy(_)) {
             self.external_ids_learned
                 .set(self.external_ids_learned.get().wrapping_add(1));
+            if let Some(forget) = self.on_learning.get() {
+                forget();
+            }
         }
     }
 

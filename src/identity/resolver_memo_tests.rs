@@ -366,3 +366,44 @@ fn a_remembered_answer_says_until_when_it_stands_on_the_clock_alone() {
     assert_eq!(r.standing_until(&request, false, NOW + 2), None);
     revocation::kv::record_change("grace", None, NOW + 3);
 }
+
+thread_local! {
+    static FORGOTTEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+#[test]
+fn an_answer_standing_until_learning_ends_when_an_external_id_is_learned_and_says_so() {
+    let r = resolver(&CLERK_LIVE);
+    r.on_learning(|| FORGOTTEN.with(|f| f.set(f.get() + 1)));
+    let cookie = "__session=born; __client_uat=1";
+    let request = facts(cookie);
+    let born = Resolution {
+        identity: Identity {
+            source: Source::Clerk,
+            user_id: Some("user_born".into()),
+            clerk_user_id: Some("user_born".into()),
+            email: None,
+            session_id: Some("sess_born".into()),
+            session_status: Some("active".into()),
+        },
+        clerk: None,
+        nextauth: None,
+        killed_nextauth_cookie: None,
+        nextauth_beside_clerk: false,
+        reuse: Some(Reuse::from(NOW).until_learning(r.external_ids_learned.get())),
+    };
+    let mut headers = String::new();
+    born.identity.push_headers(&mut headers);
+    r.remember(&request, &born, &headers, NOW);
+    assert_eq!(
+        r.standing_until(&request, false, NOW + 1),
+        Some(NOW + crate::identity::memo::MAX_REUSE_SECS)
+    );
+    // Learning "none" again changes nothing; learning an id calls the hook at that moment.
+    r.learned(&Known::ClerkBorn);
+    assert_eq!(FORGOTTEN.with(|f| f.get()), 0);
+    r.learned(&Known::Legacy("legacy-7".into()));
+    assert_eq!(FORGOTTEN.with(|f| f.get()), 1);
+    assert_eq!(r.standing_until(&request, false, NOW + 1), None);
+    assert!(r.recall(&request, false, NOW + 1).is_none());
+}

@@ -365,7 +365,7 @@ test('a fresh isolate: requests arriving during the first JWKS fetch wait for it
   }
 });
 
-test('cookies seen again are forwarded alike by the JS entry: same identity, forged headers stripped, a token ending on time', async () => {
+test('cookies seen again are forwarded alike by the JS entry: same identity, forged headers stripped, a learned external_id and a token ending on time', async () => {
   // Without signed assertions the worker hands a session it has resolved twice to the JS entry
   // (src/fast_path.rs), which forwards further requests with the same cookies on its own.
   const plain = await startBridge(bridgeSettings({ origin, clerk, secret: SECRET }));
@@ -404,6 +404,17 @@ test('cookies seen again are forwarded alike by the JS entry: same identity, for
       assert.equal(id.headers['x-auth-clerk-user-id'], user.id);
       assert.equal(id.headers['x-auth-session-id'], 'sess_again');
     }
+    // A user born in Clerk is forwarded under its Clerk id while no external_id is known. Once
+    // the worker learns one for it (here through another of its sessions and the KV mapping),
+    // the first session's further requests carry the legacy id, as the worker itself answers.
+    const born = await clerkUser(null, 'again-born@example.com');
+    const bornFirst = clerkCookies(clerk.mintSessionToken({ sub: born.id, sid: 'sess_born_1' }));
+    for (let i = 0; i < 4; i++) assert.equal((await seen({ cookie: bornFirst })).headers['x-auth-user-id'], born.id, `request ${i + 1}`);
+    await (await plain.kv()).put(`map:c2l:${born.id}`, 'legacy-born-later');
+    const bornSecond = clerkCookies(clerk.mintSessionToken({ sub: born.id, sid: 'sess_born_2' }));
+    assert.equal((await seen({ cookie: bornSecond })).headers['x-auth-user-id'], 'legacy-born-later');
+    assert.equal((await seen({ cookie: bornFirst })).headers['x-auth-user-id'], 'legacy-born-later');
+
     const leeway = 5;
     await new Promise((r) => setTimeout(r, (now + 2 + leeway + 1) * 1000 - Date.now()));
     const ended = await seen({ cookie });
