@@ -199,6 +199,28 @@ test('convergence: a request with both valid sessions is counted as both, flushe
   }
 });
 
+test('convergence: requests the JS entry forwards on a remembered session are counted with the next plan', async () => {
+  const token = 'phases-admin-token-0123456789';
+  const b = await startBridge(vars('migrate', { AUTH_BRIDGE_ADMIN_TOKEN: token }));
+  try {
+    const na = { 'next-auth.session-token': await nextAuthV4(SECRET, { sub: 'legacy-counted' }) };
+    // The first is resolved, the second recalled and handed to the JS entry, the rest forwarded
+    // by it without the worker's Rust.
+    for (let i = 0; i < 5; i++) assert.equal((await identity(b, na)).user, 'legacy-counted');
+    // The plan (and its sessions) ends within a minute; the first request the worker sees after
+    // it hands the counts over, and the next write of the counts (at most once a minute) holds them.
+    await new Promise((r) => setTimeout(r, 61_000));
+    assert.equal((await identity(b, { other: '1' })).source, 'anonymous');
+    const status = await b.fetch('/__auth-bridge/admin/status', { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(status.status, 200);
+    const { convergence } = await status.json();
+    assert.equal(convergence.last_hour.requests.nextauth_only, 5, JSON.stringify(convergence.last_hour));
+    assert.equal(convergence.last_hour.requests.anonymous, 1, JSON.stringify(convergence.last_hour));
+  } finally {
+    await b.close();
+  }
+});
+
 test('convergence: a NextAuth-only request', async () => {
   const b = await startBridge(vars('migrate', { AUTH_BRIDGE_ADMIN_TOKEN: 'phases-admin-token-0123456789' }));
   try {
