@@ -18,7 +18,7 @@
 //!
 //! Sessions ([`remember_session`]): when the same `Cookie` and `Authorization` come a second
 //! time (a page's further requests) and the resolver's remembered answer stands
-//! (`IdentityResolver::standing_until`: the tokens' expiry, the revocation snapshot's next
+//! (`Recall::standing_until`: the tokens' expiry, the revocation snapshot's next
 //! read), the worker hands that exact pair and its identity headers to the JS entry, which
 //! forwards further such requests itself until then — only when the answer gets nothing but
 //! that forward (no injection, no handshake in the cookies). What ends an answer before its

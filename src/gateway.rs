@@ -114,9 +114,9 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     let fresh;
     let (identity, packed_identity, nextauth_beside_clerk) = match &recalled {
         Some(recalled) => (
-            &recalled.identity,
-            recalled.headers.as_str(),
-            recalled.nextauth_beside_clerk,
+            &recalled.answer.identity,
+            recalled.answer.headers.as_str(),
+            recalled.answer.nextauth_beside_clerk,
         ),
         None => {
             let resolution = if resolves {
@@ -170,11 +170,8 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     convergence::kv::record(kind, identity.user_id.as_deref(), kv, &ctx, now);
     // Cookies seen again (a page's further requests): while the answer stands, they get the
     // same forward from the JS entry. Not on first sight: most fresh tokens never come back.
-    if recalled.is_some()
-        && isolate.forward_plan.is_some()
-        && forward_only(&inbound, &isolate, identity)
-    {
-        if let Some(until) = isolate.identity.standing_until(&facts, kv.is_some(), now) {
+    if let Some(until) = recalled.as_ref().and_then(|r| r.standing_until) {
+        if isolate.forward_plan.is_some() && forward_only(&inbound, &isolate, identity) {
             crate::fast_path::remember_session(
                 inbound.cookie,
                 inbound.authorization,

@@ -150,9 +150,9 @@ impl ResolutionMemo {
         ResolutionMemo::default()
     }
 
-    /// The answer remembered for exactly these header values, while it stands at `now` (see
-    /// [`Reuse::stands`]; `revocation_version` is `None` when the snapshot must be read again, so
-    /// no answer that depends on it stands).
+    /// The answer remembered for exactly these header values, and how long it stands, while it
+    /// stands at `now` (see [`Reuse::stands`]; `revocation_version` is `None` when the snapshot
+    /// must be read again, so no answer that depends on it stands).
     pub fn recall(
         &self,
         cookie: Option<&str>,
@@ -160,7 +160,7 @@ impl ResolutionMemo {
         now: u64,
         revocation_version: Option<u64>,
         external_ids: u64,
-    ) -> Option<Rc<Recalled>> {
+    ) -> Option<(Rc<Recalled>, Reuse)> {
         let hash = request_hash(cookie, authorization);
         let entry = self
             .entries
@@ -169,16 +169,7 @@ impl ResolutionMemo {
         entry
             .reuse
             .stands(now, revocation_version, external_ids)
-            .then(|| entry.value.clone())
-    }
-
-    /// How long the answer remembered for exactly these header values stands, if one is.
-    pub fn reuse_of(&self, cookie: Option<&str>, authorization: Option<&str>) -> Option<Reuse> {
-        let hash = request_hash(cookie, authorization);
-        self.entries
-            .iter()
-            .find(|e| e.is(hash, cookie, authorization))
-            .map(|e| e.reuse)
+            .then(|| (entry.value.clone(), entry.reuse))
     }
 
     /// Remembers `value` for these header values under `reuse` (from `now`). Requests too large
@@ -301,8 +292,8 @@ mod tests {
         }
     }
 
-    fn user(hit: Option<Rc<Recalled>>) -> Option<String> {
-        hit.and_then(|r| r.identity.user_id.clone())
+    fn user(hit: Option<(Rc<Recalled>, Reuse)>) -> Option<String> {
+        hit.and_then(|(r, _)| r.identity.user_id.clone())
     }
 
     #[test]

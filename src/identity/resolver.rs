@@ -125,6 +125,18 @@ pub struct IdentityResolver {
     on_learning: Cell<Option<fn()>>,
 }
 
+/// An answer recalled for a request's exact `Cookie` and `Authorization` (see
+/// [`IdentityResolver::recall`]).
+pub struct Recall {
+    pub answer: Rc<Recalled>,
+    /// Until when (unix seconds) it stands on the clock: its tokens' expiry and, when a NextAuth
+    /// session is involved, the revocation snapshot's next read; `None` when that is now. What
+    /// ends it sooner is the caller's to apply: a revoke made on this isolate, and a newly
+    /// learned `external_id` for an answer that stands only until then
+    /// ([`IdentityResolver::on_learning`]).
+    pub standing_until: Option<u64>,
+}
+
 /// The isolate's cached answer about the id to forward for a Clerk session.
 enum CachedId {
     /// This id, standing as long as the reuse says.
@@ -236,19 +248,14 @@ impl IdentityResolver {
     }
 
     /// Has `forget` called whenever an `external_id` is learned, at that moment: whoever keeps
-    /// answers by [`Self::standing_until`] outside this resolver drops them there.
+    /// answers by [`Recall::standing_until`] outside this resolver drops them there.
     pub fn on_learning(&self, forget: fn()) {
         self.on_learning.set(Some(forget));
     }
 
     /// The answer remembered for exactly this request's `Cookie` and `Authorization`, while it
     /// stands (see `memo`); `None`: resolve it. `kv_bound`: the revocation list is read from KV.
-    pub fn recall(
-        &self,
-        request: &RequestFacts<'_>,
-        kv_bound: bool,
-        now: u64,
-    ) -> Option<Rc<Recalled>> {
+    pub fn recall(&self, request: &RequestFacts<'_>, kv_bound: bool, now: u64) -> Option<Recall> {
         if request.dev_browser_in_query {
             return None;
         }
@@ -256,46 +263,21 @@ impl IdentityResolver {
         if memo.is_empty() {
             return None;
         }
-        memo.recall(
+        let (answer, reuse) = memo.recall(
             request.cookie_header,
             request.authorization,
             now,
             revocation::kv::settled_version(kv_bound, now),
             self.external_ids_learned.get(),
-        )
-    }
-
-    /// Until when (unix seconds) the answer remembered for exactly this request's `Cookie` and
-    /// `Authorization` stands on the clock: its tokens' expiry and, when a NextAuth session is
-    /// involved, the revocation snapshot's next read. `None` when no answer stands now. What
-    /// ends one sooner is the caller's to apply: a revoke made on this isolate, and a newly
-    /// learned `external_id` for an answer that stands only until then ([`Self::on_learning`]).
-    pub fn standing_until(
-        &self,
-        request: &RequestFacts<'_>,
-        kv_bound: bool,
-        now: u64,
-    ) -> Option<u64> {
-        if request.dev_browser_in_query {
-            return None;
-        }
-        let reuse = self
-            .memo
-            .borrow()
-            .reuse_of(request.cookie_header, request.authorization)?;
-        let stands = reuse.stands(
-            now,
-            revocation::kv::settled_version(kv_bound, now),
-            self.external_ids_learned.get(),
-        );
-        if !stands {
-            return None;
-        }
+        )?;
         let until = match reuse.revocation {
             Some(_) => reuse.until.min(revocation::kv::settled_until(kv_bound)),
             None => reuse.until,
         };
-        (until > now).then_some(until)
+        Some(Recall {
+            answer,
+            standing_until: (until > now).then_some(until),
+        })
     }
 
     /// Remembers `resolution` of `request`, with the identity headers built from it, when the

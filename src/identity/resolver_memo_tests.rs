@@ -70,7 +70,13 @@ fn resolve_and_remember(r: &IdentityResolver, request: &RequestFacts<'_>, now: u
 
 fn recalled_user(r: &IdentityResolver, request: &RequestFacts<'_>, now: u64) -> Option<String> {
     r.recall(request, false, now)
-        .and_then(|hit| hit.identity.user_id.clone())
+        .and_then(|hit| hit.answer.identity.user_id.clone())
+}
+
+/// Until when the answer recalled for `request` stands on the clock, if one is recalled.
+fn standing_until(r: &IdentityResolver, request: &RequestFacts<'_>, now: u64) -> Option<u64> {
+    r.recall(request, false, now)
+        .and_then(|hit| hit.standing_until)
 }
 
 #[test]
@@ -83,7 +89,10 @@ fn a_remembered_nextauth_session_ends_with_its_token() {
     let resolution = resolve_and_remember(&r, &request, NOW);
     assert_eq!(resolution.identity.user_id.as_deref(), Some("ada"));
     let hit = r.recall(&request, false, NOW + 1).unwrap();
-    assert_eq!(hit.headers, "x-auth-source\0nextauth\0x-auth-user-id\0ada");
+    assert_eq!(
+        hit.answer.headers,
+        "x-auth-source\0nextauth\0x-auth-user-id\0ada"
+    );
     let last = exp + CLOCK_TOLERANCE_SECS - 1;
     assert_eq!(recalled_user(&r, &request, last), Some("ada".into()));
     assert_eq!(recalled_user(&r, &request, last + 1), None);
@@ -332,7 +341,7 @@ fn a_nextauth_answer_stands_alike_alone_and_beside_a_clerk_session() {
     let refused = resolve_and_remember(&r, &facts(&expired), NOW);
     assert_eq!(refused.identity.source, Source::Anonymous);
     let hit = r.recall(&facts(&expired), false, NOW + 1).unwrap();
-    assert_eq!(hit.identity.source, Source::Anonymous);
+    assert_eq!(hit.answer.identity.source, Source::Anonymous);
     let early = cookie(&v4_token(SECRET, claims(json!({"nbf": NOW + 600}))));
     resolve_and_remember(&r, &facts(&early), NOW);
     assert!(r.recall(&facts(&early), false, NOW + 1).is_none());
@@ -348,22 +357,22 @@ fn a_remembered_answer_says_until_when_it_stands_on_the_clock_alone() {
     let cookie = session_cookie(json!({"sub": "grace", "iat": NOW - 10, "exp": exp}));
     let request = facts(&cookie);
     assert_eq!(
-        r.standing_until(&request, false, NOW),
+        standing_until(&r, &request, NOW),
         None,
         "nothing remembered"
     );
     resolve_and_remember(&r, &request, NOW);
     let until = exp + CLOCK_TOLERANCE_SECS;
-    assert_eq!(r.standing_until(&request, false, NOW + 1), Some(until));
-    assert_eq!(r.standing_until(&request, false, until), None, "ended");
+    assert_eq!(standing_until(&r, &request, NOW + 1), Some(until));
+    assert_eq!(standing_until(&r, &request, until), None, "ended");
     let dev = RequestFacts {
         dev_browser_in_query: true,
         ..facts(&cookie)
     };
-    assert_eq!(r.standing_until(&dev, false, NOW + 1), None);
+    assert_eq!(standing_until(&r, &dev, NOW + 1), None);
     // A revoke here ends it before its time: no longer standing at all.
     revocation::kv::record_change("grace", Some(NOW + 2), NOW + 2);
-    assert_eq!(r.standing_until(&request, false, NOW + 2), None);
+    assert_eq!(standing_until(&r, &request, NOW + 2), None);
     revocation::kv::record_change("grace", None, NOW + 3);
 }
 
@@ -396,7 +405,7 @@ fn an_answer_standing_until_learning_ends_when_an_external_id_is_learned_and_say
     born.identity.push_headers(&mut headers);
     r.remember(&request, &born, &headers, NOW);
     assert_eq!(
-        r.standing_until(&request, false, NOW + 1),
+        standing_until(&r, &request, NOW + 1),
         Some(NOW + crate::identity::memo::MAX_REUSE_SECS)
     );
     // Learning "none" again changes nothing; learning an id calls the hook at that moment.
@@ -404,6 +413,6 @@ fn an_answer_standing_until_learning_ends_when_an_external_id_is_learned_and_say
     assert_eq!(FORGOTTEN.with(|f| f.get()), 0);
     r.learned(&Known::Legacy("legacy-7".into()));
     assert_eq!(FORGOTTEN.with(|f| f.get()), 1);
-    assert_eq!(r.standing_until(&request, false, NOW + 1), None);
+    assert_eq!(standing_until(&r, &request, NOW + 1), None);
     assert!(r.recall(&request, false, NOW + 1).is_none());
 }
