@@ -178,9 +178,7 @@ pub fn remember_session(
 /// Forgets every session handed to `src/proxy.js`: an answer changed before its time (a revoke
 /// or its lifting on this isolate, an `external_id` learned).
 pub fn forget_sessions() {
-    if INSTALLED.get().is_some() {
-        forget_sessions_js();
-    }
+    forget_sessions_js();
 }
 
 /// `takeSessionHits`'s counts (`"n0 n1 n2 n3"`, in [`SESSION_KINDS`] order) as the kinds with
