@@ -23,17 +23,20 @@
 //! window.
 //!
 //! Concerns, one file each: [`rate`] (the limit), [`calls`] (counting calls), [`plan`] (the
-//! tick's pages) and [`grant`] (the consumer's live check, pace and grants).
+//! tick's pages), [`seat`] (the consumers' parts of the budget, while they come and go) and
+//! [`grant`] (the consumer's live check, pace and grants).
 
 mod calls;
 mod grant;
 mod plan;
 mod rate;
+mod seat;
 
 pub use calls::{CallCounter, CallLog};
-pub use grant::{Grants, LiveWindow, Pace, Seat, MAX_GRANT_WAIT_MS};
+pub use grant::{Grants, LiveWindow, Pace, MAX_GRANT_WAIT_MS};
 pub use plan::{PacerState, PagePlan, Plan, PAGE_LEAD_SECS};
 pub use rate::RateLimit;
+pub use seat::{Seat, SeatCounting, SeatWatch, Seating};
 
 /// Granularity of plans: Queues delays are whole seconds.
 pub const SLOT_MS: u64 = 1000;

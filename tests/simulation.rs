@@ -17,8 +17,10 @@
 //!
 //! `SIM_USERS` sets the size (default 100,000), `SIM_RATE` the limit (default `100/10s`),
 //! `SIM_SEED` the random interleaving (default 7), `SIM_DEBUG=<secs>` prints the batch's calls
-//! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls).
-//! See the figures with `cargo test --release --test simulation -- --nocapture`.
+//! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls),
+//! `SIM_JOIN_MS=<ms>` starts the consumers one every that many ms (0: all at once), each counting
+//! the others at its own beats with the worker's [`SeatWatch`]; by default they are seated from
+//! the start, as after the Queue's ramp-up. See the figures with `cargo test --release --test simulation -- --nocapture`.
 
 use auth_bridge::batch::tick::pacer_config;
 use auth_bridge::batch::{
@@ -36,7 +38,7 @@ use auth_bridge::migration::{parse_line, verdict, MemoryStore, Migrator, Mode, O
 use auth_bridge::migration::{ImportRecord, TrickleUser};
 use auth_bridge::pacer::{
     CallCounter, CallLog, Grants, LiveWindow, Pace, Pacer, PacerState, RateLimit, Seat,
-    ARRIVAL_GUARD_MS,
+    SeatCounting, SeatWatch, Seating, ARRIVAL_GUARD_MS,
 };
 use futures::executor::block_on;
 use futures::task::ArcWake;
@@ -352,6 +354,23 @@ impl ClerkApi for Latent<'_> {
 /// A consumer's live window on the virtual clock: its own calls at their grants, the
 /// trickle's at their arrival, the pause the last 429 asked for. Each page spends through the
 /// worker's own [`Grants`] over it, as the queue consumer does.
+/// The worker's counting of the consumers (`batch::consume`): a beat every 5 s, keys lapsing
+/// after a minute.
+const SEAT_COUNTING: SeatCounting = SeatCounting {
+    beat_ms: 5_000,
+    key_ttl_ms: 60_000,
+};
+
+/// A joining consumer's count of the consumers: its number, every consumer's last beat (its
+/// KV key, which lapses a minute after), its watch and its next beat.
+struct Counting<'a> {
+    index: u32,
+    beats: &'a RefCell<Vec<Option<u64>>>,
+    watch: &'a RefCell<SeatWatch>,
+    next_beat: &'a Cell<u64>,
+    window_ms: u64,
+}
+
 struct SimWindow<'a> {
     clock: Rc<Clock>,
     calls: &'a Calls,
@@ -361,8 +380,11 @@ struct SimWindow<'a> {
     /// This consumer's own calls, counted when granted (at their exact times): like the
     /// worker's consumers, each in its own isolate, it sees no other consumer's.
     own: &'a RefCell<CallLog>,
-    /// Its seat among the consumers.
-    seat: Seat,
+    /// Its seat among the consumers, as it last counted them.
+    seating: &'a RefCell<Seating>,
+    /// When it counts them: with consumers joining (`SIM_JOIN_MS`), every beat, through the
+    /// worker's [`SeatWatch`], each seeing the consumers started by then.
+    counting: Option<Counting<'a>>,
     /// Time pages waited (for grants, and before trying a record again).
     waited: &'a Cell<u64>,
 }
@@ -377,8 +399,29 @@ impl LiveWindow for SimWindow<'_> {
     async fn others(&self, _now_ms: u64) -> CallCounter {
         self.calls.trickle.borrow().clone()
     }
-    async fn seat(&self, _now_ms: u64) -> Seat {
-        self.seat
+    async fn seat(&self, now_ms: u64) -> Seating {
+        if let Some(c) = &self.counting {
+            if now_ms >= c.next_beat.get() {
+                // It writes its key, then lists the live ones (in order): its place among them.
+                let seat = {
+                    let mut beats = c.beats.borrow_mut();
+                    beats[c.index as usize] = Some(now_ms);
+                    let live =
+                        |b: &Option<u64>| b.is_some_and(|t| now_ms < t + SEAT_COUNTING.key_ttl_ms);
+                    Seat {
+                        index: beats[..c.index as usize].iter().filter(|b| live(b)).count() as u32,
+                        count: beats.iter().filter(|b| live(b)).count() as u32,
+                    }
+                };
+                let seating =
+                    c.watch
+                        .borrow_mut()
+                        .counted(seat, now_ms, SEAT_COUNTING, c.window_ms);
+                *self.seating.borrow_mut() = seating;
+                c.next_beat.set(now_ms + SEAT_COUNTING.beat_ms);
+            }
+        }
+        self.seating.borrow().clone()
     }
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
         f(&mut self.own.borrow_mut())
@@ -587,11 +630,25 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
     };
 
     // Concurrent consumers (max_concurrency): pages in the order they become due.
-    // Each consumer takes the next seat when it starts.
+    // Each consumer takes the next seat when it starts: all at once, seated as after the
+    // Queue's ramp-up; or one every `SIM_JOIN_MS`, counting the others as the worker does.
+    let join_ms: Option<u64> = std::env::var("SIM_JOIN_MS")
+        .ok()
+        .map(|v| v.parse().expect("SIM_JOIN_MS"));
     let seats = Cell::new(0u32);
+    let beats = RefCell::new(vec![None; CONSUMERS as usize]);
     let consumer = || async {
         let index = seats.get();
         seats.set(index + 1);
+        if let Some(ms) = join_ms {
+            clock.sleep(ms * u64::from(index)).await;
+        }
+        let seating = RefCell::new(Seating::settled(Seat {
+            index,
+            count: CONSUMERS,
+        }));
+        let watch = RefCell::new(SeatWatch::new());
+        let next_beat = Cell::new(0);
         let pace = RefCell::new(Pace::default());
         let own = RefCell::new(CallLog::new());
         // One invocation at a time: its calls share the invocation's connections.
@@ -656,10 +713,14 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
                     paused_until: &paused_until,
                     pace: &pace,
                     own: &own,
-                    seat: Seat {
+                    seating: &seating,
+                    counting: join_ms.map(|_| Counting {
                         index,
-                        count: CONSUMERS,
-                    },
+                        beats: &beats,
+                        watch: &watch,
+                        next_beat: &next_beat,
+                        window_ms: limit.window_ms,
+                    }),
                     waited: &progress.page_wait_ms,
                 },
             );
@@ -884,12 +945,18 @@ fn batch_and_trickle_at_once_migrate_everyone_exactly_once_within_the_rate_limit
         waited_ms as f64 / batch_calls.max(1) as f64
     );
     // Each consumer keeps its calls within its seat's part at Clerk (the whole part: the
-    // trickle's calls only make it smaller).
+    // trickle's calls only make it smaller). Consumers that join one by one had larger parts
+    // before the others came: there the whole budget bounds each, and the batch's calls
+    // together are checked below.
     let most_in_part: Vec<(usize, u32)> = (0..CONSUMERS)
         .map(|index| {
-            let seat = Seat {
-                index,
-                count: CONSUMERS,
+            let seat = if join_ms.is_some() {
+                Seat::ALONE
+            } else {
+                Seat {
+                    index,
+                    count: CONSUMERS,
+                }
             };
             let most = max_in_window(&mut arrivals[index as usize].borrow_mut(), limit.window_ms);
             (most, pacer.seat_calls(seat, 0))

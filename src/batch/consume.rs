@@ -30,7 +30,9 @@ use crate::migration::kv::KvLedgerStore;
 use crate::migration::ledger::{self, QueueMessage};
 use crate::migration::page::{by_due, migrate_page, tail_pages, PageMessage, PageResult};
 use crate::migration::{parse_line, verdict, ImportRecord, Migrator, Mode, Outcome};
-use crate::pacer::{CallCounter, CallLog, Grants, LiveWindow, Pace, Seat};
+use crate::pacer::{
+    CallCounter, CallLog, Grants, LiveWindow, Pace, Seat, SeatCounting, SeatWatch, Seating,
+};
 
 /// Delay of a retry when the store itself could not be used.
 const STORE_RETRY_SECS: u32 = 30;
@@ -39,34 +41,56 @@ const WRITES_IN_FLIGHT: usize = 6;
 
 /// KV prefix of the consumers' heartbeats (`batch:consumer:{id}`, expiring after 60 s).
 const CONSUMER_PREFIX: &str = "batch:consumer:";
-/// How often a consumer beats (and re-counts the others).
-const CONSUMER_BEAT_MS: u64 = 5_000;
+/// How a consumer counts the others: it beats (and re-counts them) every few seconds; its key
+/// lapses after KV's shortest expiry.
+const SEAT_COUNTING: SeatCounting = SeatCounting {
+    beat_ms: 5_000,
+    key_ttl_ms: 60_000,
+};
+
+/// This isolate as a queue consumer: its id, when it last counted the consumers, and its
+/// seating since.
+struct Consumer {
+    id: Option<String>,
+    counted_at: u64,
+    watch: SeatWatch,
+    seating: Option<Seating>,
+}
 
 thread_local! {
     /// This isolate's batch calls, for the live check (the trickle's come from `budget`), and
     /// its pace (it is one consumer), kept across its messages.
     static BATCH_CALLS: RefCell<(CallLog, Pace)> = RefCell::new((CallLog::new(), Pace::default()));
-    /// This isolate's consumer id, when it last counted the consumers, and its seat then.
-    static CONSUMER: RefCell<(Option<String>, u64, Seat)> = const { RefCell::new((None, 0, Seat::ALONE)) };
+    static CONSUMER: RefCell<Consumer> = const {
+        RefCell::new(Consumer { id: None, counted_at: 0, watch: SeatWatch::new(), seating: None })
+    };
 }
 
-/// This consumer's seat among the queue consumers spending the budget now: each keeps its
-/// own calls within its seat's part ([`crate::pacer::Pacer::seat_calls`]). A consumer beats
+/// This consumer's seating among the queue consumers spending the budget now: each keeps its
+/// own calls within its seat's part ([`crate::pacer::Pacer::seating_calls`]). A consumer beats
 /// every few seconds by writing its key with KV's shortest expiry (60 s); the live keys, in
 /// order, are the seats (however many: parts that overlap could fill more than the budget).
 /// One that stopped is still counted until its key expires, which only slows the others for
-/// that minute; this consumer counts itself even before KV lists it.
-async fn consumer_seat(kv: &KvStore, now: u64) -> Seat {
-    let (id, counted_at, seat) = CONSUMER.with(|c| c.borrow().clone());
-    if now < counted_at + CONSUMER_BEAT_MS {
-        return seat;
+/// that minute; this consumer counts itself even before KV lists it. While the count changes
+/// the others may still spend by the earlier one: [`SeatWatch`] keeps this consumer to the
+/// smaller part meanwhile (nothing, when it just joined others).
+async fn consumer_seat(kv: &KvStore, now: u64, window_ms: u64) -> Seating {
+    let (id, counted_at, seating) = CONSUMER.with(|c| {
+        let c = c.borrow();
+        (c.id.clone(), c.counted_at, c.seating.clone())
+    });
+    if let Some(seating) = seating.filter(|_| now < counted_at + SEAT_COUNTING.beat_ms) {
+        return seating;
     }
     let id = id.unwrap_or_else(|| format!("{:08x}", random_u32()));
     let key = format!("{CONSUMER_PREFIX}{id}");
     if let Ok(put) = crate::kv::put(kv, &key, "1") {
-        let _ = put.expiration_ttl(60).execute().await;
+        let _ = put
+            .expiration_ttl(SEAT_COUNTING.key_ttl_ms / 1000)
+            .execute()
+            .await;
     }
-    let seat = match kv
+    let listed = match kv
         .list()
         .prefix(CONSUMER_PREFIX.to_string())
         .execute()
@@ -80,15 +104,26 @@ async fn consumer_seat(kv: &KvStore, now: u64) -> Seat {
                 Ok(index) => (index, names.len()),
                 Err(index) => (index, names.len() + 1),
             };
-            Seat {
+            Some(Seat {
                 index: index as u32,
                 count: count as u32,
-            }
+            })
         }
-        Err(_) => seat,
+        Err(_) => None,
     };
-    CONSUMER.with(|c| *c.borrow_mut() = (Some(id), now, seat));
-    seat
+    CONSUMER.with(|c| {
+        let mut c = c.borrow_mut();
+        // An unreadable list keeps the last seat (or, never counted, no part until it reads).
+        let seat = listed.or(c.seating.as_ref().map(|s| s.seat));
+        let seating = match seat {
+            Some(seat) => c.watch.counted(seat, now, SEAT_COUNTING, window_ms),
+            None => Seating::nothing(),
+        };
+        c.id = Some(id);
+        c.counted_at = now;
+        c.seating = Some(seating.clone());
+        seating
+    })
 }
 
 fn retry(message: &Message<Value>, delay_secs: u32) {
@@ -167,6 +202,8 @@ async fn hand_back(store: &KvLedgerStore, message: &Message<Value>, why: &str) {
 struct IsolateWindow<'a> {
     kv: &'a KvStore,
     paused_until_ms: u64,
+    /// The rate limit's window (ms).
+    window_ms: u64,
 }
 
 impl LiveWindow for IsolateWindow<'_> {
@@ -182,8 +219,8 @@ impl LiveWindow for IsolateWindow<'_> {
         crate::budget::recent_priority_calls(Some(self.kv), now_ms).await
     }
 
-    async fn seat(&self, now_ms: u64) -> Seat {
-        consumer_seat(self.kv, now_ms).await
+    async fn seat(&self, now_ms: u64) -> Seating {
+        consumer_seat(self.kv, now_ms, self.window_ms).await
     }
 
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
@@ -246,11 +283,13 @@ async fn page(isolate: &Isolate, kv: &KvStore, store: &KvLedgerStore, message: &
         }
     }
 
+    let pacer = pacer_for(isolate);
     let spender = Grants::new(
-        pacer_for(isolate),
+        pacer,
         IsolateWindow {
             kv,
             paused_until_ms: rate_limited_until,
+            window_ms: pacer.config.limit.window_ms,
         },
     );
     // By reference, with the same types as the trickle's: one copy of the Migrator in the wasm.

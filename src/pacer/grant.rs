@@ -1,71 +1,34 @@
 //! The queue consumer's live check ([`Pacer::grant`]): before each call, the last window of
-//! this consumer's own calls against its seat's part of the budget ([`Seat`],
-//! [`Pacer::seat_calls`]), and its pace ([`Pace`], [`Pacer::share_per_sec`]); and a page's
+//! this consumer's own calls against its seat's part of the budget ([`Seating`],
+//! [`Pacer::seating_calls`]), and its pace ([`Pace`]); and a page's
 //! waiting for a grant around it ([`Grants`]) over a [`LiveWindow`] — KV and the Workers clock
 //! in the worker, a virtual clock in the simulation. A page asks for a call's grant just
 //! before it sends it, from a free connection: the call counts from its grant and reaches
 //! Clerk within [`ARRIVAL_GUARD_MS`] of it.
 
-use super::{CallCounter, CallLog, Pacer, ARRIVAL_GUARD_MS, SLOT_MS};
+use super::{CallCounter, CallLog, Pacer, Seating, ARRIVAL_GUARD_MS, SLOT_MS};
 
 /// The longest a page waits for the budget before it stops and hands its records back (a
 /// trickle surge fills the window).
 pub const MAX_GRANT_WAIT_MS: u64 = 30_000;
 
-/// A queue consumer's place among those spending the budget now: `index` (from 0) of `count`.
-/// Consumers run in separate isolates, each seeing only its own calls: the window's budget is
-/// cut into `count` whole parts that add up to it exactly, and each consumer keeps its own
-/// calls within its part ([`Pacer::seat_calls`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seat {
-    pub index: u32,
-    pub count: u32,
-}
-
-impl Seat {
-    /// The only consumer.
-    pub const ALONE: Seat = Seat { index: 0, count: 1 };
-}
-
 impl Pacer {
-    /// Calls `seat`'s consumer may have in any window (the limit's window plus the arrival
-    /// guard) while the trickle and interactive calls made `others_in_window` calls in the
-    /// last window: its part of what the budget leaves after them — and after a headroom for
-    /// their fluctuation (they have priority: the batch yields before they meet a full window).
-    /// The parts of all seats add up to exactly what is left, so consumers that each see only
-    /// their own calls never fill more than the budget together.
-    pub fn seat_calls(&self, seat: Seat, others_in_window: u32) -> u32 {
-        let left = u64::from(
-            self.budget_per_window()
-                .saturating_sub(others_in_window + others_headroom(others_in_window)),
-        );
-        let count = u64::from(seat.count.max(1));
-        let index = u64::from(seat.index.min(seat.count.max(1) - 1));
-        (left * (index + 1) / count - left * index / count) as u32
-    }
-
-    /// Calls per second `seat`'s consumer spends: its [`Self::seat_calls`] spread evenly over
-    /// the window, so one message never takes more than its share of the window.
-    pub fn share_per_sec(&self, seat: Seat, others_in_window: u32) -> f64 {
-        // Calls count at Clerk from their arrival: spread over the window plus that delay.
-        let window_secs = (self.config.limit.window_ms + ARRIVAL_GUARD_MS) as f64 / 1000.0;
-        f64::from(self.seat_calls(seat, others_in_window)) / window_secs
-    }
-
     /// The consumer's live check before it spends: how many of `want` calls it may make now
     /// (≥ 1), or how long to wait. It keeps the last window of its own calls (`own`, granted
-    /// ones included, at their exact times) within its seat's part of the budget left by the
+    /// ones included, at their exact times) within its seating's part of the budget left by the
     /// trickle's and interactive calls (`others`, in second buckets read outwards:
-    /// conservative) and their headroom, and spends at its pace ([`Self::share_per_sec`]).
+    /// conservative) and their headroom ([`Self::seating_calls`]), and spends at its pace: that
+    /// part spread over the window ([`Self::share_per_sec`]).
     pub fn grant(
         &self,
         now_ms: u64,
         own: &CallLog,
         others: &CallCounter,
         pace: &mut Pace,
-        seat: Seat,
+        seating: impl Into<Seating>,
         want: u32,
     ) -> Result<u32, u64> {
+        let seating = seating.into();
         let window = self.config.limit.window_ms;
         let from = now_ms.saturating_sub(window);
         let others_used = others.calls_between(from, now_ms + 1);
@@ -73,7 +36,7 @@ impl Pacer {
         // read that much longer.
         let guarded = from.saturating_sub(ARRIVAL_GUARD_MS);
         let own_used = own.calls_in(guarded, now_ms);
-        let seat_room = self.seat_calls(seat, others_used);
+        let seat_room = self.seating_calls(&seating, now_ms, others_used);
         let room = seat_room.saturating_sub(own_used);
         if room == 0 {
             // Wait until the oldest own call leaves the window (exact), or, when the trickle
@@ -86,22 +49,7 @@ impl Pacer {
                 _ => next_second,
             });
         }
-        pace.take(
-            now_ms,
-            self.share_per_sec(seat, others_used),
-            want.min(room),
-        )
-    }
-}
-
-/// Room kept free for the trickle and interactive calls beyond what they used in the last
-/// window: about two standard deviations of a random arrival count (√n), so a busy trickle
-/// rarely meets a window the batch filled.
-fn others_headroom(others_in_window: u32) -> u32 {
-    if others_in_window == 0 {
-        0
-    } else {
-        (2.0 * f64::from(others_in_window).sqrt()).ceil() as u32
+        pace.take(now_ms, self.per_sec(seat_room), want.min(room))
     }
 }
 
@@ -150,7 +98,7 @@ pub trait LiveWindow {
     /// The trickle's and interactive calls, in second buckets.
     async fn others(&self, now_ms: u64) -> CallCounter;
     /// This consumer's seat among the queue consumers spending the budget now.
-    async fn seat(&self, now_ms: u64) -> Seat;
+    async fn seat(&self, now_ms: u64) -> Seating;
     /// This consumer's own calls (those of every page its isolate runs; other consumers' are
     /// not seen), each counted from its grant.
     fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R;
@@ -217,7 +165,7 @@ impl<W: LiveWindow> Grants<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pacer::PacerConfig;
+    use crate::pacer::{PacerConfig, Seat};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -406,7 +354,7 @@ mod tests {
 #[cfg(test)]
 mod grants_tests {
     use super::*;
-    use crate::pacer::PacerConfig;
+    use crate::pacer::{PacerConfig, Seat};
     use futures::executor::block_on;
     use std::cell::{Cell, RefCell};
 
@@ -431,8 +379,8 @@ mod grants_tests {
         async fn others(&self, _now_ms: u64) -> CallCounter {
             self.others.clone()
         }
-        async fn seat(&self, _now_ms: u64) -> Seat {
-            Seat::ALONE
+        async fn seat(&self, _now_ms: u64) -> Seating {
+            Seat::ALONE.into()
         }
         fn with_own<R>(&self, f: impl FnOnce(&mut CallLog) -> R) -> R {
             f(&mut self.own.borrow_mut())
