@@ -181,7 +181,7 @@ pub fn forget_sessions() {
     forget_sessions_js();
 }
 
-/// `takeSessionHits`'s counts (`"n0 n1 n2 n3"`, in [`SESSION_KINDS`] order) as the kinds with
+/// `takeSessionHits`'s counts (`"n0 n1 n2 n3"`, in `SESSION_KINDS` order) as the kinds with
 /// requests; anything unreadable counts nothing.
 pub fn session_hits(counts: &str) -> Vec<(Kind, u64)> {
     SESSION_KINDS

@@ -22,9 +22,9 @@
 //! at that pace ([`Pacer::share_per_sec`]): one message never takes more than its share of a
 //! window.
 //!
-//! Concerns, one file each: [`rate`] (the limit), [`calls`] (counting calls), [`plan`] (the
-//! tick's pages), [`seat`] (the consumers' parts of the budget, while they come and go) and
-//! [`grant`] (the consumer's live check, pace and grants).
+//! Concerns, one file each: `rate` (the limit), `calls` (counting calls), `plan` (the
+//! tick's pages), `seat` (the consumers' parts of the budget, while they come and go) and
+//! `grant` (the consumer's live check, pace and grants).
 
 mod calls;
 mod grant;

@@ -50,7 +50,7 @@ pub const CLOCK_TOLERANCE_SECS: u64 = 15;
 pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Longest value taken for an opaque database-session token (real ones are UUIDs or 64 hex).
 pub const MAX_DATABASE_TOKEN_LEN: usize = 1024;
-/// Decoded sessions remembered per cookie name (see [`CookieScheme::recall`]).
+/// Decoded sessions remembered per cookie name (see `CookieScheme::recall`).
 const REMEMBERED_SESSIONS: usize = 1024;
 /// A remembered session is decoded again after this long even when its `exp` is later.
 const REMEMBER_SECS: u64 = 3600;
@@ -81,7 +81,7 @@ pub enum NextAuthVersion {
 }
 
 /// A valid NextAuth / Auth.js JWT session, read through its [`SessionFacts`]. A shared handle:
-/// the copy a cookie name remembers (see [`CookieScheme::recall`]) and the one handed out are
+/// the copy a cookie name remembers (see `CookieScheme::recall`) and the one handed out are
 /// the same facts, so remembering a fresh token copies no claim and no string.
 #[derive(Clone, PartialEq)]
 pub struct NextAuthSession(Arc<SessionFacts>);

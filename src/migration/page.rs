@@ -32,7 +32,7 @@
 //!
 //! Outcomes are the migrator's ([`Outcome`]): transient errors (429, 5xx, timeouts, dropped
 //! connections) are `Retry` — the record stays pending; one Clerk answered (a 5xx) is first
-//! tried again at the end of the page ([`RECORD_TRIES`]) — and only Clerk's permanent refusals
+//! tried again at the end of the page (`RECORD_TRIES`) — and only Clerk's permanent refusals
 //! (and the binding rules' refusals) are `Failed`. A call that went unanswered may have
 //! created the user: it is not tried again in the page, and the record's next page looks it
 //! up by external id before any second create (and a second create would meet Clerk's
@@ -173,7 +173,7 @@ pub trait Spender {
     /// once. False when the page must stop (the batch is paused, or the budget stayed full too
     /// long).
     async fn grant(&self) -> bool;
-    /// The page's clock (ms): a record tried again waits [`RETRY_PAUSE_MS`] on it.
+    /// The page's clock (ms): a record tried again waits `RETRY_PAUSE_MS` on it.
     fn now_ms(&self) -> u64;
     /// Waits `ms` without holding a grant.
     async fn sleep(&self, ms: u64);

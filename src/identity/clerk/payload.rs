@@ -1,6 +1,6 @@
 //! A session token's payload, read for the claims the worker uses.
 //!
-//! The payload is parsed once, straight into one slot per claim in [`READ`]: those the checks
+//! The payload is parsed once, straight into one slot per claim in `READ`: those the checks
 //! read (`sub`, `sid`, `azp`, `iss`, `exp`, `nbf`, `iat`), the status (`sts`) and the e-mail
 //! claims. Every other claim is parsed and dropped ([`crate::json::read_members`]), so no map of
 //! every claim (nor a copy of each name) is built per token. An app's own claim such as
@@ -29,7 +29,7 @@ const READ: [&str; 11] = [
     "primaryEmail",
 ];
 
-/// A payload's claims: what `serde_json::Map` would hold, read lazily beyond [`READ`].
+/// A payload's claims: what `serde_json::Map` would hold, read lazily beyond `READ`.
 pub struct ClerkClaims {
     /// Each claim of [`READ`], at the same index: its last value, `None` when absent.
     read: [Option<Value>; READ.len()],
@@ -58,7 +58,7 @@ impl ClerkClaims {
     }
 
     /// The claim's value, as the whole map has it, without building the map: a name outside
-    /// [`READ`] (an app's own claim, read once per fresh token) is read from the payload text
+    /// `READ` (an app's own claim, read once per fresh token) is read from the payload text
     /// again for that one member.
     pub fn value_of(&self, name: &str) -> Option<Value> {
         if let Some(at) = READ.iter().position(|read| *read == name) {

@@ -4,9 +4,9 @@
 //! This module knows import records and the store, nothing of the migrator: the migrator reads
 //! imports and writes mappings here, and [`super::verdict`] turns its outcomes into ledger
 //! entries, so imports flow one way (migrator → ledger). Split by concern:
-//! imports, mappings and the backlog here; record states and counts in [`states`]; records
+//! imports, mappings and the backlog here; record states and counts in `states`; records
 //! handed back to the backlog and `retry-failed` in [`requeue`]; `observe`'s verdicts in
-//! [`dry_run`].
+//! `dry_run`.
 
 mod dry_run;
 mod requeue;
