@@ -56,11 +56,12 @@ export function forward(request, packed) {
 function send(request, url, forwardedProto, via, pairs, from) {
   try {
     const headers = new Headers(request.headers);
-    const forged = [];
-    for (const name of headers.keys()) {
-      if (name.startsWith(IDENTITY_HEADER_PREFIX)) forged.push(name);
-    }
-    for (const name of forged) headers.delete(name);
+    // forEach, not keys(): workerd's iterator costs several times more per request.
+    let forged = null;
+    headers.forEach((_, name) => {
+      if (name.startsWith(IDENTITY_HEADER_PREFIX)) (forged ??= []).push(name);
+    });
+    if (forged !== null) for (const name of forged) headers.delete(name);
     if (forwardedProto !== "") {
       const host = headers.get("host");
       if (host !== null) headers.set("x-forwarded-host", host);

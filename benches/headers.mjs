@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// What each `Headers` operation the forward makes (src/proxy.js `send`) costs inside workerd,
+// for a browser's page load with a Clerk-sized cookie: the copy of the request's headers, the
+// scan for inbound x-auth-* names (keys() against forEach), a set, a delete, a get.
+//
+//   node benches/headers.mjs [--iterations N] [--rounds N]
+//
+// Method. One Miniflare worker runs an operation N times inside one request; the wall time of the
+// request over N, less that of a request whose loop does nothing, is the operation's cost. Rounds
+// interleave the operations; the figure is the median over rounds. Each loop's answer is checked
+// (the scan finds the one forged header the request carries), so no loop is optimised away.
+import { Miniflare } from 'miniflare';
+import { option } from './common.mjs';
+
+const args = process.argv.slice(2);
+const N = option(args, 'iterations', 'HEADERS_ITERATIONS', 4000);
+const ROUNDS = option(args, 'rounds', 'HEADERS_ROUNDS', 9);
+
+// Each case: the work of one iteration, its expected count per iteration.
+const CASES = {
+  baseline: ['sink++;', 1],
+  copy: ['const h = new Headers(request.headers); sink += h.has("cookie") ? 1 : 0;', 1],
+  'copy + scan by keys()': [
+    'const h = new Headers(request.headers); for (const n of h.keys()) if (n.startsWith("x-auth-")) sink++;',
+    1,
+  ],
+  'copy + scan by forEach': [
+    'const h = new Headers(request.headers); h.forEach((_, n) => { if (n.startsWith("x-auth-")) sink++; });',
+    1,
+  ],
+  'copy + 1 set': ['const h = new Headers(request.headers); h.set("x-auth-source", "clerk"); sink += h.has("x-auth-source") ? 1 : 0;', 1],
+  'copy + 6 sets': [
+    'const h = new Headers(request.headers); for (let j = 0; j < 6; j++) h.set(NAMES[j], "v" + j); sink += h.has(NAMES[5]) ? 1 : 0;',
+    1,
+  ],
+  'copy + 6 appends': [
+    'const h = new Headers(request.headers); for (let j = 0; j < 6; j++) h.append(NAMES[j], "v" + j); sink += h.has(NAMES[5]) ? 1 : 0;',
+    1,
+  ],
+  'copy + 1 delete': ['const h = new Headers(request.headers); h.delete("x-auth-user-id"); sink += h.has("x-auth-user-id") ? 0 : 1;', 1],
+  'get cookie': ['sink += request.headers.get("cookie").length > 0 ? 1 : 0;', 1],
+};
+const NAMES = ['x-auth-source', 'x-auth-user-id', 'x-auth-clerk-user-id', 'x-auth-email', 'x-auth-session-id', 'x-auth-session-status'];
+
+const script = `
+const N = ${N};
+const NAMES = ${JSON.stringify(NAMES)};
+const CASES = {
+${Object.entries(CASES)
+  .map(([name, [body]]) => `  ${JSON.stringify(name)}: (request) => { let sink = 0; for (let i = 0; i < N; i++) { ${body} } return sink; },`)
+  .join('\n')}
+};
+export default {
+  async fetch(request) {
+    const name = decodeURIComponent(new URL(request.url).pathname.slice(1));
+    return new Response(String(CASES[name](request)));
+  },
+};`;
+
+// A browser's page load, signed in with Clerk (a session token's size), and one forged header.
+const HEADERS = {
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+  'accept-language': 'en-US,en;q=0.5',
+  'accept-encoding': 'gzip, deflate, br',
+  'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
+  'sec-fetch-dest': 'document',
+  'sec-fetch-mode': 'navigate',
+  'sec-fetch-site': 'none',
+  'upgrade-insecure-requests': '1',
+  'x-auth-user-id': 'forged',
+  cookie: `__session=${'a'.repeat(900)}; __client_uat=1700000000`,
+};
+
+const mf = new Miniflare({ modules: true, script, compatibilityDate: '2025-01-01' });
+try {
+  await mf.ready;
+  const times = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, [, per]] of Object.entries(CASES)) {
+      const started = process.hrtime.bigint();
+      const response = await mf.dispatchFetch(`http://bench/${encodeURIComponent(name)}`, { headers: HEADERS });
+      const answer = Number(await response.text());
+      const us = Number(process.hrtime.bigint() - started) / 1000 / N;
+      if (answer !== N * per) throw new Error(`${name}: answered ${answer}, expected ${N * per}`);
+      if (round > 0) times[name].push(us);
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const base = median(times.baseline);
+  console.log(`Headers operations in workerd, ${N} per request, median of ${ROUNDS - 1} rounds (after one warm-up), less the empty loop (${base.toFixed(2)} us)`);
+  for (const name of Object.keys(CASES)) {
+    if (name === 'baseline') continue;
+    console.log(`  ${name.padEnd(24)} ${(median(times[name]) - base).toFixed(2).padStart(7)} us`);
+  }
+} finally {
+  await mf.dispose();
+}
