@@ -56,7 +56,7 @@ export function forward(request, packed) {
 function send(request, url, forwardedProto, via, pairs, from) {
   try {
     const headers = new Headers(request.headers);
-    // forEach, not keys(): workerd's iterator costs several times more per request.
+    // forEach, not keys(): workerd's iterator costs about twice as much (benches/headers.mjs).
     let forged = null;
     headers.forEach((_, name) => {
       if (name.startsWith(IDENTITY_HEADER_PREFIX)) (forged ??= []).push(name);
