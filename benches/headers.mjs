@@ -38,6 +38,16 @@ const CASES = {
     1,
   ],
   'copy + 1 delete': ['const h = new Headers(request.headers); h.delete("x-auth-user-id"); sink += h.has("x-auth-user-id") ? 0 : 1;', 1],
+  // fetch(url, init) builds a Request from init, copying init.headers again; a Request built
+  // from the inbound headers and changed in place is sent as it is (fetch(request)).
+  'forward: copy, then Request': [
+    'const h = new Headers(request.headers); h.set("via", "1.1 b"); const r = new Request("https://origin.example/p", { method: "GET", headers: h, redirect: "manual" }); sink += r.headers.has("via") ? 1 : 0;',
+    1,
+  ],
+  'forward: Request, in place': [
+    'const r = new Request("https://origin.example/p", { method: "GET", headers: request.headers, redirect: "manual" }); r.headers.set("via", "1.1 b"); sink += r.headers.has("via") ? 1 : 0;',
+    1,
+  ],
   'get cookie': ['sink += request.headers.get("cookie").length > 0 ? 1 : 0;', 1],
 };
 const NAMES = ['x-auth-source', 'x-auth-user-id', 'x-auth-clerk-user-id', 'x-auth-email', 'x-auth-session-id', 'x-auth-session-status'];
