@@ -113,8 +113,9 @@ async fn consumer_seat(kv: &KvStore, now: u64, window_ms: u64) -> Seating {
     };
     CONSUMER.with(|c| {
         let mut c = c.borrow_mut();
-        // An unreadable list keeps the last seat (or, never counted, no part until it reads).
-        let seat = listed.or(c.seating.as_ref().map(|s| s.seat));
+        // An unreadable list keeps the seat last counted (or, never counted, no part until a
+        // list is read).
+        let seat = listed.or(c.watch.seat());
         let seating = match seat {
             Some(seat) => c.watch.counted(seat, now, SEAT_COUNTING, window_ms),
             None => Seating::nothing(),

@@ -84,6 +84,11 @@ impl SeatWatch {
         Self { last: None }
     }
 
+    /// The seat it found when it last counted, if it ever did.
+    pub fn seat(&self) -> Option<Seat> {
+        self.last.as_ref().map(|(_, seating)| seating.seat)
+    }
+
     /// This consumer counted the consumers at `now_ms` (its own key just written) and found
     /// itself at `seat`. A change keeps the earlier seat as a bound until the others have
     /// counted again (a beat) and their calls made by the earlier count have left the window
@@ -246,6 +251,18 @@ mod tests {
         assert_eq!(p.seating_calls(&s, 6_000, 0), 24);
         assert_eq!(p.seating_calls(&s, 6_000 + SETTLE - 1, 0), 24);
         assert_eq!(p.seating_calls(&s, 6_000 + SETTLE, 0), 49);
+    }
+
+    #[test]
+    fn a_watch_knows_a_seat_only_once_it_counted() {
+        let mut watch = SeatWatch::new();
+        assert_eq!(watch.seat(), None);
+        watch.counted(seat(1, 3), 0, COUNTING, WINDOW);
+        assert_eq!(watch.seat(), Some(seat(1, 3)));
+        assert_eq!(
+            Pacer::new(PacerConfig::default()).seating_calls(&Seating::nothing(), 0, 0),
+            0
+        );
     }
 
     #[test]
