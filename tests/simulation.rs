@@ -20,7 +20,8 @@
 //! per second in buckets of that many seconds, `SIM_TRACE` every page (when, records, calls),
 //! `SIM_JOIN_MS=<ms>` starts the consumers one every that many ms (0: all at once), each counting
 //! the others at its own beats with the worker's [`SeatWatch`]; by default they are seated from
-//! the start, as after the Queue's ramp-up. See the figures with `cargo test --release --test simulation -- --nocapture`.
+//! the start, as after the Queue's ramp-up. See the figures with
+//! `cargo test --release --test simulation -- --nocapture`.
 
 use auth_bridge::batch::tick::pacer_config;
 use auth_bridge::batch::{
@@ -351,16 +352,6 @@ impl ClerkApi for Latent<'_> {
     }
 }
 
-/// A consumer's live window on the virtual clock: its own calls at their grants, the
-/// trickle's at their arrival, the pause the last 429 asked for. Each page spends through the
-/// worker's own [`Grants`] over it, as the queue consumer does.
-/// The worker's counting of the consumers (`batch::consume`): a beat every 5 s, keys lapsing
-/// after a minute.
-const SEAT_COUNTING: SeatCounting = SeatCounting {
-    beat_ms: 5_000,
-    key_ttl_ms: 60_000,
-};
-
 /// A joining consumer's count of the consumers: its number, every consumer's last beat (its
 /// KV key, which lapses a minute after), its watch and its next beat.
 struct Counting<'a> {
@@ -371,6 +362,9 @@ struct Counting<'a> {
     window_ms: u64,
 }
 
+/// A consumer's live window on the virtual clock: its own calls at their grants, the
+/// trickle's at their arrival, the pause the last 429 asked for. Each page spends through the
+/// worker's own [`Grants`] over it, as the queue consumer does.
 struct SimWindow<'a> {
     clock: Rc<Clock>,
     calls: &'a Calls,
@@ -406,19 +400,22 @@ impl LiveWindow for SimWindow<'_> {
                 let seat = {
                     let mut beats = c.beats.borrow_mut();
                     beats[c.index as usize] = Some(now_ms);
-                    let live =
-                        |b: &Option<u64>| b.is_some_and(|t| now_ms < t + SEAT_COUNTING.key_ttl_ms);
+                    let live = |b: &Option<u64>| {
+                        b.is_some_and(|t| now_ms < t + SeatCounting::HEARTBEATS.key_ttl_ms)
+                    };
                     Seat {
                         index: beats[..c.index as usize].iter().filter(|b| live(b)).count() as u32,
                         count: beats.iter().filter(|b| live(b)).count() as u32,
                     }
                 };
-                let seating =
-                    c.watch
-                        .borrow_mut()
-                        .counted(seat, now_ms, SEAT_COUNTING, c.window_ms);
+                let seating = c.watch.borrow_mut().counted(
+                    seat,
+                    now_ms,
+                    SeatCounting::HEARTBEATS,
+                    c.window_ms,
+                );
                 *self.seating.borrow_mut() = seating;
-                c.next_beat.set(now_ms + SEAT_COUNTING.beat_ms);
+                c.next_beat.set(now_ms + SeatCounting::HEARTBEATS.beat_ms);
             }
         }
         self.seating.borrow().clone()

@@ -41,12 +41,6 @@ const WRITES_IN_FLIGHT: usize = 6;
 
 /// KV prefix of the consumers' heartbeats (`batch:consumer:{id}`, expiring after 60 s).
 const CONSUMER_PREFIX: &str = "batch:consumer:";
-/// How a consumer counts the others: it beats (and re-counts them) every few seconds; its key
-/// lapses after KV's shortest expiry.
-const SEAT_COUNTING: SeatCounting = SeatCounting {
-    beat_ms: 5_000,
-    key_ttl_ms: 60_000,
-};
 
 /// This isolate as a queue consumer: its id, when it last counted the consumers, and its
 /// seating since.
@@ -79,14 +73,14 @@ async fn consumer_seat(kv: &KvStore, now: u64, window_ms: u64) -> Seating {
         let c = c.borrow();
         (c.id.clone(), c.counted_at, c.seating.clone())
     });
-    if let Some(seating) = seating.filter(|_| now < counted_at + SEAT_COUNTING.beat_ms) {
+    if let Some(seating) = seating.filter(|_| now < counted_at + SeatCounting::HEARTBEATS.beat_ms) {
         return seating;
     }
     let id = id.unwrap_or_else(|| format!("{:08x}", random_u32()));
     let key = format!("{CONSUMER_PREFIX}{id}");
     if let Ok(put) = crate::kv::put(kv, &key, "1") {
         let _ = put
-            .expiration_ttl(SEAT_COUNTING.key_ttl_ms / 1000)
+            .expiration_ttl(SeatCounting::HEARTBEATS.key_ttl_ms / 1000)
             .execute()
             .await;
     }
@@ -117,7 +111,9 @@ async fn consumer_seat(kv: &KvStore, now: u64, window_ms: u64) -> Seating {
         // list is read).
         let seat = listed.or(c.watch.seat());
         let seating = match seat {
-            Some(seat) => c.watch.counted(seat, now, SEAT_COUNTING, window_ms),
+            Some(seat) => c
+                .watch
+                .counted(seat, now, SeatCounting::HEARTBEATS, window_ms),
             None => Seating::nothing(),
         };
         c.id = Some(id);

@@ -72,6 +72,15 @@ pub struct SeatCounting {
     pub key_ttl_ms: u64,
 }
 
+impl SeatCounting {
+    /// The queue consumers' (`batch::consume`, and the simulation's): a beat every 5 s; a key
+    /// lapses after KV's shortest expiry, a minute.
+    pub const HEARTBEATS: SeatCounting = SeatCounting {
+        beat_ms: 5_000,
+        key_ttl_ms: 60_000,
+    };
+}
+
 /// One consumer's counts of the consumers over time, and the seating they give.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeatWatch {
@@ -185,10 +194,7 @@ mod tests {
     use super::*;
     use crate::pacer::{CallCounter, CallLog, Pace, PacerConfig};
 
-    const COUNTING: SeatCounting = SeatCounting {
-        beat_ms: 5_000,
-        key_ttl_ms: 60_000,
-    };
+    const COUNTING: SeatCounting = SeatCounting::HEARTBEATS;
     const WINDOW: u64 = 10_000;
     /// A beat, the window and the arrival guard.
     const SETTLE: u64 = 5_000 + WINDOW + ARRIVAL_GUARD_MS;
