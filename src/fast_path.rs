@@ -18,14 +18,15 @@
 //!
 //! Sessions ([`remember_session`]): when the same `Cookie` and `Authorization` come a second
 //! time (a page's further requests) and the resolver's remembered answer stands
-//! (`Recall::standing_until`: the tokens' expiry, the revocation snapshot's next
-//! read), the worker hands that exact pair and its identity headers to the JS entry, which
-//! forwards further such requests itself until then — only when the answer gets nothing but
-//! that forward (no injection, no handshake in the cookies). What ends an answer before its
-//! time forgets them all at once ([`forget_sessions`]): a revoke on this isolate, and an
-//! `external_id` learned while a Clerk user's answer said "none". Measured with `scripts/bench` (two runs each, the same build with and
-//! without them): a repeated session's identity cost fell from 45-61 us to 13-24 us per
-//! request; a fresh token's rose by up to about 10 us (its wasm path now runs colder).
+//! (`Recall::standing_until`: the tokens' expiry, the revocation snapshot's next read), the
+//! worker hands that exact pair and its identity headers to the JS entry, which forwards
+//! further such requests itself until then — only when the answer gets nothing but that
+//! forward (no injection, no handshake in the cookies). What ends an answer before its time
+//! forgets them all at once ([`forget_sessions`]): a revoke on this isolate, and an
+//! `external_id` learned while a Clerk user's answer said "none". Measured with
+//! `scripts/bench` (two runs each, the same build with and without them): a repeated
+//! session's identity cost fell from 45-61 us to 13-24 us per request; a fresh token's rose by
+//! up to about 10 us (its wasm path now runs colder).
 //!
 //! Every request forwarded on the plan is counted as the worker counts it (anonymous, or the
 //! session's kind): a plan, and the sessions within it, end at the end of the convergence
