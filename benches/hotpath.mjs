@@ -13,7 +13,8 @@
 //           `decode` or @clerk/backend `verifyToken({ jwtKey })`, then forwarded with x-auth-*
 //           headers (benches/reference-worker.mjs); no caches, as the libraries are used
 // Cases: anonymous (noop, bridge, js), and for bridge and js each of NextAuth v4, Auth.js v5 and
-// Clerk, cold (a token never seen before, one per request) and warm (one token repeated).
+// Clerk, cold (a token never seen before, one per request) and warm (one token repeated); and the
+// floor: noop given each warm cookie, what carrying the cookie itself costs any worker.
 //
 // Method. Requests are sent one at a time over keep-alive connections. Every round runs all
 // cases in a seeded random order; each measured request follows an unrecorded anonymous request
@@ -196,6 +197,14 @@ async function oneRun(run) {
         prime: () => workers.noop('/prime', BROWSER),
         run: async () => check('noop', await workers.noop('/page', BROWSER), 'none', ''),
       },
+      // The floor: what carrying the same session cookie costs the no-op worker. It is part of
+      // every identity cost above (workerd parses, copies and forwards the longer request) and
+      // no worker can remove it.
+      ...['v4', 'v5', 'clerk'].map((id) => ({
+        name: `noop|${id} cookie`,
+        prime: () => workers.noop('/prime', BROWSER),
+        run: async () => check('noop', await workers.noop('/page', { ...BROWSER, cookie: cookieFor[id](warm[id]) }), 'none', ''),
+      })),
     ];
     for (const [w, name] of ['bridge', 'js'].entries()) {
       const get = workers[name];
@@ -247,8 +256,10 @@ export function ratios(s) {
     whole: {},
     cold: {},
     warm: {},
+    floor: {},
   };
   for (const id of ['v4', 'v5', 'clerk']) {
+    out.floor[id] = { noop_ms: cost('noop', `${id} cookie`), ratio: cost('noop', `${id} cookie`) / cost('js', `${id} warm`) };
     for (const temp of ['cold', 'warm']) {
       const kind = `${id} ${temp}`;
       out.whole[kind] = { bridge_ms: m(`bridge|${kind}`), js_ms: m(`js|${kind}`), ratio: m(`bridge|${kind}`) / m(`js|${kind}`) };
@@ -296,6 +307,11 @@ function report(runs) {
   for (const id of ['v4', 'v5', 'clerk']) add(`identity cost, ${id} cold (fresh token), vs JS library`, (x) => x.cold[id], GOALS.cold);
   for (const id of ['v4', 'v5', 'clerk']) add(`identity cost, ${id} warm (repeated token), vs JS library`, (x) => x.warm[id], GOALS.warm);
   lines.push(`\n${pad(rows)}`);
+  const floor = [['floor: the same cookie through the no-op worker', 'no-op ms', 'JS library ms', 'as a ratio']];
+  for (const id of ['v4', 'v5', 'clerk']) {
+    floor.push([`${id} session cookie (a warm identity cost cannot go below it)`, fmt(pick((x) => x.floor[id].noop_ms)), fmt(pick((x) => x.warm[id].js_ms)), `${fmt(pick((x) => x.floor[id].ratio), 2)}x`]);
+  }
+  lines.push(`\n${pad(floor)}`);
   lines.push(
     '\nidentity cost = median(case) - median(anonymous) of the same worker; whole request = median(case) of auth-bridge / of the JS reference; ' +
       `ratios are of per-request workerd ${metric === 'cpu' ? 'CPU' : 'latency'}${runs.length > 1 ? ', median over runs' : ''}. ` +
@@ -310,7 +326,7 @@ if (SMOKE) {
   // Only that the figures exist: no timing is judged in CI.
   const r = runs[0].ratios;
   const all = [r.anonymous, ...Object.values(r.whole), ...Object.values(r.cold), ...Object.values(r.warm)];
-  if (!all.every((x) => Number.isFinite(x.bridge_ms) && Number.isFinite(x.ratio))) {
+  if (!all.every((x) => Number.isFinite(x.bridge_ms) && Number.isFinite(x.ratio)) || !Object.values(r.floor).every((x) => Number.isFinite(x.noop_ms))) {
     throw new Error('smoke: a figure is not a number');
   }
 }
