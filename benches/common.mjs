@@ -190,6 +190,33 @@ export async function interleave(cases, rounds, { seed = 1 } = {}) {
   return samples;
 }
 
+/**
+ * What one operation of each case costs inside workerd, for the microbenchmarks whose worker
+ * runs one case's operation `ops` times per request (the case named by the request path, with
+ * `headers`) and answers how many operations came out right. Rounds as in `interleave`, the first
+ * one unrecorded (warm-up); throws unless every answer is `ops`. Returns the wall time per
+ * operation of `baseline` (a case whose loop does nothing) and of every other case less it,
+ * medians over the rounds, in µs.
+ */
+export async function perOperation(mf, names, { ops, rounds, baseline, headers = {}, seed = 7 }) {
+  const cases = names.map((name) => ({
+    name,
+    run: async () => {
+      const started = process.hrtime.bigint();
+      const response = await mf.dispatchFetch(`http://bench/${encodeURIComponent(name)}`, { headers });
+      const answer = Number(await response.text());
+      const us = Number(process.hrtime.bigint() - started) / 1000 / ops;
+      if (answer !== ops) throw new Error(`${name}: ${answer} of ${ops} operations right`);
+      return us;
+    },
+  }));
+  const samples = await interleave(cases, rounds + 1, { seed });
+  const median = (name) => summarize(samples[name].slice(1)).median;
+  const floor = median(baseline);
+  const cost = Object.fromEntries(names.filter((n) => n !== baseline).map((n) => [n, median(n) - floor]));
+  return { baseline: floor, cost };
+}
+
 export function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   const pos = (sorted.length - 1) * q;

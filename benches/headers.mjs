@@ -7,48 +7,31 @@
 //
 // Method. One Miniflare worker runs an operation N times inside one request; the wall time of the
 // request over N, less that of a request whose loop does nothing, is the operation's cost. Rounds
-// run the operations in a shuffled order; the figure is the median over rounds. Each loop's answer is checked
-// (the scan finds the one forged header the request carries), so no loop is optimised away.
+// run the operations in a shuffled order (after one warm-up round); the figure is the median over
+// rounds (benches/common.mjs `perOperation`). Each loop's answer is checked (the scan finds the
+// one forged header the request carries), so no loop is optimised away.
 import { Miniflare } from 'miniflare';
-import { option } from './common.mjs';
+import { option, perOperation } from './common.mjs';
 
 const args = process.argv.slice(2);
 const N = option(args, 'iterations', 'HEADERS_ITERATIONS', 20000);
-const ROUNDS = option(args, 'rounds', 'HEADERS_ROUNDS', 11);
+const ROUNDS = option(args, 'rounds', 'HEADERS_ROUNDS', 10);
 
-// Each case: the work of one iteration, its expected count per iteration.
+// Each case: the work of one iteration, which adds 1 to `sink` when it came out right.
 const CASES = {
-  baseline: ['sink++;', 1],
-  copy: ['const h = new Headers(request.headers); sink += h.has("cookie") ? 1 : 0;', 1],
-  'copy + scan by keys()': [
-    'const h = new Headers(request.headers); for (const n of h.keys()) if (n.startsWith("x-auth-")) sink++;',
-    1,
-  ],
-  'copy + scan by forEach': [
-    'const h = new Headers(request.headers); h.forEach((_, n) => { if (n.startsWith("x-auth-")) sink++; });',
-    1,
-  ],
-  'copy + 1 set': ['const h = new Headers(request.headers); h.set("x-auth-source", "clerk"); sink += h.has("x-auth-source") ? 1 : 0;', 1],
-  'copy + 6 sets': [
-    'const h = new Headers(request.headers); for (let j = 0; j < 6; j++) h.set(NAMES[j], "v" + j); sink += h.has(NAMES[5]) ? 1 : 0;',
-    1,
-  ],
-  'copy + 6 appends': [
-    'const h = new Headers(request.headers); for (let j = 0; j < 6; j++) h.append(NAMES[j], "v" + j); sink += h.has(NAMES[5]) ? 1 : 0;',
-    1,
-  ],
-  'copy + 1 delete': ['const h = new Headers(request.headers); h.delete("x-auth-user-id"); sink += h.has("x-auth-user-id") ? 0 : 1;', 1],
+  baseline: 'sink++;',
+  copy: 'const h = new Headers(request.headers); sink += h.has("cookie") ? 1 : 0;',
+  'copy + scan by keys()': 'const h = new Headers(request.headers); for (const n of h.keys()) if (n.startsWith("x-auth-")) sink++;',
+  'copy + scan by forEach': 'const h = new Headers(request.headers); h.forEach((_, n) => { if (n.startsWith("x-auth-")) sink++; });',
+  'copy + 1 set': 'const h = new Headers(request.headers); h.set("x-auth-source", "clerk"); sink += h.has("x-auth-source") ? 1 : 0;',
+  'copy + 6 sets': 'const h = new Headers(request.headers); for (let j = 0; j < 6; j++) h.set(NAMES[j], "v" + j); sink += h.has(NAMES[5]) ? 1 : 0;',
+  'copy + 6 appends': 'const h = new Headers(request.headers); for (let j = 0; j < 6; j++) h.append(NAMES[j], "v" + j); sink += h.has(NAMES[5]) ? 1 : 0;',
+  'copy + 1 delete': 'const h = new Headers(request.headers); h.delete("x-auth-user-id"); sink += h.has("x-auth-user-id") ? 0 : 1;',
   // fetch(url, init) builds a Request from init, copying init.headers again; a Request built
   // from the inbound headers and changed in place is sent as it is (fetch(request)).
-  'forward: copy, then Request': [
-    'const h = new Headers(request.headers); h.set("via", "1.1 b"); const r = new Request("https://origin.example/p", { method: "GET", headers: h, redirect: "manual" }); sink += r.headers.has("via") ? 1 : 0;',
-    1,
-  ],
-  'forward: Request, in place': [
-    'const r = new Request("https://origin.example/p", { method: "GET", headers: request.headers, redirect: "manual" }); r.headers.set("via", "1.1 b"); sink += r.headers.has("via") ? 1 : 0;',
-    1,
-  ],
-  'get cookie': ['sink += request.headers.get("cookie").length > 0 ? 1 : 0;', 1],
+  'forward: copy, then Request': 'const h = new Headers(request.headers); h.set("via", "1.1 b"); const r = new Request("https://origin.example/p", { method: "GET", headers: h, redirect: "manual" }); sink += r.headers.has("via") ? 1 : 0;',
+  'forward: Request, in place': 'const r = new Request("https://origin.example/p", { method: "GET", headers: request.headers, redirect: "manual" }); r.headers.set("via", "1.1 b"); sink += r.headers.has("via") ? 1 : 0;',
+  'get cookie': 'sink += request.headers.get("cookie").length > 0 ? 1 : 0;',
 };
 const NAMES = ['x-auth-source', 'x-auth-user-id', 'x-auth-clerk-user-id', 'x-auth-email', 'x-auth-session-id', 'x-auth-session-status'];
 
@@ -57,7 +40,7 @@ const N = ${N};
 const NAMES = ${JSON.stringify(NAMES)};
 const CASES = {
 ${Object.entries(CASES)
-  .map(([name, [body]]) => `  ${JSON.stringify(name)}: (request) => { let sink = 0; for (let i = 0; i < N; i++) { ${body} } return sink; },`)
+  .map(([name, body]) => `  ${JSON.stringify(name)}: (request) => { let sink = 0; for (let i = 0; i < N; i++) { ${body} } return sink; },`)
   .join('\n')}
 };
 export default {
@@ -84,33 +67,9 @@ const HEADERS = {
 const mf = new Miniflare({ modules: true, script, compatibilityDate: '2025-01-01' });
 try {
   await mf.ready;
-  const times = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
-  // A seeded shuffle per round: the garbage one case leaves is collected during whichever runs
-  // next, so no case always pays for another's.
-  let seed = 7;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = Object.entries(CASES);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
-    }
-    for (const [name, [, per]] of order) {
-      const started = process.hrtime.bigint();
-      const response = await mf.dispatchFetch(`http://bench/${encodeURIComponent(name)}`, { headers: HEADERS });
-      const answer = Number(await response.text());
-      const us = Number(process.hrtime.bigint() - started) / 1000 / N;
-      if (answer !== N * per) throw new Error(`${name}: answered ${answer}, expected ${N * per}`);
-      if (round > 0) times[name].push(us);
-    }
-  }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const base = median(times.baseline);
-  console.log(`Headers operations in workerd, ${N} per request, median of ${ROUNDS - 1} rounds (after one warm-up), less the empty loop (${base.toFixed(2)} us)`);
-  for (const name of Object.keys(CASES)) {
-    if (name === 'baseline') continue;
-    console.log(`  ${name.padEnd(24)} ${(median(times[name]) - base).toFixed(2).padStart(7)} us`);
-  }
+  const { baseline, cost } = await perOperation(mf, Object.keys(CASES), { ops: N, rounds: ROUNDS, baseline: 'baseline', headers: HEADERS });
+  console.log(`Headers operations in workerd, ${N} per request, median of ${ROUNDS} rounds (after one warm-up), less the empty loop (${baseline.toFixed(2)} us)`);
+  for (const [name, us] of Object.entries(cost)) console.log(`  ${name.padEnd(24)} ${us.toFixed(2).padStart(7)} us`);
 } finally {
   await mf.dispose();
 }

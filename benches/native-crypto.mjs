@@ -9,14 +9,15 @@
 // One request per case runs N operations, each on its own input (distinct messages, signatures,
 // IVs and ciphertexts); every answer is checked (the request fails unless all N verify or
 // decrypt to the expected bytes). Figures are wall time per operation, less an empty loop over
-// the same inputs, median over the rounds (cases in a new random order each round). A tight
+// the same inputs, median over the rounds (cases in a new seeded order each round, after one
+// warm-up round: benches/common.mjs `perOperation`). A tight
 // loop keeps the code and data hot: in the hot-path bench (benches/hotpath.mjs), where requests
 // of other workers come between, the same node:crypto decryption cost several times more than
 // the worker's RustCrypto in wasm (see the README's Benchmark section).
 import crypto from 'node:crypto';
 import { Miniflare } from 'miniflare';
 import { COMPATIBILITY_DATE, COMPATIBILITY_FLAGS } from '../tests/e2e/harness.mjs';
-import { option } from './common.mjs';
+import { option, perOperation } from './common.mjs';
 
 const args = process.argv.slice(2);
 const N = option(args, 'ops', 'NATIVE_CRYPTO_OPS', 2000);
@@ -57,7 +58,7 @@ const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 const joined = (a, b) => { const o = new Uint8Array(a.length + b.length); o.set(a); o.set(b, a.length); return o; };
 let nodeKey, subtleKey;
 const CASES = {
-  empty: async ([data]) => data.length > 0,
+  baseline: async ([data]) => data.length > 0,
   'rs256 node:crypto verify': async ([data, sig]) => nc.verify('sha256', data, nodeKey, sig),
   'rs256 WebCrypto verify': async ([data, sig]) => crypto.subtle.verify('RSASSA-PKCS1-v1_5', subtleKey, sig, data),
   'rs256 WebCrypto importKey + verify': async ([data, sig]) =>
@@ -90,24 +91,11 @@ export default {
 
 const mf = new Miniflare({ modules: true, script, compatibilityDate: COMPATIBILITY_DATE, compatibilityFlags: COMPATIBILITY_FLAGS });
 try {
-  const url = await mf.ready;
-  const names = ['empty', 'rs256 node:crypto verify', 'rs256 WebCrypto verify', 'rs256 WebCrypto importKey + verify', 'aes-256-gcm open, node:crypto', 'a256cbc-hs512 open, node:crypto'];
-  const times = Object.fromEntries(names.map((n) => [n, []]));
-  for (let round = 0; round < ROUNDS + 1; round++) {
-    const order = [...names].sort(() => Math.random() - 0.5);
-    for (const name of order) {
-      const t0 = process.hrtime.bigint();
-      const res = await mf.dispatchFetch(new URL(`/${encodeURIComponent(name)}`, url));
-      const ok = Number(await res.text());
-      const us = Number(process.hrtime.bigint() - t0) / 1e3 / N;
-      if (ok !== N) throw new Error(`${name}: ${ok} of ${N} answers right`);
-      if (round > 0) times[name].push(us); // round 0 warms up
-    }
-  }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const floor = median(times.empty);
-  console.log(`native crypto in workerd: ${N} distinct inputs per case, ${ROUNDS} rounds, us per operation (median, less the empty loop ${floor.toFixed(2)} us)`);
-  for (const name of names.slice(1)) console.log(`  ${name.padEnd(40)} ${(median(times[name]) - floor).toFixed(1)}`);
+  await mf.ready;
+  const names = ['baseline', 'rs256 node:crypto verify', 'rs256 WebCrypto verify', 'rs256 WebCrypto importKey + verify', 'aes-256-gcm open, node:crypto', 'a256cbc-hs512 open, node:crypto'];
+  const { baseline, cost } = await perOperation(mf, names, { ops: N, rounds: ROUNDS, baseline: 'baseline' });
+  console.log(`native crypto in workerd: ${N} distinct inputs per case, ${ROUNDS} rounds, us per operation (median, less the empty loop ${baseline.toFixed(2)} us)`);
+  for (const [name, us] of Object.entries(cost)) console.log(`  ${name.padEnd(40)} ${us.toFixed(1)}`);
 } finally {
   await mf.dispose();
 }
