@@ -208,6 +208,14 @@ async function oneRun(run) {
     ];
     for (const [w, name] of ['bridge', 'js'].entries()) {
       const get = workers[name];
+      cases.push({
+        name: `${name}|other cold`,
+        prime: () => get('/prime', BROWSER),
+        run: async (round) => {
+          const cookie = `theme=dark-${round}-${w}; _ga=GA1.2.${round}`;
+          return check(`${name} other`, await get('/page', { ...BROWSER, cookie }), 'anonymous', '');
+        },
+      });
       for (const k of kinds) {
         cases.push({
           name: `${name}|${k.kind}`,
@@ -257,6 +265,10 @@ export function ratios(s) {
     cold: {},
     warm: {},
     floor: {},
+    // A distinct non-session cookie per request: no token to read, so the worker's own path
+    // (entering wasm, reading the request, deciding "anonymous", forwarding) over the anonymous
+    // request that never enters it.
+    other: { bridge_ms: cost('bridge', 'other cold'), js_ms: cost('js', 'other cold') },
   };
   for (const id of ['v4', 'v5', 'clerk']) {
     out.floor[id] = { noop_ms: cost('noop', `${id} cookie`), ratio: cost('noop', `${id} cookie`) / cost('js', `${id} warm`) };
@@ -312,6 +324,11 @@ function report(runs) {
     floor.push([`${id} session cookie (a warm identity cost cannot go below it)`, fmt(pick((x) => x.floor[id].noop_ms)), fmt(pick((x) => x.warm[id].js_ms)), `${fmt(pick((x) => x.floor[id].ratio), 2)}x`]);
   }
   lines.push(`\n${pad(floor)}`);
+  const other = [
+    ['cookies without a session, distinct per request: cost over the anonymous request', 'auth-bridge ms', 'JS reference ms'],
+    ['the worker\'s own path (enter, read, decide anonymous, forward)', fmt(pick((x) => x.other.bridge_ms)), fmt(pick((x) => x.other.js_ms))],
+  ];
+  lines.push(`\n${pad(other)}`);
   lines.push(
     '\nidentity cost = median(case) - median(anonymous) of the same worker; whole request = median(case) of auth-bridge / of the JS reference; ' +
       `ratios are of per-request workerd ${metric === 'cpu' ? 'CPU' : 'latency'}${runs.length > 1 ? ', median over runs' : ''}. ` +

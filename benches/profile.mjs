@@ -3,7 +3,7 @@
 // workerd's inspector) over many identical requests, summarised per function (self time) and
 // per group (wasm-bindgen glue, worker-build shim, the worker's Rust, runtime built-ins).
 //
-//   node benches/profile.mjs [--build DIR] [--case anonymous|v4|v5|clerk] [--requests N]
+//   node benches/profile.mjs [--build DIR] [--case anonymous|other|v4|v5|clerk] [--requests N]
 //                            [--interval US] [--top N] [--warm]
 //
 // Build with `scripts/build --keep-names` so wasm frames carry Rust names. The profile covers
@@ -82,6 +82,7 @@ try {
   const claims = () => ({ sub: `legacy-${WARM ? 'warm' : n++}`, email: 'u@example.com' });
   const cookie = {
     anonymous: async () => null,
+    other: async () => `theme=dark-${WARM ? 'warm' : n++}; _ga=GA1.2.${n}`,
     v4: async () => cookieHeader({ 'next-auth.session-token': await nextAuthV4(SECRET, claims()) }),
     v5: async () => cookieHeader({ 'authjs.session-token': await authJsV5(SECRET, claims()) }),
     clerk: async () =>
