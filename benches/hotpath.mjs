@@ -271,7 +271,8 @@ export function ratios(s) {
     other: { bridge_ms: cost('bridge', 'other cold'), js_ms: cost('js', 'other cold') },
   };
   for (const id of ['v4', 'v5', 'clerk']) {
-    out.floor[id] = { noop_ms: cost('noop', `${id} cookie`), ratio: cost('noop', `${id} cookie`) / cost('js', `${id} warm`) };
+    const carried = cost('noop', `${id} cookie`);
+    out.floor[id] = { noop_ms: carried, ratio: carried / cost('js', `${id} warm`) };
     for (const temp of ['cold', 'warm']) {
       const kind = `${id} ${temp}`;
       out.whole[kind] = { bridge_ms: m(`bridge|${kind}`), js_ms: m(`js|${kind}`), ratio: m(`bridge|${kind}`) / m(`js|${kind}`) };
