@@ -265,9 +265,9 @@ export function ratios(s) {
     cold: {},
     warm: {},
     floor: {},
-    // A distinct non-session cookie per request: no token to read, so the worker's own path
-    // (entering wasm, reading the request, deciding "anonymous", forwarding) over the anonymous
-    // request that never enters it.
+    // A distinct non-session cookie per request: no token to read, so what the worker adds to
+    // the anonymous request for cookies (its check that none is a session, then the same
+    // forward).
     other: { bridge_ms: cost('bridge', 'other cold'), js_ms: cost('js', 'other cold') },
   };
   for (const id of ['v4', 'v5', 'clerk']) {
@@ -327,7 +327,7 @@ function report(runs) {
   lines.push(`\n${pad(floor)}`);
   const other = [
     ['cookies without a session, distinct per request: cost over the anonymous request', 'auth-bridge ms', 'JS reference ms'],
-    ['the worker\'s own path (enter, read, decide anonymous, forward)', fmt(pick((x) => x.other.bridge_ms)), fmt(pick((x) => x.other.js_ms))],
+    ['reading the cookies and deciding "anonymous"', fmt(pick((x) => x.other.bridge_ms)), fmt(pick((x) => x.other.js_ms))],
   ];
   lines.push(`\n${pad(other)}`);
   lines.push(

@@ -32,8 +32,15 @@ if (!code.includes(`${proxied}=new Proxy(${entrypoint},`)) {
   process.exit(1);
 }
 // A request that can only be anonymous may be forwarded on the worker's plan (src/fast_path.rs,
-// src/proxy.js forwardOnPlan) before the worker's Rust is entered.
-const lean = `var __leanEntry=(()=>{const handlers={};const onPlan=globalThis[Symbol.for("auth-bridge.forwardOnPlan")];for(const name of ["fetch","queue","scheduled"]){const handler=${entrypoint}.prototype[name];if(typeof handler!=="function")continue;const fast=name==="fetch"&&typeof onPlan==="function";handlers[name]=function(arg,env,ctx){${reinitialize}();if(fast){const forwarded=onPlan(arg);if(forwarded!==undefined)return forwarded}try{const out=handler.call({env,ctx},arg);return out&&typeof out.then==="function"?out.catch(e=>{${critical}(e);throw e}):out}catch(e){${critical}(e);throw e}}}return handlers})();`;
+// src/proxy.js forwardOnPlan) before the worker's Rust is entered; for one with cookies it asks
+// the worker's cookiesHoldNoSession (src/gateway.rs), an export worker-build puts on the same
+// class, handed to src/proxy.js here. Its glue reads the current wasm instance on every call,
+// so it stays right after a reset.
+if (!code.includes(`${entrypoint}.prototype.cookiesHoldNoSession=`)) {
+  console.error(`lean-entry: the cookiesHoldNoSession export not found in ${file}`);
+  process.exit(1);
+}
+const lean = `var __leanEntry=(()=>{const handlers={};globalThis[Symbol.for("auth-bridge.cookiesHoldNoSession")]=${entrypoint}.prototype.cookiesHoldNoSession;const onPlan=globalThis[Symbol.for("auth-bridge.forwardOnPlan")];for(const name of ["fetch","queue","scheduled"]){const handler=${entrypoint}.prototype[name];if(typeof handler!=="function")continue;const fast=name==="fetch"&&typeof onPlan==="function";handlers[name]=function(arg,env,ctx){${reinitialize}();if(fast){const forwarded=onPlan(arg);if(forwarded!==undefined)return forwarded}try{const out=handler.call({env,ctx},arg);return out&&typeof out.then==="function"?out.catch(e=>{${critical}(e);throw e}):out}catch(e){${critical}(e);throw e}}}return handlers})();`;
 const at = code.lastIndexOf('export{');
 code = code.slice(0, at) + lean + code.slice(at).replace(exported, '__leanEntry as default}');
 fs.writeFileSync(file, code);

@@ -1,15 +1,22 @@
-//! Requests forwarded without entering wasm: those that can only be anonymous, and those
-//! carrying cookies the worker has resolved before and whose answer still stands.
+//! Requests forwarded by the JS entry: those that can only be anonymous, and those carrying
+//! cookies the worker has resolved before and whose answer still stands.
 //!
-//! A request with no `Cookie`, no `Authorization` and no `Via`, outside `/__auth-bridge/`, with a
-//! path a URL parser would leave as it is and a query without `%` or `__clerk`, resolves to
-//! "anonymous" and is forwarded with the same headers on every request of an isolate: when the
-//! configuration allows it ([`plan`]), the worker hands `src/proxy.js` that forward once, and
-//! the JS entry forwards such requests itself (`forwardOnPlan`), through the same `send` as
-//! every other forward. Measured in workerd (per-request CPU against a no-op JS worker, load
-//! about 4): an anonymous request 1.24-1.29x without the plan, 1.09-1.13x with it; a request
-//! that enters wasm after one that did not costs about 5-15 us more (the wasm path's code and
-//! memory are no longer hot), which a longer warm-up does not remove.
+//! A request with no `Authorization` and no `Via`, outside `/__auth-bridge/`, with a path a URL
+//! parser would leave as it is and a query without `%` or `__clerk`, and with no `Cookie`,
+//! resolves to "anonymous" and is forwarded with the same headers on every request of an
+//! isolate: when the configuration allows it ([`plan`]), the worker hands `src/proxy.js` that
+//! forward once, and the JS entry forwards such requests itself (`forwardOnPlan`), through the
+//! same `send` as every other forward. Measured in workerd (per-request CPU against a no-op JS
+//! worker, load about 4): an anonymous request 1.24-1.29x without the plan, 1.09-1.13x with it;
+//! a request that enters wasm after one that did not costs about 5-15 us more (the wasm path's
+//! code and memory are no longer hot), which a longer warm-up does not remove.
+//!
+//! The same holds with a `Cookie` none of whose cookies the worker reads (consent, analytics,
+//! preferences: most anonymous page loads carry some). The JS entry asks the worker through one
+//! synchronous export, `cookiesHoldNoSession` (`crate::gateway`, `identity::no_session`), and
+//! forwards on the plan when it says so; anything else goes through the worker. Measured with
+//! `scripts/bench` (`other cold`, alternating builds, four runs each): 40-50 us over the
+//! anonymous request through the worker's whole path, 20-26 us with the export.
 //!
 //! No plan when anything else could apply to such a request: signed assertions, a Clerk
 //! development instance (its cookieless page loads get the dev-browser handshake), the

@@ -46,6 +46,11 @@ impl Isolate {
         ISOLATE.with(|cell| cell.get_or_init(|| Rc::new(Isolate::build(env))).clone())
     }
 
+    /// The isolate's state if a request has built it already (nothing to build it from here).
+    pub fn built() -> Option<Rc<Isolate>> {
+        ISOLATE.with(|cell| cell.get().cloned())
+    }
+
     fn build(env: &Env) -> Isolate {
         let config = Config::from_lookup(|name| {
             env.var(name)

@@ -139,31 +139,39 @@ export function takeSessionHits() {
 
 const BRIDGE_ROUTES = "/__auth-bridge";
 
+// The worker's `cookiesHoldNoSession` (src/gateway.rs), handed over by the entry
+// (scripts/lean-entry.mjs) once the module has loaded: whether a request's cookies hold nothing
+// the worker reads, so that it would give the request the anonymous forward.
+const COOKIE_CHECK = Symbol.for("auth-bridge.cookiesHoldNoSession");
+
 /**
  * The origin's pending answer when `request` can only be anonymous, or carries exactly the
  * `Cookie` and `Authorization` of a remembered session, and the plan stands; `undefined` (the
  * worker takes it) otherwise, or whenever in doubt. The same conditions as the worker's
  * (src/gateway.rs), narrower: no `Via` header; a path as a URL parser leaves it (printable
  * ASCII, no `%`, `\`, or `.` after `/`) outside the bridge's routes; a query without `%` or
- * `__clerk` (Clerk's handshake and dev-browser parameters).
+ * `__clerk` (Clerk's handshake and dev-browser parameters). Anonymous means no `Authorization`
+ * and either no `Cookie` or, as the worker says, none it reads.
  */
 function forwardOnPlan(request) {
   const now = Date.now();
   if (plan === null || now >= plan.until) return undefined;
-  let url, onward, session;
+  let url, onward, session, cookie;
   try {
     const headers = request.headers;
     if (headers.has("via")) return undefined;
-    const cookie = headers.get("cookie");
+    cookie = headers.get("cookie");
     const authorization = headers.get("authorization");
-    if (cookie !== null || authorization !== null) {
-      if (sessions.size === 0) return undefined;
+    if (authorization !== null || (cookie !== null && sessions.size !== 0)) {
       const key = sessionKey(cookie, authorization);
       session = sessions.get(key);
-      if (session === undefined) return undefined;
-      if (now >= session.until) {
+      if (session === undefined) {
+        if (authorization !== null) return undefined;
+      } else if (now >= session.until) {
         sessions.delete(key);
         return undefined;
+      } else {
+        cookie = null; // remembered: nothing left to ask about
       }
     }
     url = request.url;
@@ -172,6 +180,10 @@ function forwardOnPlan(request) {
   } catch {
     return undefined;
   }
+  // Last, as it enters wasm: a trap there is the entry's to handle, as any other. Cookies that
+  // look like a session by the default names go to the worker without asking (only a shortcut:
+  // the worker's answer alone lets a request with cookies through here).
+  if (cookie !== null && (looksLikeSession(cookie) || globalThis[COOKIE_CHECK]?.(cookie) !== true)) return undefined;
   let identity = plan.identity;
   let from = 2;
   if (session === undefined) {
@@ -188,6 +200,11 @@ function forwardOnPlan(request) {
 
 // The entry (scripts/lean-entry.mjs) looks it up here: it runs before the worker's Rust.
 globalThis[Symbol.for("auth-bridge.forwardOnPlan")] = forwardOnPlan;
+
+/** Whether `cookie` holds a name next-auth, Auth.js or Clerk give their session cookies. */
+function looksLikeSession(cookie) {
+  return cookie.includes("session-token") || cookie.includes("__session") || cookie.includes("__client_uat");
+}
 
 /** Path and query of `url` (what src/proxy.rs `path_onward` gives). */
 function pathOnward(url) {

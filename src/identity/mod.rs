@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod legacy_id;
 pub mod memo;
 pub mod nextauth;
+pub mod no_session;
 pub mod resolver;
 pub mod revocation;
 pub mod webcrypto;

@@ -2,7 +2,7 @@
 // tokens signed by the local Clerk server's RSA key and verified through its JWKS.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import { startBridge, startWorkers, bridgeWorker } from './harness.mjs';
 import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
@@ -420,6 +420,69 @@ test('cookies seen again are forwarded alike by the JS entry: same identity, for
     const ended = await seen({ cookie });
     assert.notEqual(ended.headers?.['x-auth-clerk-user-id'], user.id, JSON.stringify(ended));
     assert.notEqual(ended.headers?.['x-auth-user-id'], 'legacy-again', JSON.stringify(ended));
+  } finally {
+    await plain.close();
+  }
+});
+
+test('cookies that hold no session are forwarded by the JS entry like no cookies; every session cookie still reaches the worker', async () => {
+  // Without signed assertions the worker hands the JS entry its plan, and answers its question
+  // about a request's cookies (src/gateway.rs cookiesHoldNoSession): none of them is one it reads.
+  const plain = await startBridge(bridgeSettings({ origin, clerk, secret: `${SECRET},${OLD_SECRET}` }));
+  try {
+    const seen = async (headers, path = '/whoami?x=1') => {
+      const res = await plain.fetch(path, { headers, redirect: 'manual' });
+      if (res.status !== 200) {
+        await res.arrayBuffer();
+        return { status: res.status };
+      }
+      const { headers: h } = await res.json();
+      const identity = Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('x-auth-')));
+      return { identity, cookie: h.cookie };
+    };
+    await seen({}); // the first request makes the plan
+    const forged = { 'x-auth-user-id': 'admin', 'X-Auth-Source': 'clerk', 'x-auth-email': 'ceo@example.com' };
+    const noSession = [
+      'theme=dark',
+      '_ga=GA1.2.3.4; consent=yes; cart=%7B%22n%22%3A2%7D',
+      'next-auth.csrf-token=abc%7Cdef; next-auth.callback-url=http%3A%2F%2Fx%2F',
+      'next-auth.session-token=; __session=', // deleted cookies
+      '__client_uat=0', // Clerk signed out
+      '__clerk_db_jwt=dvb_x; my__sessionish=1',
+    ];
+    for (const cookie of noSession) {
+      for (const extra of [{}, forged]) {
+        const got = await seen({ cookie, ...extra });
+        assert.deepEqual(got, { identity: { 'x-auth-source': 'anonymous' }, cookie }, cookie);
+      }
+    }
+
+    // Session cookies of every shape the worker reads, each with unrelated cookies beside it.
+    const suffix = createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
+    const user = await clerkUser(null, 'no-session-test@example.com');
+    const now = Math.floor(Date.now() / 1000);
+    const big = await authJsV5(SECRET, { sub: 'legacy-chunks', big: 'x'.repeat(6000) });
+    const chunks = Object.fromEntries(big.match(/.{1,3936}/g).map((c, i) => [`authjs.session-token.${i}`, c]));
+    const sessions = [
+      [{ 'next-auth.session-token': await nextAuthV4(SECRET, { sub: 'legacy-plain' }) }, 'legacy-plain'],
+      [{ '__Secure-next-auth.session-token': await nextAuthV4(OLD_SECRET, { sub: 'legacy-secure' }) }, 'legacy-secure'],
+      [{ 'authjs.session-token': await authJsV5(SECRET, { sub: 'legacy-v5-plain' }) }, 'legacy-v5-plain'],
+      [chunks, 'legacy-chunks'],
+      [{ __session: clerk.mintSessionToken({ sub: user.id }), __client_uat: String(now - 30) }, user.id],
+      [{ [`__session_${suffix}`]: clerk.mintSessionToken({ sub: user.id }), [`__client_uat_${suffix}`]: String(now - 30) }, user.id],
+    ];
+    for (const [pairs, expected] of sessions) {
+      const cookie = cookieHeader({ theme: 'dark', ...pairs, _ga: 'GA1.2.3.4' });
+      for (let i = 0; i < 3; i++) {
+        const got = await seen({ cookie, ...forged });
+        assert.equal(got.identity?.['x-auth-user-id'], expected, `${Object.keys(pairs)[0]} request ${i + 1}`);
+      }
+    }
+    // Refused or incomplete: still the worker's (anonymous after a check, or a handshake).
+    const refused = await seen({ cookie: 'theme=dark; next-auth.session-token=not-a-token', ...forged });
+    assert.deepEqual(refused.identity, { 'x-auth-source': 'anonymous' });
+    const handshake = await seen({ cookie: `theme=dark; __client_uat=${now - 30}`, accept: 'text/html' });
+    assert.equal(handshake.status, 307, 'a signed-in Clerk client without its session token gets a handshake');
   } finally {
     await plain.close();
   }

@@ -119,8 +119,9 @@ test('client-sent identity headers never reach the origin', async () => {
 });
 
 test('a request that can only be anonymous reaches the origin the same with or without entering wasm', async () => {
-  // With an unrelated cookie the worker's Rust forwards it; without, once the worker has made
-  // its plan, the JS entry does (src/fast_path.rs). The origin must see the same request.
+  // With an Authorization header (not a Clerk one: no Clerk here) the worker's Rust forwards
+  // it; without, once the worker has made its plan, the JS entry does (src/fast_path.rs), also
+  // with cookies none of which the worker reads. The origin must see the same request.
   const shapes = [
     ['/assets/app.css?v=3', { headers: { 'x-auth-user-id': 'forged', 'X-Auth-Source': 'clerk', accept: 'text/css' } }],
     ['/page', { method: 'HEAD' }],
@@ -136,13 +137,16 @@ test('a request that can only be anonymous reaches the origin the same with or w
     await res.arrayBuffer();
     const received = structuredClone(origin.received.at(-1));
     delete received.headers.cookie;
+    delete received.headers.authorization;
     return received;
   };
   await bridge.fetch('/');
   for (const [path, init] of shapes) {
-    const viaRust = await seen(path, { ...init, headers: { ...init.headers, cookie: 'unrelated=1' } });
+    const viaRust = await seen(path, { ...init, headers: { ...init.headers, authorization: 'Basic dTpw' } });
     const onPlan = await seen(path, init);
     assert.deepEqual(onPlan, viaRust, path);
+    const withCookies = await seen(path, { ...init, headers: { ...init.headers, cookie: 'unrelated=1; theme=dark' } });
+    assert.deepEqual(withCookies, viaRust, path);
     const identity = Object.entries(onPlan.headers).filter(([k]) => k.startsWith('x-auth-'));
     assert.deepEqual(identity, [['x-auth-source', 'anonymous']], path);
     assert.equal(onPlan.headers.via, '1.1 auth-bridge', path);

@@ -1,0 +1,241 @@
+//! Whether a request's cookies hold nothing the resolver reads: no Clerk session token or
+//! `__client_uat` (plain or suffixed), and no NextAuth session cookie (plain or chunked, under
+//! any of the names it reads). Most anonymous page loads carry cookies (consent, analytics,
+//! preferences); such a request resolves to "anonymous" with nothing to verify or look up, and
+//! the JS entry forwards it as it forwards a request without cookies (see `fast_path`) once
+//! this check says so.
+//!
+//! The check asks the resolver's own readers ([`session_token_from_request`],
+//! [`crate::identity::nextauth::NextAuthVerifier::finds_session_cookie`]), so it cannot disagree
+//! with them about a cookie's name; it decodes nothing, so a request it declines costs little
+//! more than before.
+
+use super::clerk::{session_token_from_request, ClerkTokenSource, SignedOutReason};
+use super::resolver::IdentityResolver;
+use crate::cookies::Cookies;
+
+/// Whether [`IdentityResolver::resolve`] of a request with exactly this `Cookie` header, no
+/// `Authorization` and no dev-browser query parameter could only answer "anonymous", with
+/// nothing to verify, look up or log: `true` only when neither Clerk nor NextAuth finds a cookie
+/// of theirs. Anything they would read (even to refuse it) gives `false`.
+pub fn holds_no_session(resolver: &IdentityResolver, cookie_header: &str, now: u64) -> bool {
+    let cookies = Cookies::parse(cookie_header);
+    let clerk_finds_nothing = resolver.clerk().is_none_or(|clerk| {
+        matches!(
+            session_token_from_request(
+                &|name| cookies.get(name),
+                None,
+                false,
+                &clerk.publishable_key,
+                now,
+            ),
+            ClerkTokenSource::SignedOut(SignedOutReason::SessionTokenAndUatMissing)
+        )
+    });
+    clerk_finds_nothing
+        && resolver
+            .nextauth()
+            .is_none_or(|nextauth| !nextauth.finds_session_cookie(&cookies))
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::identity::clerk::ClerkRequestState;
+    use crate::identity::resolver::RequestFacts;
+    use crate::identity::Source;
+
+    const NOW: u64 = 1_800_000_000;
+    const CLERK_LIVE: [(&str, &str); 2] = [
+        ("CLERK_PUBLISHABLE_KEY", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
+        ("CLERK_JWT_KEY", "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA2sZzrs58RhWXufxULe5M\nM/1/OF/mTHlCMfF0Ufbqe40krshtlUHWIfHjIoOxwANl06Li3NNuMtsrZWTafg9f\nIrH5Di77jb5aFELRMHC/iPAnjtwP5hT6dGRf7LwuQroibOsDIlkkoaEwEC+EzxL7\n9Y7UcxjPvl1m+4CHe5m4KcMWJr5/lx5Rd59IZj6mQmWJbE+nf5RlhfsjV2d6xg46\nt0j2jWFBz7aGvlC9V77qzYWR0D3GJr+SNULxx5B50JStSIcZ5jRjRDVTmnPCT9zl\nzbQb9D//CHSH33SsLLHxhbFCFOKUivIvjsdcAEcjF2cC9Nf0Sll1/sMRpzZvz0Tp\n6QIDAQAB\n-----END PUBLIC KEY-----"),
+    ];
+
+    fn resolver(pairs: &[(&str, &str)]) -> IdentityResolver {
+        IdentityResolver::new(&Config::from_pairs(pairs), None, &mut Vec::new())
+    }
+
+    /// What the resolver itself concludes: anonymous, with Clerk (when configured) seeing no
+    /// token at all.
+    fn resolves_to_nothing(r: &IdentityResolver, cookie: &str) -> bool {
+        let facts = RequestFacts {
+            cookie_header: Some(cookie),
+            authorization: None,
+            dev_browser_in_query: false,
+            origin_base: "http://origin.example",
+            client_address: Some("203.0.113.7"),
+        };
+        let resolution = block_on(r.resolve(&facts, None, NOW));
+        resolution.identity.source == Source::Anonymous
+            && resolution.killed_nextauth_cookie.is_none()
+            && resolution.nextauth.is_none()
+            && resolution.clerk.as_ref().is_none_or(|state| {
+                matches!(
+                    state,
+                    ClerkRequestState::SignedOut(SignedOutReason::SessionTokenAndUatMissing)
+                )
+            })
+    }
+
+    const NO_SESSION: &[&str] = &[
+        "",
+        "theme=dark",
+        "theme=dark; _ga=GA1.2.3; consent=yes",
+        // Deleted cookies: an empty value is an absent cookie to both.
+        "next-auth.session-token=; __session=",
+        "authjs.session-token=",
+        // Clerk's `__client_uat=0` is "signed out" with nothing to verify.
+        "__client_uat=0",
+        // Names that only look alike.
+        "my__session=x; session=y; next-auth.csrf-token=z; next-auth.callback-url=/",
+        "__clerk_db_jwt=dvb_x",
+    ];
+
+    const SESSION: &[&str] = &[
+        "next-auth.session-token=a.b.c.d.e",
+        "__Secure-next-auth.session-token=a.b.c.d.e",
+        "theme=dark; next-auth.session-token.0=a.b.c; next-auth.session-token.1=.d.e",
+        "authjs.session-token=a.b.c.d.e",
+        "__Secure-authjs.session-token.0=x",
+        // Refused rather than absent: still the resolver's to answer (and log).
+        "next-auth.session-token=not-a-token",
+        "next-auth.session-token=x; next-auth.session-token.0=y",
+        // A name that extends the session cookie's is refused as a bad chunk, not ignored.
+        "next-auth.session-tokens=x",
+        // A database session's opaque token.
+        "next-auth.session-token=7f9c2ba4-e88f-4d4a-8b1d-2d3e4f5a6b7c",
+        "__session=x.y.z",
+        "__client_uat=1700000000",
+        "__session=x.y.z; __client_uat=1700000000",
+    ];
+
+    #[test]
+    fn cookies_without_a_session_resolve_to_nothing_and_the_check_agrees() {
+        for config in [
+            &[("NEXTAUTH_SECRET", "s")][..],
+            &CLERK_LIVE[..],
+            &[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")][..],
+        ] {
+            let r = resolver(config);
+            for cookie in NO_SESSION {
+                assert!(holds_no_session(&r, cookie, NOW), "{cookie:?}");
+                assert!(resolves_to_nothing(&r, cookie), "{cookie:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn any_cookie_the_resolver_reads_is_left_to_it() {
+        let both = resolver(&[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")]);
+        for cookie in SESSION {
+            assert!(!holds_no_session(&both, cookie, NOW), "{cookie:?}");
+        }
+        // Each side reads only its own cookies.
+        let nextauth = resolver(&[("NEXTAUTH_SECRET", "s")]);
+        assert!(holds_no_session(&nextauth, "__session=x.y.z", NOW));
+        assert!(!holds_no_session(
+            &nextauth,
+            "next-auth.session-token=a.b.c.d.e",
+            NOW
+        ));
+        let clerk = resolver(&CLERK_LIVE);
+        assert!(holds_no_session(
+            &clerk,
+            "next-auth.session-token=a.b.c.d.e",
+            NOW
+        ));
+        assert!(!holds_no_session(&clerk, "__client_uat=1700000000", NOW));
+    }
+
+    /// Cookie headers made of names either side reads (plain, prefixed, chunked, suffixed) and
+    /// others, with empty and odd values: whenever the check says "no session", the resolver
+    /// itself concludes the same.
+    #[test]
+    fn the_check_never_says_no_session_where_the_resolver_finds_one() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        let both = resolver(&[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")]);
+        let suffixed = |name: &str| match both.clerk() {
+            Some(ctx) => ctx.publishable_key.suffixed(name).into_owned(),
+            None => name.to_string(),
+        };
+        let names = [
+            "theme".to_string(),
+            "_ga".to_string(),
+            "session".to_string(),
+            "next-auth.session-token".to_string(),
+            "next-auth.session-token.0".to_string(),
+            "next-auth.session-token.1".to_string(),
+            "__Secure-next-auth.session-token".to_string(),
+            "authjs.session-token".to_string(),
+            "__Secure-authjs.session-token.0".to_string(),
+            "next-auth.csrf-token".to_string(),
+            "__session".to_string(),
+            "__client_uat".to_string(),
+            suffixed("__session"),
+            suffixed("__client_uat"),
+            "__clerk_db_jwt".to_string(),
+        ];
+        let values = [
+            "",
+            "0",
+            "1700000000",
+            "a.b.c.d.e",
+            "x.y.z",
+            "dark",
+            "\"quoted\"",
+        ];
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut said_none, mut tried) = (0, 0);
+        for _ in 0..3000 {
+            let pairs: Vec<String> = (0..rng.gen_range(1..=4))
+                .map(|_| {
+                    let name = &names[rng.gen_range(0..names.len())];
+                    let value = values[rng.gen_range(0..values.len())];
+                    format!("{name}={value}")
+                })
+                .collect();
+            let cookie = pairs.join("; ");
+            tried += 1;
+            if holds_no_session(&both, &cookie, NOW) {
+                said_none += 1;
+                assert!(resolves_to_nothing(&both, &cookie), "{cookie:?}");
+            }
+        }
+        // Both answers occur: the property was put to the test.
+        assert!(
+            said_none > 100 && said_none < tried - 100,
+            "{said_none} of {tried}"
+        );
+    }
+
+    #[test]
+    fn a_configured_cookie_name_and_clerk_suffixed_cookies_are_read() {
+        let named = resolver(&[
+            ("NEXTAUTH_SECRET", "s"),
+            ("NEXTAUTH_COOKIE_NAME", "app.session"),
+        ]);
+        assert!(!holds_no_session(&named, "app.session=a.b.c.d.e", NOW));
+        assert!(holds_no_session(
+            &named,
+            "next-auth.session-token=a.b.c.d.e",
+            NOW
+        ));
+
+        let clerk = resolver(&CLERK_LIVE);
+        let suffix = match clerk.clerk() {
+            Some(ctx) => ctx.publishable_key.suffixed("__client_uat"),
+            None => unreachable!("Clerk is configured"),
+        };
+        let suffixed = format!("{suffix}=1700000000");
+        assert!(!holds_no_session(&clerk, &suffixed, NOW), "{suffixed}");
+        assert!(
+            !resolves_to_nothing(&clerk, &suffixed),
+            "a handshake: {suffixed}"
+        );
+    }
+}
