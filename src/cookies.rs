@@ -87,15 +87,18 @@ fn split_pair(segment: &str) -> Option<(&str, &str)> {
     Some((trim_ows(name), trim_ows(value)))
 }
 
+/// Every name and value of a `Cookie` header value, in order, as [`Cookies::parse`] reads them
+/// (duplicates, oversized values and pairs past its limit included), without collecting them.
+pub fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(split_pair)
+}
+
 impl<'a> Cookies<'a> {
     /// Parses a `Cookie` header value. Never fails: malformed segments are skipped.
     pub fn parse(header: &'a str) -> Self {
         let mut pairs = Vec::new();
         let mut truncated = false;
-        for segment in header.split(';') {
-            let Some((name, value)) = split_pair(segment) else {
-                continue;
-            };
+        for (name, value) in self::pairs(header) {
             if pairs.len() == MAX_COOKIE_PAIRS {
                 truncated = true;
                 break;

@@ -220,22 +220,17 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
 /// Asked by the JS entry (`src/proxy.js` `forwardOnPlan`) about a request it would forward on
 /// the worker's plan but for its cookies (no `Authorization`, a plain URL, no remembered
 /// session): whether this worker would give it that very forward, the anonymous one. So it
-/// would when none of the cookies is one the resolver reads (`identity::no_session`) and none
-/// carries a handshake back; the plan itself stands only where an anonymous request gets
-/// nothing but the forward (`fast_path::plan`). `false` (the worker takes it) before any
-/// request built this isolate's state, or without a plan.
+/// would when no cookie is one the resolver reads (`identity::no_session`) and none carries a
+/// handshake back; the plan itself stands only where an anonymous request gets nothing but the
+/// forward (`fast_path::plan`). `false` (the worker takes it) before any request built this
+/// isolate's state, or without a plan.
 #[wasm_bindgen(js_name = cookiesHoldNoSession)]
 pub fn cookies_hold_no_session(cookie: &str) -> bool {
-    let Some(isolate) = Isolate::built() else {
-        return false;
-    };
-    isolate.forward_plan.is_some()
-        && !cookie.contains(handshake::HANDSHAKE_PARAM)
-        && crate::identity::no_session::holds_no_session(
-            &isolate.identity,
-            cookie,
-            crate::clock::now_ms() / 1000,
-        )
+    Isolate::built().is_some_and(|isolate| {
+        isolate.forward_plan.is_some()
+            && !cookie.contains(handshake::HANDSHAKE_PARAM)
+            && isolate.session_cookie_names.none_in(cookie)
+    })
 }
 
 /// Runs a rarely taken branch (the bridge's own routes, a handshake's return) as a boxed future:

@@ -15,6 +15,7 @@ use worker::{console_error, Env, Queue};
 
 use crate::config::Config;
 use crate::identity::assertion::AssertionSigner;
+use crate::identity::no_session::SessionCookieNames;
 use crate::identity::resolver::IdentityResolver;
 
 /// Name of the Queue producer binding (wrangler.toml).
@@ -32,6 +33,9 @@ pub struct Isolate {
     pub origin_base: Option<String>,
     /// The forward of requests that can only be anonymous (see `fast_path`), when allowed.
     pub forward_plan: Option<String>,
+    /// The cookie names the resolver reads, for the JS entry's question about a request's
+    /// cookies (`gateway::cookies_hold_no_session`).
+    pub session_cookie_names: SessionCookieNames,
     /// Every configuration problem, for the log (once) and the admin status. Never holds values.
     pub problems: Vec<String>,
 }
@@ -81,6 +85,7 @@ impl Isolate {
         Isolate {
             origin_base: config.origin_url.as_ref().map(|o| o.join("")),
             forward_plan,
+            session_cookie_names: SessionCookieNames::of(&identity),
             config,
             identity,
             assertion,

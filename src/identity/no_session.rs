@@ -5,37 +5,74 @@
 //! the JS entry forwards it as it forwards a request without cookies (see `fast_path`) once
 //! this check says so.
 //!
-//! The check asks the resolver's own readers ([`session_token_from_request`],
-//! [`crate::identity::nextauth::NextAuthVerifier::finds_session_cookie`]), so it cannot disagree
-//! with them about a cookie's name; it decodes nothing, so a request it declines costs little
-//! more than before.
+//! The check runs on requests the worker would otherwise not enter at all, so it is kept small:
+//! the names come from the resolver once per isolate ([`SessionCookieNames::of`]), and a
+//! request's cookies are scanned in place, with no allocation and no decoding. It is stricter
+//! than the resolver, never looser: any non-empty cookie under one of those names (or extending
+//! a NextAuth name, as chunks do) is left to the resolver, even where it would skip it (a
+//! duplicate, an oversized value, a plain cookie beside this instance's suffixed ones). Only
+//! `__client_uat=0`, which Clerk reads as signed out, is not. The tests hold it to the
+//! resolver's own answers.
 
-use super::clerk::{session_token_from_request, ClerkTokenSource, SignedOutReason};
+use super::clerk::{CLIENT_UAT_COOKIE, SESSION_COOKIE};
 use super::resolver::IdentityResolver;
-use crate::cookies::Cookies;
+use crate::cookies;
 
-/// Whether [`IdentityResolver::resolve`] of a request with exactly this `Cookie` header, no
-/// `Authorization` and no dev-browser query parameter could only answer "anonymous", with
-/// nothing to verify, look up or log: `true` only when neither Clerk nor NextAuth finds a cookie
-/// of theirs. Anything they would read (even to refuse it) gives `false`.
-pub fn holds_no_session(resolver: &IdentityResolver, cookie_header: &str, now: u64) -> bool {
-    let cookies = Cookies::parse(cookie_header);
-    let clerk_finds_nothing = resolver.clerk().is_none_or(|clerk| {
-        matches!(
-            session_token_from_request(
-                &|name| cookies.get(name),
-                None,
-                false,
-                &clerk.publishable_key,
-                now,
-            ),
-            ClerkTokenSource::SignedOut(SignedOutReason::SessionTokenAndUatMissing)
-        )
-    });
-    clerk_finds_nothing
-        && resolver
+/// The cookie names this isolate's resolver reads, gathered once.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCookieNames {
+    /// NextAuth's session cookie names: a cookie whose name starts with one is read (the plain
+    /// cookie or a chunk), or refused.
+    nextauth: Vec<String>,
+    /// Clerk's `__session` and `__client_uat`, plain and suffixed for this instance.
+    clerk: Vec<String>,
+}
+
+impl SessionCookieNames {
+    pub fn of(resolver: &IdentityResolver) -> Self {
+        let nextauth = resolver
             .nextauth()
-            .is_none_or(|nextauth| !nextauth.finds_session_cookie(&cookies))
+            .map(|n| n.cookie_names().map(str::to_string).collect())
+            .unwrap_or_default();
+        let clerk = resolver
+            .clerk()
+            .map(|c| {
+                [SESSION_COOKIE, CLIENT_UAT_COOKIE]
+                    .into_iter()
+                    .flat_map(|name| {
+                        [
+                            name.to_string(),
+                            c.publishable_key.suffixed(name).into_owned(),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        SessionCookieNames { nextauth, clerk }
+    }
+
+    /// Whether [`IdentityResolver::resolve`] of a request with exactly this `Cookie` header,
+    /// no `Authorization` and no dev-browser query parameter can only answer "anonymous" with
+    /// nothing to verify, look up or log: no cookie under a name it reads has a value (but
+    /// `0` for a `__client_uat`). `false` leaves the request to the resolver.
+    pub fn none_in(&self, cookie_header: &str) -> bool {
+        cookies::pairs(cookie_header)
+            .all(|(name, value)| value.is_empty() || !self.reads(name, value))
+    }
+
+    /// Whether the resolver reads (or refuses) a cookie `name` with a non-empty `value`.
+    fn reads(&self, name: &str, value: &str) -> bool {
+        if self
+            .nextauth
+            .iter()
+            .any(|base| name.starts_with(base.as_str()))
+        {
+            return true;
+        }
+        // Clerk reads `__client_uat=0` as signed out.
+        self.clerk.iter().any(|clerk| clerk == name)
+            && !(value == "0" && name.starts_with(CLIENT_UAT_COOKIE))
+    }
 }
 
 #[cfg(test)]
@@ -44,7 +81,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::identity::clerk::ClerkRequestState;
+    use crate::identity::clerk::{ClerkRequestState, SignedOutReason};
     use crate::identity::resolver::RequestFacts;
     use crate::identity::Source;
 
@@ -56,6 +93,10 @@ mod tests {
 
     fn resolver(pairs: &[(&str, &str)]) -> IdentityResolver {
         IdentityResolver::new(&Config::from_pairs(pairs), None, &mut Vec::new())
+    }
+
+    fn holds_no_session(r: &IdentityResolver, cookie: &str) -> bool {
+        SessionCookieNames::of(r).none_in(cookie)
     }
 
     /// What the resolver itself concludes: anonymous, with Clerk (when configured) seeing no
@@ -121,7 +162,7 @@ mod tests {
         ] {
             let r = resolver(config);
             for cookie in NO_SESSION {
-                assert!(holds_no_session(&r, cookie, NOW), "{cookie:?}");
+                assert!(holds_no_session(&r, cookie), "{cookie:?}");
                 assert!(resolves_to_nothing(&r, cookie), "{cookie:?}");
             }
         }
@@ -131,23 +172,21 @@ mod tests {
     fn any_cookie_the_resolver_reads_is_left_to_it() {
         let both = resolver(&[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")]);
         for cookie in SESSION {
-            assert!(!holds_no_session(&both, cookie, NOW), "{cookie:?}");
+            assert!(!holds_no_session(&both, cookie), "{cookie:?}");
         }
         // Each side reads only its own cookies.
         let nextauth = resolver(&[("NEXTAUTH_SECRET", "s")]);
-        assert!(holds_no_session(&nextauth, "__session=x.y.z", NOW));
+        assert!(holds_no_session(&nextauth, "__session=x.y.z"));
         assert!(!holds_no_session(
             &nextauth,
-            "next-auth.session-token=a.b.c.d.e",
-            NOW
+            "next-auth.session-token=a.b.c.d.e"
         ));
         let clerk = resolver(&CLERK_LIVE);
         assert!(holds_no_session(
             &clerk,
-            "next-auth.session-token=a.b.c.d.e",
-            NOW
+            "next-auth.session-token=a.b.c.d.e"
         ));
-        assert!(!holds_no_session(&clerk, "__client_uat=1700000000", NOW));
+        assert!(!holds_no_session(&clerk, "__client_uat=1700000000"));
     }
 
     /// Cookie headers made of names either side reads (plain, prefixed, chunked, suffixed) and
@@ -174,25 +213,35 @@ mod tests {
             "authjs.session-token".to_string(),
             "__Secure-authjs.session-token.0".to_string(),
             "next-auth.csrf-token".to_string(),
+            "next-auth.session-token.x".to_string(),
+            " next-auth.session-token ".to_string(),
             "__session".to_string(),
+            "__sessions".to_string(),
             "__client_uat".to_string(),
             suffixed("__session"),
             suffixed("__client_uat"),
             "__clerk_db_jwt".to_string(),
         ];
+        let long = "v".repeat(crate::cookies::MAX_COOKIE_VALUE_LEN + 1);
         let values = [
             "",
             "0",
+            "00",
+            "+0",
+            " 0 ",
+            "-1",
             "1700000000",
             "a.b.c.d.e",
             "x.y.z",
             "dark",
             "\"quoted\"",
+            "\"\"",
+            long.as_str(),
         ];
         let mut rng = StdRng::seed_from_u64(11);
         let (mut said_none, mut tried) = (0, 0);
-        for _ in 0..3000 {
-            let pairs: Vec<String> = (0..rng.gen_range(1..=4))
+        for _ in 0..5000 {
+            let pairs: Vec<String> = (0..rng.gen_range(1..=6))
                 .map(|_| {
                     let name = &names[rng.gen_range(0..names.len())];
                     let value = values[rng.gen_range(0..values.len())];
@@ -201,7 +250,7 @@ mod tests {
                 .collect();
             let cookie = pairs.join("; ");
             tried += 1;
-            if holds_no_session(&both, &cookie, NOW) {
+            if holds_no_session(&both, &cookie) {
                 said_none += 1;
                 assert!(resolves_to_nothing(&both, &cookie), "{cookie:?}");
             }
@@ -219,11 +268,10 @@ mod tests {
             ("NEXTAUTH_SECRET", "s"),
             ("NEXTAUTH_COOKIE_NAME", "app.session"),
         ]);
-        assert!(!holds_no_session(&named, "app.session=a.b.c.d.e", NOW));
+        assert!(!holds_no_session(&named, "app.session=a.b.c.d.e"));
         assert!(holds_no_session(
             &named,
-            "next-auth.session-token=a.b.c.d.e",
-            NOW
+            "next-auth.session-token=a.b.c.d.e"
         ));
 
         let clerk = resolver(&CLERK_LIVE);
@@ -232,7 +280,7 @@ mod tests {
             None => unreachable!("Clerk is configured"),
         };
         let suffixed = format!("{suffix}=1700000000");
-        assert!(!holds_no_session(&clerk, &suffixed, NOW), "{suffixed}");
+        assert!(!holds_no_session(&clerk, &suffixed), "{suffixed}");
         assert!(
             !resolves_to_nothing(&clerk, &suffixed),
             "a handshake: {suffixed}"
