@@ -180,10 +180,12 @@ function forwardOnPlan(request) {
   } catch {
     return undefined;
   }
-  // Last, as it enters wasm: a trap there is the entry's to handle, as any other. Cookies that
-  // look like a session by the default names go to the worker without asking (only a shortcut:
-  // the worker's answer alone lets a request with cookies through here).
-  if (cookie !== null && (looksLikeSession(cookie) || globalThis[COOKIE_CHECK]?.(cookie) !== true)) return undefined;
+  // Last, as it enters wasm (a trap there resets the instance, as in any call of its exports).
+  // Cookies that look like a session by the default names go to the worker without asking, a
+  // shortcut only: nothing but the worker's answer lets a request with cookies through here.
+  if (cookie !== null) {
+    if (looksLikeSession(cookie) || globalThis[COOKIE_CHECK]?.(cookie) !== true) return undefined;
+  }
   let identity = plan.identity;
   let from = 2;
   if (session === undefined) {
