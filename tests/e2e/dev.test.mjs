@@ -30,9 +30,23 @@ after(async () => {
 
 /**
  * Starts scripts/dev on free ports with `settings` in its environment (and none of the worker's
- * settings that this process may have); resolves once it says the worker is ready.
+ * settings that this process may have); resolves once it says the worker is ready. A port found
+ * free may be taken by a concurrent test before wrangler binds it (wrangler then exits, and the
+ * readiness check may have reached the other server): a start that ends before wrangler says it
+ * is ready on its port is tried again on other ports, twice at most.
  */
 async function startDev(settings = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevOnce(settings);
+    } catch (error) {
+      if (attempt === 3 || !error.exited) throw error;
+      console.log(`scripts/dev ended before it was ready (attempt ${attempt}); trying other ports`);
+    }
+  }
+}
+
+async function startDevOnce(settings) {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(ORIGIN_URL|MIGRATION_PHASE|NEXTAUTH_|CLERK_|AUTH_BRIDGE_)/.test(k)),
   );
@@ -58,9 +72,11 @@ async function startDev(settings = {}) {
   let output = '';
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`scripts/dev not ready after 5 min:\n${output}`)), 300_000);
+    // Both: scripts/dev's check that the port answers, and wrangler's word that it is its own.
+    const wranglerReady = `Ready on http://127.0.0.1:${ports.PORT}`;
     const onData = (d) => {
       output += d.toString();
-      if (/auth-bridge is ready/.test(output)) {
+      if (/auth-bridge is ready/.test(output) && output.includes(wranglerReady)) {
         clearTimeout(timer);
         resolve();
       }
@@ -69,10 +85,16 @@ async function startDev(settings = {}) {
     child.stderr.on('data', onData);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`scripts/dev exited with ${code}:\n${output}`));
+      reject(Object.assign(new Error(`scripts/dev exited with ${code}:\n${output}`), { exited: true }));
     });
   });
-  await ready;
+  await ready.catch((error) => {
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {}
+    fs.rmSync(scratch, { recursive: true, force: true });
+    throw error;
+  });
   return {
     url: `http://localhost:${ports.PORT}`,
     ports,
@@ -96,8 +118,24 @@ async function open(url, cookies = {}, options = {}) {
   const page = await context.newPage();
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
-  const response = await page.goto(url);
-  return { context, page, response, requests };
+  return { context, page, response: await goto(page, url), requests };
+}
+
+/**
+ * `page.goto(url)`, tried again for a few seconds while the connection is refused: wrangler
+ * builds once more when its watcher of `src` is ready and then restarts the worker, which under
+ * load can come after the first answer. Any other failure, or a refusal that lasts, fails.
+ */
+async function goto(page, url) {
+  const until = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await page.goto(url);
+    } catch (error) {
+      if (!/ERR_CONNECTION_REFUSED/.test(String(error)) || Date.now() > until) throw error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 test('README command one: the page load reaches the demo origin, with the demo settings', { skip }, async () => {
