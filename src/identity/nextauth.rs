@@ -21,7 +21,6 @@
 //! each cookie name remembers the tokens it decoded to a valid session (by their exact text,
 //! until `exp` + tolerance, at most an hour), so a repeated token costs one map look-up.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -550,31 +549,18 @@ impl NextAuthVerifier {
         self.schemes.iter().map(|s| s.name.as_str())
     }
 
-    /// The session cookie [`Self::session_from_cookies`] would read (or the error it would
-    /// give): the first name with a non-empty value decides; an empty one is a deleted cookie.
-    fn session_cookie<'a>(
-        &self,
-        cookies: &Cookies<'a>,
-    ) -> Option<Result<(&CookieScheme, Cow<'a, str>), ChunkError>> {
-        self.schemes
-            .iter()
-            .find_map(|scheme| match cookies.session_value(&scheme.name) {
-                Ok(None) => None,
-                Ok(Some(value)) => Some(Ok((scheme, value))),
-                Err(e) => Some(Err(e)),
-            })
-    }
-
-    /// Whether [`Self::session_from_cookies`] would find anything in `cookies` (a session, a
-    /// database session, or something to refuse): `false` only when it would say
-    /// [`NextAuthOutcome::NoCookie`]. Nothing is decoded.
-    pub fn finds_session_cookie(&self, cookies: &Cookies<'_>) -> bool {
-        self.session_cookie(cookies).is_some()
-    }
-
     /// Finds the session cookie in the request cookies and decodes it.
     pub fn session_from_cookies(&self, cookies: &Cookies<'_>, now: u64) -> NextAuthOutcome {
-        let (scheme, value) = match self.session_cookie(cookies) {
+        // The first name with a non-empty value decides; an empty one is a deleted cookie.
+        let found =
+            self.schemes
+                .iter()
+                .find_map(|scheme| match cookies.session_value(&scheme.name) {
+                    Ok(None) => None,
+                    Ok(Some(value)) => Some(Ok((scheme, value))),
+                    Err(e) => Some(Err(e)),
+                });
+        let (scheme, value) = match found {
             None => return NextAuthOutcome::NoCookie,
             Some(Err(e)) => return NextAuthOutcome::Rejected(e.into()),
             Some(Ok(found)) => found,
