@@ -782,7 +782,7 @@ pub fn session_gives_identity(session: &ClerkSession, treat_pending_as_signed_ou
 
 #[cfg(test)]
 #[path = "resolver_memo_tests.rs"]
-mod memo_tests;
+pub(crate) mod memo_tests;
 
 #[cfg(test)]
 mod tests {

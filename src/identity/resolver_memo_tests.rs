@@ -12,13 +12,13 @@ use super::*;
 
 const SECRET: &str = "memo-test-secret";
 /// Clerk configured with a PEM key (no Backend API, nothing fetched).
-const CLERK_LIVE: [(&str, &str); 2] = [
+pub(crate) const CLERK_LIVE: [(&str, &str); 2] = [
     ("CLERK_PUBLISHABLE_KEY", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
     ("CLERK_JWT_KEY", "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA2sZzrs58RhWXufxULe5M\nM/1/OF/mTHlCMfF0Ufbqe40krshtlUHWIfHjIoOxwANl06Li3NNuMtsrZWTafg9f\nIrH5Di77jb5aFELRMHC/iPAnjtwP5hT6dGRf7LwuQroibOsDIlkkoaEwEC+EzxL7\n9Y7UcxjPvl1m+4CHe5m4KcMWJr5/lx5Rd59IZj6mQmWJbE+nf5RlhfsjV2d6xg46\nt0j2jWFBz7aGvlC9V77qzYWR0D3GJr+SNULxx5B50JStSIcZ5jRjRDVTmnPCT9zl\nzbQb9D//CHSH33SsLLHxhbFCFOKUivIvjsdcAEcjF2cC9Nf0Sll1/sMRpzZvz0Tp\n6QIDAQAB\n-----END PUBLIC KEY-----"),
 ];
 const NOW: u64 = 1_800_000_000;
 
-fn resolver(pairs: &[(&str, &str)]) -> IdentityResolver {
+pub(crate) fn resolver(pairs: &[(&str, &str)]) -> IdentityResolver {
     IdentityResolver::new(&Config::from_pairs(pairs), None, &mut Vec::new())
 }
 
