@@ -1,10 +1,11 @@
 //! Resolves the identity of one request (glue): a valid Clerk session wins, otherwise a valid
 //! NextAuth session (unless the phase is `clerk-only`), otherwise anonymous.
 //!
-//! A Clerk session is forwarded under Clerk's `external_id` (see `legacy_id` for the order of
-//! sources and why an unanswerable look-up gives no identity); a pending one gives no identity
-//! unless `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`. An opaque NextAuth value is asked about at
-//! the origin only when next-auth could have generated it, within the client address's cap.
+//! A Clerk session is forwarded under Clerk's `external_id` (`clerk_id`; see `legacy_id` for
+//! the order of sources and why an unanswerable look-up gives no identity); a pending one gives
+//! no identity unless `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`. An opaque NextAuth value is
+//! asked about at the origin only when next-auth could have generated it, within the client
+//! address's cap.
 //!
 //! Built once per isolate with every key derived and imported up front. Failure is anonymity:
 //! nothing here can fail a request; a bad cookie, an unreachable JWKS or a misconfiguration
@@ -25,18 +26,19 @@ use super::database_session::{
     DATABASE_SESSION_NEGATIVE_TTL_SECS, DATABASE_SESSION_TTL_SECS,
 };
 use super::jwks::{self, KeySource};
-use super::legacy_id::{self, Cached, Known, LegacyIds};
+use super::legacy_id::LegacyIds;
 use super::memo::{Recalled, ResolutionMemo, Reuse};
 use super::nextauth::{
     NextAuthError, NextAuthOutcome, NextAuthSession, NextAuthVerifier, CLOCK_TOLERANCE_SECS,
 };
 use super::revocation;
 use super::{Identity, Source};
-use crate::budget::{self, Priority};
+use crate::budget;
 use crate::clerk_api::fetch::FetchClerk;
 use crate::config::{Config, DatabaseSessions, Phase, RateLimit};
 use crate::cookies::Cookies;
-use crate::migration::ledger::clerk_to_legacy_key;
+
+mod clerk_id;
 
 /// Backend API deadline for a user look-up: a page load is waiting on it.
 const USER_LOOKUP_TIMEOUT_SECS: u64 = 3;
@@ -135,16 +137,6 @@ pub struct Recall {
     /// learned `external_id` for an answer that stands only until then
     /// ([`IdentityResolver::on_learning`]).
     pub standing_until: Option<u64>,
-}
-
-/// The isolate's cached answer about the id to forward for a Clerk session.
-enum CachedId {
-    /// This id, standing as long as the reuse says.
-    Found(String, Reuse),
-    /// A look-up just failed: no identity.
-    Unavailable,
-    /// Nothing cached: ask KV, then Clerk.
-    Ask,
 }
 
 /// What the NextAuth cookie beside a Clerk session says.
@@ -490,182 +482,6 @@ impl IdentityResolver {
             None => ClerkRequestState::SignedOut(
                 super::clerk::SignedOutReason::SessionTokenAndUatMissing,
             ),
-        }
-    }
-
-    /// The identity of a Clerk session: no identity for a pending session (unless
-    /// `CLERK_TREAT_PENDING_AS_SIGNED_OUT=false`); otherwise forwarded under Clerk's
-    /// `external_id` when it has one, else its Clerk id (see `legacy_id`). When neither the
-    /// claim, the caches, KV nor Clerk can say which, no identity (never a guess). With it, how
-    /// long the id stands (`None` for no identity, or an id that was a fallback).
-    async fn clerk_identity(
-        &self,
-        session: &ClerkSession,
-        kv: Option<&KvStore>,
-        now: u64,
-    ) -> (Identity, Option<Reuse>) {
-        if !session_gives_identity(session, self.treat_pending_as_signed_out) {
-            return (Identity::anonymous(), None);
-        }
-        let from_claim = self
-            .legacy_id_claim
-            .as_deref()
-            .and_then(|claim| legacy_id::id_from_claim(session.claims.value_of(claim)));
-        let (user_id, reuse) = match from_claim {
-            Some(id) => (id, Some(Reuse::from(now))),
-            None => match self.cached_id(session, now) {
-                CachedId::Found(id, reuse) => (id, Some(reuse)),
-                CachedId::Unavailable => return (Identity::anonymous(), None),
-                // Learned now (and cached): remembered from the next request on.
-                CachedId::Ask => match self.forwarded_id(session, kv, now).await {
-                    Some(id) => (id, None),
-                    None => return (Identity::anonymous(), None),
-                },
-            },
-        };
-        let email = ["email", "primary_email", "primaryEmail"]
-            .iter()
-            .find_map(|name| session.claims.get(name).and_then(|v| v.as_str()))
-            .map(str::to_string);
-        let identity = Identity {
-            source: Source::Clerk,
-            user_id: Some(user_id),
-            clerk_user_id: Some(session.user_id.clone()),
-            email,
-            session_id: session.session_id.clone(),
-            session_status: Some(session.status().to_string()),
-        };
-        (identity, reuse)
-    }
-
-    /// What the isolate's cache says about the id to forward for a session without the claim,
-    /// and until when it says so.
-    fn cached_id(&self, session: &ClerkSession, now: u64) -> CachedId {
-        let clerk_id = session.user_id.as_str();
-        let sid = session.session_id.as_deref().unwrap_or("");
-        let (cached, until) = self
-            .legacy_ids
-            .borrow_mut()
-            .cached_until(clerk_id, sid, now);
-        let reuse = Reuse::from(now).ending(until);
-        match cached {
-            Cached::Known(Known::Legacy(id)) => CachedId::Found(id, reuse),
-            // An external_id learned for the user meanwhile would be found first.
-            Cached::Known(Known::ClerkBorn) => CachedId::Found(
-                clerk_id.to_string(),
-                reuse.until_learning(self.external_ids_learned.get()),
-            ),
-            Cached::Unavailable => CachedId::Unavailable,
-            Cached::Ask => CachedId::Ask,
-        }
-    }
-
-    /// The id to forward when the isolate's cache has no answer: KV's mapping, then Clerk
-    /// (within the budget). `None` when nothing can tell.
-    async fn forwarded_id(
-        &self,
-        session: &ClerkSession,
-        kv: Option<&KvStore>,
-        now: u64,
-    ) -> Option<String> {
-        let clerk_id = session.user_id.as_str();
-        let sid = session.session_id.as_deref().unwrap_or("");
-        if let Some(kv) = kv {
-            match kv.get(&clerk_to_legacy_key(clerk_id)).text().await {
-                Ok(Some(id)) if legacy_id::is_forwardable_id(&id) => {
-                    let known = Known::Legacy(id.clone());
-                    self.learned(&known);
-                    self.legacy_ids
-                        .borrow_mut()
-                        .remember(clerk_id, sid, &known, now);
-                    return Some(id);
-                }
-                Ok(_) => {}
-                Err(error) => self.log_lookup(&format!("KV read failed: {error}"), now),
-            }
-        }
-        let Some(api) = &self.clerk_api else {
-            // Nobody to ask (reported as a configuration problem at start).
-            return Some(clerk_id.to_string());
-        };
-        let now_ms = now * 1000;
-        if let Err(secs) =
-            budget::admit(kv, self.rate_limit, Priority::Interactive, now_ms, 1).await
-        {
-            self.legacy_ids
-                .borrow_mut()
-                .remember_unavailable(clerk_id, now);
-            self.log_lookup(
-                &format!(
-                    "Backend API budget spent for {secs} s; session forwarded without identity"
-                ),
-                now,
-            );
-            return None;
-        }
-        let mut answer = api.get_user(clerk_id).await;
-        let mut calls = 1;
-        // A fast transient failure (a 5xx, a dropped connection) is tried once more at once:
-        // the person is waiting, and the alternative is no identity for a few seconds.
-        if answer.as_ref().is_err_and(legacy_id::worth_one_retry) {
-            answer = api.get_user(clerk_id).await;
-            calls += 1;
-        }
-        budget::record_calls(kv, now_ms, calls).await;
-        let known = legacy_id::answer_from_lookup(clerk_id, answer);
-        match known {
-            Ok(known) => {
-                if let (Known::Legacy(legacy), Some(kv)) = (&known, kv) {
-                    // Written only from Clerk's re-checked answer.
-                    let put = crate::kv::put(kv, &clerk_to_legacy_key(clerk_id), legacy);
-                    if let Err(error) = match put {
-                        Ok(put) => put.execute().await,
-                        Err(error) => Err(error),
-                    } {
-                        self.log_lookup(&format!("KV write failed: {error}"), now);
-                    }
-                }
-                self.learned(&known);
-                self.legacy_ids
-                    .borrow_mut()
-                    .remember(clerk_id, sid, &known, now);
-                Some(match known {
-                    Known::Legacy(legacy) => legacy,
-                    Known::ClerkBorn => clerk_id.to_string(),
-                })
-            }
-            Err(reason) => {
-                self.legacy_ids
-                    .borrow_mut()
-                    .remember_unavailable(clerk_id, now);
-                self.log_lookup(
-                    &format!("user look-up failed ({reason}); session forwarded without identity"),
-                    now,
-                );
-                None
-            }
-        }
-    }
-
-    /// Counts a learned `external_id` (see [`Reuse::until_learning`]).
-    fn learned(&self, known: &Known) {
-        if matches!(known, Known::Legacy(_)) {
-            self.external_ids_learned
-                .set(self.external_ids_learned.get().wrapping_add(1));
-            if let Some(forget) = self.on_learning.get() {
-                forget();
-            }
-        }
-    }
-
-    fn log_lookup(&self, message: &str, now: u64) {
-        if now >= self.last_lookup_log.get() + REJECTION_LOG_INTERVAL_SECS
-            && cfg!(target_arch = "wasm32")
-        {
-            self.last_lookup_log.set(now);
-            worker::console_error!(
-                "auth-bridge: Clerk external_id: {message} (further messages muted for 60 s)"
-            );
         }
     }
 

@@ -7,8 +7,10 @@ use base64::Engine;
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
+use super::clerk_id::CachedId;
 use super::tests::session;
 use super::*;
+use crate::identity::legacy_id::{self, Known};
 
 const SECRET: &str = "memo-test-secret";
 /// Clerk configured with a PEM key (no Backend API, nothing fetched).
