@@ -14,7 +14,7 @@ use auth_bridge::identity::clerk::{
 use crate::common::{assert_not_revealed, split_line, text};
 
 /// Development key for `happy-hippo-42.clerk.accounts.dev`, production key for
-/// `clerk.example.com` (the values of tests/clerk_tokens.rs).
+/// `clerk.example.com` (the values of tests/clerk_tokens/main.rs).
 pub const DEV_PK: &str = "pk_test_aGFwcHktaGlwcG8tNDIuY2xlcmsuYWNjb3VudHMuZGV2JA";
 pub const LIVE_PK: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k";
 pub const AZP: &str = "https://app.example.com";
