@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { COMPATIBILITY_DATE, listen } from '../tests/e2e/harness.mjs';
+import { prng } from '../tests/clerk-server/faults.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -152,17 +153,9 @@ export function referenceWorker(name, script, bindings) {
   };
 }
 
-/** A small seeded PRNG (mulberry32), so the case order is random but repeatable. */
-export function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A small seeded PRNG (mulberry32, the local Clerk server's), so the case order is random but
+// repeatable.
+export { prng };
 
 /**
  * Runs `rounds` rounds; each round runs every case once, in a freshly shuffled order (seeded).

@@ -3,18 +3,10 @@
 // each with the identity the origin must see.
 import { listen } from '../../tests/e2e/harness.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from '../../tests/e2e/tokens.mjs';
+import { prng } from '../../tests/clerk-server/faults.mjs';
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32): the local Clerk server's. */
+export const rng = prng;
 
 /**
  * An origin that answers every request at once with the identity headers it received (as JSON),
