@@ -27,6 +27,7 @@ use std::path::Path;
 use auth_bridge::config::BaseUrl;
 use auth_bridge::cookies::Cookies;
 use auth_bridge::identity::clerk::{session_token_from_request, ClerkTokenSource, PublishableKey};
+use auth_bridge::identity::nextauth::NextAuthOutcome;
 
 /// Runs `run` on every seed of `target`; returns how many there were.
 fn replay_seeds(target: &str, run: fn(&[u8])) -> usize {
@@ -125,6 +126,37 @@ fn finding_clerk_empty_bearer_token() {
             "{authorization:?}: {source:?}"
         );
     }
+}
+
+/// nextauth_jwe, crash-a74d2d03 and crash-4399bd00: a database-session cookie whose value is a
+/// piece of its own name (`__Secure-authjs.session-token=hjs.session-token`). The outcome's
+/// Debug shows the cookie's name (public) and never the token, but the harness read the name as
+/// the token revealed. A finding in the harness, not the worker: it now looks for the token
+/// outside the name. The worker's answer is checked here too: a database session, shown without
+/// its value.
+#[test]
+fn finding_database_token_inside_its_cookie_name() {
+    nextauth_jwe::run(b"nen=; __Secure-authjs.session-token=hjs.session-token");
+    let mut input =
+        b"nex.\0\0\0thjs.sessi:n-\xef\xbf\xbd\xef\0\0\0\0\xef\0\xd7\x01\xbf\0\0\0\0ld; \
+        authjs.session-token=thjs.session-token; __Secure-#authjs.session-token=n"
+            .to_vec();
+    input.extend([0x83; 28]);
+    input.extend_from_slice(b"ewn.-atoken=new.a.b.c.d");
+    nextauth_jwe::run(&input);
+
+    let verifier = &nextauth_jwe::verifiers().defaults;
+    let cookies = Cookies::parse("__Secure-authjs.session-token=hjs.session-token");
+    let outcome = verifier.session_from_cookies(&cookies, common::NEXTAUTH_NOW);
+    let NextAuthOutcome::DatabaseSession { cookie_name, token } = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(
+        (cookie_name.as_str(), token.as_str()),
+        ("__Secure-authjs.session-token", "hjs.session-token")
+    );
+    let shown = format!("{outcome:?}");
+    assert_eq!(shown.matches("hjs.session-token").count(), 1, "{shown}");
 }
 
 /// config, crash-fe8f8758: `BaseUrl::parse` accepted control characters and whitespace other
