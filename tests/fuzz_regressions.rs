@@ -28,6 +28,7 @@ use auth_bridge::config::BaseUrl;
 use auth_bridge::cookies::Cookies;
 use auth_bridge::identity::clerk::{session_token_from_request, ClerkTokenSource, PublishableKey};
 use auth_bridge::identity::nextauth::NextAuthOutcome;
+use auth_bridge::migration::parse_line;
 
 /// Runs `run` on every seed of `target`; returns how many there were.
 fn replay_seeds(target: &str, run: fn(&[u8])) -> usize {
@@ -157,6 +158,29 @@ fn finding_database_token_inside_its_cookie_name() {
     );
     let shown = format!("{outcome:?}");
     assert_eq!(shown.matches("hjs.session-token").count(), 1, "{shown}");
+}
+
+/// import_line, crash-b9cf9c14: a password digest that is a piece of an error's fixed text
+/// (`"password_digest":"s not a valid email add"` beside a bad email, refused with "`email` is
+/// not a valid email address"). The harness read its own words as the digest revealed; it now
+/// counts only text that comes from the digest (the same line with another digest must not show
+/// it). A finding in the harness, not the worker: the refusal is checked here to name the
+/// field and never show a digest that is not part of its text.
+#[test]
+fn finding_digest_inside_an_errors_own_words() {
+    let mut input = br#"{"id":"u_2","email":"b@exam"#.to_vec();
+    input.extend([0xff; 43]);
+    input.push(b'U');
+    input.extend([0xff; 13]);
+    input.extend_from_slice(
+        br#"","password_digest":"s not a valid email add","password_hasher":"argon2id"}"#,
+    );
+    import_line::run(&input);
+
+    let line = r#"{"id":"u_2","email":"b@exam\u00ff","password_digest":"a-secret-digest","password_hasher":"argon2id"}"#;
+    let error = parse_line(line).expect_err("a bad email");
+    assert!(error.contains("email"), "{error}");
+    assert!(!error.contains("a-secret-digest"), "{error}");
 }
 
 /// config, crash-fe8f8758: `BaseUrl::parse` accepted control characters and whitespace other

@@ -62,12 +62,24 @@ fn digest_of(line: &str) -> Option<String> {
 }
 
 fn check_error_hides_digest(line: &str, error: &str) {
-    if let Some(digest) = digest_of(line) {
-        assert!(
-            !error.contains(&digest),
-            "error shows the password digest: {error}"
-        );
+    let Some(digest) = digest_of(line) else {
+        return;
+    };
+    if !error.contains(&digest) {
+        return;
     }
+    // The parser's own words may hold a short digest by chance (`s not a valid email add` in
+    // "is not a valid email address"): that is no leak when the same line with any other digest
+    // gives an error showing it too.
+    let mut obj: serde_json::Map<String, Value> =
+        serde_json::from_str(line).expect("digest_of parsed it");
+    obj.insert(
+        "password_digest".into(),
+        Value::String("#".repeat(digest.len())),
+    );
+    let other = serde_json::to_string(&obj).expect("a JSON object");
+    let own_words = parse_line(&other).is_err_and(|again| again.contains(&digest));
+    assert!(own_words, "error shows the password digest: {error}");
 }
 
 fn check_record(rec: &ImportRecord) {
