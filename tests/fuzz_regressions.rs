@@ -183,6 +183,34 @@ fn finding_digest_inside_an_errors_own_words() {
     assert!(!error.contains("a-secret-digest"), "{error}");
 }
 
+/// config, crash-165f770e and 49 more inputs: `http://[::1]:80/a` parsed (the default port
+/// dropped) to `http://[::1]/a`, which did not parse: an IPv6 literal without a port was split
+/// at its last `:` and refused. So `ORIGIN_URL` or `CLERK_API_URL` at `http://[::1]/` was
+/// reported as invalid. Fixed in `BaseUrl::parse`: a bracketed host is read up to its `]`,
+/// checked as an IPv6 address and written as URL parsing writes it.
+#[test]
+fn finding_base_url_ipv6_literal() {
+    config::run(b"\nhttp://[::1]:80/a\n\n\n");
+
+    for (value, origin) in [
+        ("http://[::1]:80/a", "http://[::1]"),
+        ("http://[::1]/a", "http://[::1]"),
+        ("http://[::1]:8788/", "http://[::1]:8788"),
+        ("https://[2001:DB8:0:0:0:0:0:1]", "https://[2001:db8::1]"),
+    ] {
+        let url = BaseUrl::parse(value).unwrap_or_else(|| panic!("{value:?}"));
+        assert_eq!(url.origin, origin, "{value:?}");
+    }
+    for value in [
+        "http://[::1",
+        "http://[nope]/",
+        "http://::1/",
+        "http://[::1]:port/",
+    ] {
+        assert_eq!(BaseUrl::parse(value), None, "{value:?}");
+    }
+}
+
 /// config, crash-fe8f8758: `BaseUrl::parse` accepted control characters and whitespace other
 /// than a space inside the URL (`https://api.example.com\n.evil/`), and a value ending in
 /// whitespace before a `/` did not round-trip (the path kept the whitespace, a re-parse trimmed

@@ -144,11 +144,25 @@ impl BaseUrl {
         if authority.is_empty() || authority.contains('@') {
             return None;
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
-            _ => (authority, None),
+        // An IPv6 literal is bracketed (`[::1]`, `[::1]:8080`) and written as URL parsing
+        // writes it (compressed, lowercase); any other host has no `:` of its own.
+        let ipv6;
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(bracketed) => {
+                let (inside, after) = bracketed.split_once(']')?;
+                let port = match after {
+                    "" => None,
+                    after => Some(after.strip_prefix(':')?),
+                };
+                ipv6 = url_ipv6(inside.parse().ok()?);
+                (ipv6.as_str(), port)
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
         };
-        if host.is_empty() {
+        if host.is_empty() || (!host.starts_with('[') && host.contains(':')) {
             return None;
         }
         if let Some(port) = port {
@@ -162,10 +176,13 @@ impl BaseUrl {
             "https://" => "443",
             _ => "80",
         };
-        let authority = if port == Some(default_port) {
-            host
-        } else {
-            authority
+        let with_port;
+        let authority = match port {
+            Some(port) if port != default_port => {
+                with_port = format!("{host}:{port}");
+                with_port.as_str()
+            }
+            _ => host,
         };
         Some(BaseUrl {
             origin: format!("{scheme}{}", authority.to_ascii_lowercase()),
@@ -194,6 +211,44 @@ impl BaseUrl {
         out.push_str(&self.path);
         out.push_str(path_and_query);
     }
+}
+
+/// An IPv6 host as URL parsing writes it (WHATWG URL, "IPv6 serializer"): bracketed, eight
+/// hexadecimal pieces in lowercase without leading zeros, the first longest run of two or more
+/// zero pieces written `::`. Unlike `Ipv6Addr`'s own `Display`, never a dotted IPv4 tail.
+fn url_ipv6(addr: std::net::Ipv6Addr) -> String {
+    let pieces = addr.segments();
+    let (mut best, mut run) = ((0, 0), (0, 0));
+    for (i, piece) in pieces.iter().enumerate() {
+        if *piece == 0 {
+            run = if run.1 == 0 {
+                (i, 1)
+            } else {
+                (run.0, run.1 + 1)
+            };
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            run = (0, 0);
+        }
+    }
+    let mut out = String::from("[");
+    let mut i = 0;
+    while i < pieces.len() {
+        if best.1 > 1 && i == best.0 {
+            out.push_str(if i == 0 { "::" } else { ":" });
+            i += best.1;
+            continue;
+        }
+        out.push_str(&format!("{:x}", pieces[i]));
+        if i + 1 < pieces.len() {
+            out.push(':');
+        }
+        i += 1;
+    }
+    out.push(']');
+    out
 }
 
 #[cfg(test)]
@@ -259,6 +314,25 @@ mod tests {
             "10.0.0.2"
         );
         assert_eq!(BaseUrl::parse("http://[::1]:80/").unwrap().host(), "[::1]");
+        // IPv6 literals with and without a port, written as URL parsing writes them; each
+        // parses back to itself.
+        for (raw, host) in [
+            ("http://[::1]/a", "[::1]"),
+            ("http://[::1]:8788/a", "[::1]:8788"),
+            ("https://[0:0:0:0:0:0:0:1]:443", "[::1]"),
+            ("http://[2001:DB8::A]:80", "[2001:db8::a]"),
+            ("http://[::ffff:10.0.0.2]", "[::ffff:a00:2]"),
+            ("http://[1:0:0:2:0:0:0:3]", "[1:0:0:2::3]"),
+            ("http://[1:0:0:2:0:0:3:4]", "[1::2:0:0:3:4]"),
+            ("http://[1:2:3:4:5:6:7:0]", "[1:2:3:4:5:6:7:0]"),
+            ("http://[1:2:3:4:5:6:0:0]", "[1:2:3:4:5:6::]"),
+            ("http://[::]", "[::]"),
+        ] {
+            let u = BaseUrl::parse(raw).unwrap_or_else(|| panic!("{raw}"));
+            assert_eq!(u.host(), host, "{raw}");
+            let again = BaseUrl::parse(&format!("{}{}", u.origin, u.path));
+            assert_eq!(again.as_ref(), Some(&u), "{raw}");
+        }
         assert_eq!(BaseUrl::parse("http://h:443").unwrap().host(), "h:443");
         assert_eq!(BaseUrl::parse("https://h:80").unwrap().host(), "h:80");
         for bad in [
@@ -266,6 +340,14 @@ mod tests {
             "example.com",
             "https://",
             "https://a:b",
+            "https://a:b:80",
+            "https://::1",
+            "https://[::1",
+            "https://[]",
+            "https://[zz]:80",
+            "https://[::1]x",
+            "https://[::1]:",
+            "https://[127.0.0.1]",
             "https://u@h",
             "https://h?q",
             "javascript:alert(1)",
