@@ -147,20 +147,19 @@ impl BaseUrl {
         // An IPv6 literal is bracketed (`[::1]`, `[::1]:8080`) and written as URL parsing
         // writes it (compressed, lowercase); any other host has no `:` of its own.
         let ipv6;
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(bracketed) => {
-                let (inside, after) = bracketed.split_once(']')?;
-                let port = match after {
-                    "" => None,
-                    after => Some(after.strip_prefix(':')?),
-                };
-                ipv6 = url_ipv6(inside.parse().ok()?);
-                (ipv6.as_str(), port)
-            }
-            None => match authority.rsplit_once(':') {
+        let (host, port) = if authority.starts_with('[') {
+            let (bracketed, after) = authority.split_at(authority.find(']')? + 1);
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':')?),
+            };
+            ipv6 = url::Host::parse(bracketed).ok()?.to_string();
+            (ipv6.as_str(), port)
+        } else {
+            match authority.rsplit_once(':') {
                 Some((h, p)) => (h, Some(p)),
                 None => (authority, None),
-            },
+            }
         };
         if host.is_empty() || (!host.starts_with('[') && host.contains(':')) {
             return None;
@@ -211,44 +210,6 @@ impl BaseUrl {
         out.push_str(&self.path);
         out.push_str(path_and_query);
     }
-}
-
-/// An IPv6 host as URL parsing writes it (WHATWG URL, "IPv6 serializer"): bracketed, eight
-/// hexadecimal pieces in lowercase without leading zeros, the first longest run of two or more
-/// zero pieces written `::`. Unlike `Ipv6Addr`'s own `Display`, never a dotted IPv4 tail.
-fn url_ipv6(addr: std::net::Ipv6Addr) -> String {
-    let pieces = addr.segments();
-    let (mut best, mut run) = ((0, 0), (0, 0));
-    for (i, piece) in pieces.iter().enumerate() {
-        if *piece == 0 {
-            run = if run.1 == 0 {
-                (i, 1)
-            } else {
-                (run.0, run.1 + 1)
-            };
-            if run.1 > best.1 {
-                best = run;
-            }
-        } else {
-            run = (0, 0);
-        }
-    }
-    let mut out = String::from("[");
-    let mut i = 0;
-    while i < pieces.len() {
-        if best.1 > 1 && i == best.0 {
-            out.push_str(if i == 0 { "::" } else { ":" });
-            i += best.1;
-            continue;
-        }
-        out.push_str(&format!("{:x}", pieces[i]));
-        if i + 1 < pieces.len() {
-            out.push(':');
-        }
-        i += 1;
-    }
-    out.push(']');
-    out
 }
 
 #[cfg(test)]
