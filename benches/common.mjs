@@ -153,10 +153,6 @@ export function referenceWorker(name, script, bindings) {
   };
 }
 
-// A small seeded PRNG (mulberry32, the local Clerk server's), so the case order is random but
-// repeatable.
-export { prng };
-
 /**
  * Runs `rounds` rounds; each round runs every case once, in a freshly shuffled order (seeded).
  * `cases` is [{name, run: async (round) => sample, prime?: async (round) => void}]. `prime`

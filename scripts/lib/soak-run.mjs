@@ -7,7 +7,8 @@ import { startBridge } from '../../tests/e2e/harness.mjs';
 import { startClerkServer, parseRate } from '../../tests/clerk-server/server.mjs';
 import { publishableKeyFor } from '../../tests/clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from '../../tests/e2e/tokens.mjs';
-import { rng, startSoakOrigin, prepareMix, makeRequest, identityMismatch } from './soak-traffic.mjs';
+import { startSoakOrigin, prepareMix, makeRequest, identityMismatch } from './soak-traffic.mjs';
+import { prng } from '../../tests/clerk-server/faults.mjs';
 
 export const DEFAULTS = Object.freeze({
   requests: 10_000,
@@ -110,7 +111,7 @@ export async function runSoak(options = {}) {
   const o = { ...DEFAULTS, ...options };
   const log = o.log;
   const limit = parseRate(o.rate);
-  const random = rng(o.seed);
+  const random = prng(o.seed);
   const started = Date.now();
   const deadline = started + o.timeoutMs;
   const left = () => deadline - Date.now();

@@ -5,9 +5,6 @@ import { listen } from '../../tests/e2e/harness.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from '../../tests/e2e/tokens.mjs';
 import { prng } from '../../tests/clerk-server/faults.mjs';
 
-/** Deterministic PRNG (mulberry32): the local Clerk server's. */
-export const rng = prng;
-
 /**
  * An origin that answers every request at once with the identity headers it received (as JSON),
  * and `{}` for NextAuth's session endpoint (database-session tokens). Its header limit is raised
@@ -74,7 +71,7 @@ export const KIND_WEIGHTS = {
  * 60 s, so they come from `clerkTokens()` (a pool refreshed by the caller).
  */
 export async function prepareMix({ secret, sessionUsers, seed }) {
-  const random = rng(seed ^ 0x5eed);
+  const random = prng(seed ^ 0x5eed);
   const v4 = [];
   const v5 = [];
   const expiredV4 = [];
