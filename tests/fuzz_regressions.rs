@@ -11,6 +11,8 @@ mod common;
 mod clerk_errors;
 #[path = "../fuzz/src/clerk_jws.rs"]
 mod clerk_jws;
+#[path = "../fuzz/src/clerk_users.rs"]
+mod clerk_users;
 #[path = "../fuzz/src/config.rs"]
 mod config;
 #[path = "../fuzz/src/cookies.rs"]
@@ -68,6 +70,11 @@ fn seeds_clerk_jws() {
 }
 
 #[test]
+fn seeds_clerk_users() {
+    replay_seeds("clerk_users", clerk_users::run);
+}
+
+#[test]
 fn seeds_import_line() {
     replay_seeds("import_line", import_line::run);
 }
@@ -106,6 +113,33 @@ fn nextauth_seeds_include_valid_sessions() {
 /// and an empty token was verified. @clerk/backend's `parseAuthorizationHeader` returns `""`
 /// there, which `authenticateRequest` treats as no header token, and reads the cookies.
 /// Fixed in `token_from_authorization_header` (src/identity/clerk/cookie_choice.rs).
+#[test]
+fn clerk_users_seeds_reach_every_decision() {
+    use auth_bridge::clerk_api::request::parse_user_list;
+    use auth_bridge::migration::proof::{decide, Refusal};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/clerk_users");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("seeds") {
+        let input = std::fs::read_to_string(entry.expect("seed").path()).expect("seed");
+        let (facts, body) = clerk_users::split(&input);
+        if let Ok(users) = parse_user_list(body.as_bytes()) {
+            seen.push(clerk_users::summary(&decide(&facts, &users)));
+        }
+    }
+    let mut want = vec![
+        "bound user_c9 VerifiedEmail".to_owned(),
+        "bound user_c1 ExternalId".to_owned(),
+        "none".to_owned(),
+    ];
+    want.extend(Refusal::ALL.iter().map(|r| format!("refused {r:?}")));
+    for w in &want {
+        assert!(
+            seen.iter().any(|s| s.starts_with(w.as_str())),
+            "no seed decides {w}: {seen:?}"
+        );
+    }
+}
+
 #[test]
 fn finding_clerk_empty_bearer_token() {
     // The fuzz input: Cookie header "\u{fffd}k_lx", Authorization " ".

@@ -8,6 +8,7 @@ pub mod common;
 
 pub mod clerk_errors;
 pub mod clerk_jws;
+pub mod clerk_users;
 pub mod config;
 pub mod cookies;
 pub mod import_line;

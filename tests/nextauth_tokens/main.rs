@@ -42,7 +42,8 @@ struct FixtureHeader {
 }
 
 fn fixture() -> Fixture {
-    serde_json::from_str(include_str!("../fixtures/nextauth/tokens.json")).expect("tokens.json parses")
+    serde_json::from_str(include_str!("../fixtures/nextauth/tokens.json"))
+        .expect("tokens.json parses")
 }
 
 impl Fixture {
