@@ -222,6 +222,41 @@ fn finding_digest_inside_an_errors_own_words() {
 /// at its last `:` and refused. So `ORIGIN_URL` or `CLERK_API_URL` at `http://[::1]/` was
 /// reported as invalid. Fixed in `BaseUrl::parse`: a bracketed host is read up to its `]`,
 /// checked as an IPv6 address and written as URL parsing writes it.
+/// An admin token that is a piece of a setting's name (`AUTH_BRI`): the problem about the token
+/// names its setting, which is not the token. The harness now looks outside the names; the token
+/// itself is still never shown.
+#[test]
+fn finding_secret_inside_a_setting_name() {
+    let input = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/config/finding-secret-in-a-name"),
+    )
+    .expect("the finding's input");
+    config::run(&input);
+
+    let config = auth_bridge::config::Config::from_lookup(|name| {
+        (name == "AUTH_BRIDGE_ADMIN_TOKEN").then(|| "AUTH_BRI".to_string())
+    });
+    let problems: Vec<String> = config.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("AUTH_BRIDGE_ADMIN_TOKEN: shorter than 16")),
+        "{problems:?}"
+    );
+    let config = auth_bridge::config::Config::from_lookup(|name| {
+        (name == "AUTH_BRIDGE_ADMIN_TOKEN").then(|| "short-token".to_string())
+    });
+    let shown = format!(
+        "{config:?} {:?}",
+        config
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert!(!shown.contains("short-token"), "{shown}");
+}
+
 #[test]
 fn finding_base_url_ipv6_literal() {
     config::run(b"\nhttp://[::1]:80/a\n\n\n");

@@ -68,7 +68,11 @@ pub fn run(data: &[u8]) {
     let text = shown(&config);
 
     // Secrets: a secret shows up only if it shows up just as well when it is unset (i.e. it is
-    // also some other setting's value, or a fixed word).
+    // also some other setting's value, or a fixed word), or inside a setting's name (which a
+    // problem names: `AUTH_BRI` is no leak of an admin token in "AUTH_BRIDGE_ADMIN_TOKEN: …").
+    let outside_names = SETTINGS
+        .iter()
+        .fold(text.clone(), |t, name| t.replace(name, "\0"));
     for secret_name in SECRETS {
         let Some(secret) = value(secret_name) else {
             continue;
@@ -81,7 +85,10 @@ pub fn run(data: &[u8]) {
         let without = shown(&Config::from_lookup(lookup(&values, Some(secret_name))));
         for piece in pieces {
             if piece.len() >= 8 && !without.contains(piece) {
-                assert!(!text.contains(piece), "{secret_name} is shown: {text}");
+                assert!(
+                    !outside_names.contains(piece),
+                    "{secret_name} is shown: {text}"
+                );
             }
         }
     }
