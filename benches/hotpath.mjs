@@ -14,7 +14,9 @@
 //           headers (benches/reference-worker.mjs); no caches, as the libraries are used
 // Cases: anonymous (noop, bridge, js), and for bridge and js each of NextAuth v4, Auth.js v5 and
 // Clerk, cold (a token never seen before, one per request) and warm (one token repeated); and the
-// floor: noop given each warm cookie, what carrying the cookie itself costs any worker.
+// floor: noop given each warm cookie, what carrying the cookie itself costs any worker; and, for
+// bridge and js, cookies holding no session: other sites' and preferences', and Clerk's
+// signed-out `__client_uat=0` beside them (distinct per request).
 //
 // Method. Requests are sent one at a time over keep-alive connections. Every round runs all
 // cases in a seeded random order; each measured request follows an unrecorded anonymous request
@@ -84,6 +86,8 @@ async function oneRun(run) {
   const started = Date.now();
   const origin = await startSmallOrigin();
   const clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI, { live: true }) });
+  // Clerk's suffix of its cookie names for this instance (@clerk/shared getCookieSuffix).
+  const clerkSuffix = crypto.createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
   const script = await referenceScript();
   const vars = {
     ORIGIN_URL: origin.url,
@@ -216,6 +220,15 @@ async function oneRun(run) {
           return check(`${name} other`, await get('/page', { ...BROWSER, cookie }), 'anonymous', '');
         },
       });
+      // A visitor signed out of Clerk: ClerkJS sets both `__client_uat` cookies to 0.
+      cases.push({
+        name: `${name}|signed-out cold`,
+        prime: () => get('/prime', BROWSER),
+        run: async (round) => {
+          const cookie = `__client_uat=0; __client_uat_${clerkSuffix}=0; theme=dark-${round}-${w}`;
+          return check(`${name} signed-out`, await get('/page', { ...BROWSER, cookie }), 'anonymous', '');
+        },
+      });
       for (const k of kinds) {
         cases.push({
           name: `${name}|${k.kind}`,
@@ -269,6 +282,8 @@ export function ratios(s) {
     // the anonymous request for cookies (its check that none is a session, then the same
     // forward).
     other: { bridge_ms: cost('bridge', 'other cold'), js_ms: cost('js', 'other cold') },
+    // Clerk's signed-out cookies (`__client_uat=0`, plain and suffixed) beside another.
+    signedOut: { bridge_ms: cost('bridge', 'signed-out cold'), js_ms: cost('js', 'signed-out cold') },
   };
   for (const id of ['v4', 'v5', 'clerk']) {
     const carried = cost('noop', `${id} cookie`);
@@ -328,6 +343,7 @@ function report(runs) {
   const other = [
     ['cookies without a session, distinct per request: cost over the anonymous request', 'auth-bridge ms', 'JS reference ms'],
     ['reading the cookies and deciding "anonymous"', fmt(pick((x) => x.other.bridge_ms)), fmt(pick((x) => x.other.js_ms))],
+    ['the same with Clerk\'s signed-out cookies (__client_uat=0)', fmt(pick((x) => x.signedOut.bridge_ms)), fmt(pick((x) => x.signedOut.js_ms))],
   ];
   lines.push(`\n${pad(other)}`);
   lines.push(

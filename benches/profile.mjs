@@ -3,12 +3,13 @@
 // workerd's inspector) over many identical requests, summarised per function (self time) and
 // per group (wasm-bindgen glue, worker-build shim, the worker's Rust, runtime built-ins).
 //
-//   node benches/profile.mjs [--build DIR] [--case anonymous|other|v4|v5|clerk] [--requests N]
+//   node benches/profile.mjs [--build DIR] [--case anonymous|other|signed-out|v4|v5|clerk] [--requests N]
 //                            [--interval US] [--top N] [--warm]
 //
 // Build with `scripts/build --keep-names` so wasm frames carry Rust names. The profile covers
 // the isolate's thread only (JS and wasm); workerd's HTTP handling outside the isolate does not
 // appear in it, so compare the sampled total with the per-request CPU of benches/hotpath.mjs.
+import crypto from 'node:crypto';
 import path from 'node:path';
 import http from 'node:http';
 import { Miniflare } from 'miniflare';
@@ -83,6 +84,11 @@ try {
   const cookie = {
     anonymous: async () => null,
     other: async () => `theme=dark-${WARM ? 'warm' : n++}; _ga=GA1.2.${n}`,
+    // Clerk's signed-out visitor: both `__client_uat` cookies at 0 (the suffix as Clerk derives it).
+    'signed-out': async () => {
+      const suffix = crypto.createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
+      return `__client_uat=0; __client_uat_${suffix}=0; theme=dark-${WARM ? 'warm' : n++}`;
+    },
     v4: async () => cookieHeader({ 'next-auth.session-token': await nextAuthV4(SECRET, claims()) }),
     v5: async () => cookieHeader({ 'authjs.session-token': await authJsV5(SECRET, claims()) }),
     clerk: async () =>

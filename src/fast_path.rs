@@ -12,13 +12,18 @@
 //! code and memory are no longer hot), which a longer warm-up does not remove.
 //!
 //! The same holds with a `Cookie` none of whose cookies the worker reads (consent, analytics,
-//! preferences: most anonymous page loads carry some). The JS entry asks the worker through one
-//! synchronous export, `cookiesHoldNoSession` (`crate::gateway`, `identity::no_session`), and
-//! forwards on the plan when it says so; anything else goes through the worker. Measured with
-//! `scripts/bench` (`other cold`, alternating builds): 40-50 us over the anonymous request
-//! through the worker's whole path; 20-26 us with the export asking the resolver's readers;
-//! 16-21 us with it scanning the cookies in place against names gathered once (entering wasm
-//! and passing one string costs most of the rest).
+//! preferences: most anonymous page loads carry some). The plan comes with the names the
+//! worker reads ([`SessionCookieNames`]): a header containing none of them, but as Clerk's
+//! signed-out `__client_uat=0` pairs, is forwarded on the plan without entering wasm. Otherwise
+//! the JS entry asks the worker through one synchronous export, `cookiesHoldNoSession`
+//! (`crate::gateway`), and forwards on the plan when it says so (a deleted cookie, say);
+//! anything else goes through the worker. Measured with `scripts/bench` (`other cold`,
+//! alternating builds): 40-50 us over the anonymous request through the worker's whole path;
+//! 20-26 us with the export asking the resolver's readers; 16-21 us with it scanning the
+//! cookies in place against names gathered once (entering wasm and passing one string costs
+//! most of the rest); 3-18 us with the names scanned in JS, within the noise of the JS
+//! reference's own cost. Clerk's signed-out visitors (`signed-out cold`), which went through
+//! the worker's whole path before (116-156 us), cost -7-48 us with their pairs read in JS.
 //!
 //! No plan when anything else could apply to such a request: signed assertions, a Clerk
 //! development instance (its cookieless page loads get the dev-browser handshake), the
@@ -49,12 +54,15 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::config::{Config, Phase};
 use crate::convergence::{self, Kind, BUCKET_SECS, FLUSH_INTERVAL_SECS};
+use crate::identity::no_session::SessionCookieNames;
 
 #[wasm_bindgen(module = "/src/proxy.js")]
 extern "C" {
-    /// Installs the plan (see [`plan`]), ending at `until` (ms).
+    /// Installs the plan (see [`plan`]), ending at `until` (ms), with the marks of a `Cookie`
+    /// header the worker is asked about and those a signed-out visitor carries as `0`
+    /// ([`SessionCookieNames`]).
     #[wasm_bindgen(js_name = installForwardPlan)]
-    fn install_forward_plan(plan: &str, until: f64);
+    fn install_forward_plan(plan: &str, until: f64, cookie_marks: &str, signed_out_marks: &str);
 
     /// The number of requests forwarded on the plan since the last call.
     #[wasm_bindgen(js_name = takeForwardedOnPlan)]
@@ -124,8 +132,9 @@ thread_local! {
 }
 
 /// Called on every request the worker sees: once the installed plan has ended (or none was
-/// installed in this instance), counts the requests forwarded on it and installs the next one.
-pub fn keep_current(plan: Option<&str>, now_ms: u64) {
+/// installed in this instance), counts the requests forwarded on it and installs the next one,
+/// with the marks of the cookies the worker reads (`cookie_names`).
+pub fn keep_current(plan: Option<&str>, cookie_names: &SessionCookieNames, now_ms: u64) {
     let Some(plan) = plan else {
         return;
     };
@@ -145,7 +154,12 @@ pub fn keep_current(plan: Option<&str>, now_ms: u64) {
         }
     }
     let until = plan_end(now_ms);
-    install_forward_plan(plan, until as f64);
+    install_forward_plan(
+        plan,
+        until as f64,
+        cookie_names.marks(),
+        cookie_names.signed_out_marks(),
+    );
     INSTALLED.set(Some(Installed { made: now, until }));
 }
 

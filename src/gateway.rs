@@ -58,7 +58,11 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
     }
     let isolate = Isolate::get(&env);
     let now_ms = crate::clock::now_ms();
-    crate::fast_path::keep_current(isolate.forward_plan.as_deref(), now_ms);
+    crate::fast_path::keep_current(
+        isolate.forward_plan.as_deref(),
+        &isolate.session_cookie_names,
+        now_ms,
+    );
     let config = &isolate.config;
     // Parsed on first use only: most requests never need more than the path and the query.
     let parsed = OnceCell::new();
@@ -219,11 +223,12 @@ pub async fn handle(req: web_sys::Request, env: Env, ctx: Context) -> Reply {
 
 /// Asked by the JS entry (`src/proxy.js` `forwardOnPlan`) about a request it would forward on
 /// the worker's plan but for its cookies (no `Authorization`, a plain URL, no remembered
-/// session): whether this worker would give it that very forward, the anonymous one. So it
-/// would when no cookie is one the resolver reads (`identity::no_session`) and none carries a
-/// handshake back; the plan itself stands only where an anonymous request gets nothing but the
-/// forward (`fast_path::plan`). `false` (the worker takes it) before any request built this
-/// isolate's state, or without a plan.
+/// session, and one of the plan's cookie marks in its `Cookie` header): whether this worker
+/// would give it that very forward, the anonymous one. So it would when no cookie is one the
+/// resolver reads (`identity::no_session`) and none carries a handshake back; the plan itself
+/// stands only where an anonymous request gets nothing but the forward (`fast_path::plan`).
+/// `false` (the worker takes it) before any request built this isolate's state, or without a
+/// plan.
 #[wasm_bindgen(js_name = cookiesHoldNoSession)]
 pub fn cookies_hold_no_session(cookie: &str) -> bool {
     Isolate::built().is_some_and(|isolate| {

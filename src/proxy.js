@@ -97,9 +97,10 @@ let sessions = new Map();
 let sessionHits = [0, 0, 0, 0];
 const MAX_SESSIONS = 256;
 
-export function installForwardPlan(packed, until) {
+export function installForwardPlan(packed, until, cookieMarks, signedOutMarks) {
   const parts = packed.split("\0");
-  plan = { until, base: parts[0], via: parts[1], identity: parts };
+  const list = (names) => (names === "" ? [] : names.split("\0"));
+  plan = { until, base: parts[0], via: parts[1], identity: parts, marks: list(cookieMarks), signedOut: list(signedOutMarks) };
   sessions = new Map();
 }
 
@@ -151,7 +152,8 @@ const COOKIE_CHECK = Symbol.for("auth-bridge.cookiesHoldNoSession");
  * (src/gateway.rs), narrower: no `Via` header; a path as a URL parser leaves it (printable
  * ASCII, no `%`, `\`, or `.` after `/`) outside the bridge's routes; a query without `%` or
  * `__clerk` (Clerk's handshake and dev-browser parameters). Anonymous means no `Authorization`
- * and either no `Cookie` or, as the worker says, none it reads.
+ * and either no `Cookie`, or one that contains none of the plan's cookie marks (the names the
+ * worker reads: then it holds none of them), or one that, as the worker says, holds none.
  */
 function forwardOnPlan(request) {
   const now = Date.now();
@@ -180,10 +182,12 @@ function forwardOnPlan(request) {
   } catch {
     return undefined;
   }
-  // Last, as it enters wasm (a trap there resets the instance, as in any call of its exports).
-  // Cookies that look like a session by the default names go to the worker without asking, a
-  // shortcut only: nothing but the worker's answer lets a request with cookies through here.
-  if (cookie !== null) {
+  // Last, as it may enter wasm (a trap there resets the instance, as in any call of its
+  // exports). Cookies without any of the worker's marks (or with only Clerk's signed-out
+  // `__client_uat=0` pairs) hold no session. Cookies that look like a session by the default
+  // names go to the worker without asking, a shortcut only: nothing but the worker's marks or
+  // its answer lets a request with cookies through here.
+  if (cookie !== null && mayHoldSession(cookie, plan.marks, plan.signedOut)) {
     if (looksLikeSession(cookie) || globalThis[COOKIE_CHECK]?.(cookie) !== true) return undefined;
   }
   let identity = plan.identity;
@@ -203,9 +207,49 @@ function forwardOnPlan(request) {
 // The entry (scripts/lean-entry.mjs) looks it up here: it runs before the worker's Rust.
 globalThis[Symbol.for("auth-bridge.forwardOnPlan")] = forwardOnPlan;
 
-/** Whether `cookie` holds a name next-auth, Auth.js or Clerk give their session cookies. */
+/**
+ * Whether `cookie` contains one of `marks` (src/identity/no_session.rs `marks`: every name the
+ * worker reads a session from, and the handshake's parameter) other than as a signed-out pair:
+ * one of `signedOut` (Clerk's `__client_uat` names) with the value `0`. Pairs are read as the
+ * worker reads them (src/cookies.rs `pairs`: split at `;`, then at the first `=`, spaces and tabs
+ * trimmed). A cookie is read only under a name that is or starts with a mark, taken from the
+ * header as it stands: where this answers false, the worker's own check would say "no session".
+ */
+function mayHoldSession(cookie, marks, signedOut) {
+  return containsAny(cookie, marks) && (signedOut.length === 0 || !marksOnlySignedOut(cookie, marks, signedOut));
+}
+
+/** Whether every pair of `cookie` that holds a mark is a signed-out pair (see `mayHoldSession`). */
+function marksOnlySignedOut(cookie, marks, signedOut) {
+  for (const pair of cookie.split(";")) {
+    if (!containsAny(pair, marks)) continue;
+    const eq = pair.indexOf("=");
+    if (eq < 0 || trimOws(pair.slice(eq + 1)) !== "0" || !signedOut.includes(trimOws(pair.slice(0, eq)))) return false;
+  }
+  return true;
+}
+
+function containsAny(text, marks) {
+  for (let i = 0; i < marks.length; i++) if (text.includes(marks[i])) return true;
+  return false;
+}
+
+/** `s` without leading and trailing spaces and tabs (src/cookies.rs `trim_ows`). */
+function trimOws(s) {
+  let start = 0;
+  let end = s.length;
+  while (start < end && (s[start] === " " || s[start] === "\t")) start++;
+  while (end > start && (s[end - 1] === " " || s[end - 1] === "\t")) end--;
+  return s.slice(start, end);
+}
+
+/**
+ * Whether `cookie` holds a name next-auth, Auth.js or Clerk give their session tokens. Not
+ * `__client_uat` alone: Clerk sets `__client_uat=0` for every signed-out visitor, which the
+ * worker's check lets through.
+ */
 function looksLikeSession(cookie) {
-  return cookie.includes("session-token") || cookie.includes("__session") || cookie.includes("__client_uat");
+  return cookie.includes("session-token") || cookie.includes("__session");
 }
 
 /** Path and query of `url` (what src/proxy.rs `path_onward` gives). */

@@ -13,10 +13,17 @@
 //! duplicate, an oversized value, a plain cookie beside this instance's suffixed ones). Only
 //! `__client_uat=0`, which Clerk reads as signed out, is not. The tests hold it to the
 //! resolver's own answers.
+//!
+//! Before it asks, the JS entry scans the header for the names themselves
+//! ([`SessionCookieNames::marks`]): a header that contains none of them anywhere (nor a
+//! handshake's parameter) holds no cookie the resolver reads, so it needs no answer from wasm.
+//! That scan is stricter still (a name inside another cookie's value counts), and most
+//! anonymous page loads pass it.
 
 use super::clerk::{CLIENT_UAT_COOKIE, SESSION_COOKIE};
 use super::resolver::IdentityResolver;
 use crate::cookies;
+use crate::handshake::HANDSHAKE_PARAM;
 
 /// The cookie names this isolate's resolver reads, gathered once.
 #[derive(Debug, Clone, Default)]
@@ -26,15 +33,19 @@ pub struct SessionCookieNames {
     nextauth: Vec<String>,
     /// Clerk's `__session` and `__client_uat`, plain and suffixed for this instance.
     clerk: Vec<String>,
+    /// Every name above and the handshake's parameter, NUL-separated (see [`Self::marks`]).
+    marks: String,
+    /// Clerk's `__client_uat` names, NUL-separated (see [`Self::signed_out_marks`]).
+    signed_out: String,
 }
 
 impl SessionCookieNames {
     pub fn of(resolver: &IdentityResolver) -> Self {
-        let nextauth = resolver
+        let nextauth: Vec<String> = resolver
             .nextauth()
             .map(|n| n.cookie_names().map(str::to_string).collect())
             .unwrap_or_default();
-        let clerk = resolver
+        let clerk: Vec<String> = resolver
             .clerk()
             .map(|c| {
                 [SESSION_COOKIE, CLIENT_UAT_COOKIE]
@@ -48,7 +59,45 @@ impl SessionCookieNames {
                     .collect()
             })
             .unwrap_or_default();
-        SessionCookieNames { nextauth, clerk }
+        let marks = nextauth
+            .iter()
+            .chain(&clerk)
+            .map(String::as_str)
+            .chain([HANDSHAKE_PARAM])
+            .collect::<Vec<_>>()
+            .join("\0");
+        let mut names = SessionCookieNames {
+            nextauth,
+            clerk,
+            marks,
+            signed_out: String::new(),
+        };
+        names.signed_out = names
+            .clerk
+            .iter()
+            .filter(|name| !names.reads(name, "0"))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\0");
+        names
+    }
+
+    /// The strings a `Cookie` header must contain somewhere for [`Self::none_in`] to be asked,
+    /// NUL-separated (no cookie name holds a NUL): every name the resolver reads, and the
+    /// handshake's parameter. A cookie is read only under a name that is, or starts with, one
+    /// of them, and names are taken from the header as they stand (no decoding), so a header
+    /// containing none of them holds no session: `none_in` would answer `true`.
+    pub fn marks(&self) -> &str {
+        &self.marks
+    }
+
+    /// The marks a cookie may carry with the value `0` and still hold no session, NUL-separated:
+    /// Clerk's `__client_uat` names (plain and suffixed), which Clerk sets to `0` for every
+    /// signed-out visitor, unless a NextAuth name also reads them. A header whose every
+    /// `;`-separated pair holding a mark is one of these names with the value `0` (as
+    /// [`cookies::pairs`] splits and trims them) holds no session either.
+    pub fn signed_out_marks(&self) -> &str {
+        &self.signed_out
     }
 
     /// Whether [`IdentityResolver::resolve`] of a request with exactly this `Cookie` header,
@@ -89,6 +138,21 @@ mod tests {
 
     fn holds_no_session(r: &IdentityResolver, cookie: &str) -> bool {
         SessionCookieNames::of(r).none_in(cookie)
+    }
+
+    /// The JS entry's scan (`src/proxy.js` `mayHoldSession`): some mark occurs in the header,
+    /// other than as a signed-out `__client_uat…=0` pair.
+    fn marked(r: &IdentityResolver, cookie: &str) -> bool {
+        let names = SessionCookieNames::of(r);
+        let marks: Vec<&str> = names.marks().split('\0').collect();
+        let signed_out: Vec<&str> = names.signed_out_marks().split('\0').collect();
+        let ows = |s: &str| s.trim_matches(|c| c == ' ' || c == '\t').to_string();
+        cookie.split(';').any(|segment| {
+            marks.iter().any(|m| segment.contains(m))
+                && !segment.split_once('=').is_some_and(|(name, value)| {
+                    ows(value) == "0" && signed_out.contains(&ows(name).as_str())
+                })
+        })
     }
 
     /// What the resolver itself concludes: anonymous, with Clerk (when configured) seeing no
@@ -157,6 +221,106 @@ mod tests {
                 assert!(holds_no_session(&r, cookie), "{cookie:?}");
                 assert!(resolves_to_nothing(&r, cookie), "{cookie:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_js_scan_passes_only_headers_the_check_passes() {
+        for config in [
+            &[("NEXTAUTH_SECRET", "s")][..],
+            &CLERK_LIVE[..],
+            &[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")][..],
+        ] {
+            let r = resolver(config);
+            for cookie in NO_SESSION.iter().chain(SESSION) {
+                if !marked(&r, cookie) {
+                    assert!(holds_no_session(&r, cookie), "{cookie:?}");
+                }
+            }
+        }
+        let both = resolver(&[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")]);
+        // Every header holding a session, and a handshake carried back, is marked.
+        for cookie in SESSION
+            .iter()
+            .copied()
+            .chain(["__clerk_handshake=x", "theme=dark; __clerk_handshake=x.y.z"])
+        {
+            assert!(marked(&both, cookie), "{cookie:?}");
+        }
+        // The usual anonymous cookies pass without asking, Clerk's signed-out visitors' too.
+        let suffix = both
+            .clerk()
+            .map(|c| c.publishable_key.suffixed("__client_uat").into_owned())
+            .unwrap_or_default();
+        for cookie in [
+            "theme=dark".to_string(),
+            "theme=dark; _ga=GA1.2.3; consent=yes".to_string(),
+            "__client_uat=0".to_string(),
+            format!("__client_uat=0; {suffix}=0; theme=dark"),
+            format!(" {suffix} =\t0 ;_ga=1"),
+        ] {
+            assert!(!marked(&both, &cookie), "{cookie:?}");
+        }
+        // Any other value, or a mark elsewhere in the pair, is asked about.
+        for cookie in [
+            "__client_uat=00",
+            "__client_uat=0 1",
+            "__client_uat=0x",
+            "__client_uat=",
+            "x=__client_uat=0",
+            "__client_uat=0__clerk_handshake",
+            "__client_uat=0; __session=",
+        ] {
+            assert!(marked(&both, cookie), "{cookie:?}");
+        }
+        // A NextAuth name that also reads a `__client_uat` name takes it out of the signed-out
+        // marks.
+        let odd = resolver(&[
+            CLERK_LIVE[0],
+            CLERK_LIVE[1],
+            ("NEXTAUTH_SECRET", "s"),
+            ("NEXTAUTH_COOKIE_NAME", "__client"),
+        ]);
+        assert_eq!(SessionCookieNames::of(&odd).signed_out_marks(), "");
+        assert!(!holds_no_session(&odd, "__client_uat=0"));
+        assert!(marked(&odd, "__client_uat=0"));
+        // Only the names of the configured side are marks.
+        let clerk = resolver(&CLERK_LIVE);
+        assert!(!marked(&clerk, "next-auth.session-token=a.b.c.d.e"));
+        let nextauth = resolver(&[("NEXTAUTH_SECRET", "s")]);
+        assert!(!marked(&nextauth, "__session=x.y.z"));
+        assert!(marked(&nextauth, "__clerk_handshake=x"));
+    }
+
+    /// The table `tests/proxy-plan.test.mjs` holds `src/proxy.js` to: its marks are this
+    /// worker's, and its cookies get the worker's answers.
+    #[test]
+    fn the_js_entrys_table_holds_this_workers_marks_and_answers() {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            marks: Vec<String>,
+            signed_out: Vec<String>,
+            forwarded_without_asking: Vec<String>,
+            asked: Vec<String>,
+            sessions: Vec<String>,
+        }
+        let table: Table =
+            serde_json::from_str(include_str!("../../tests/fixtures/cookie-marks.json"))
+                .expect("the table parses");
+        let both = resolver(&[CLERK_LIVE[0], CLERK_LIVE[1], ("NEXTAUTH_SECRET", "s")]);
+        let names = SessionCookieNames::of(&both);
+        assert_eq!(names.marks(), table.marks.join("\0"));
+        assert_eq!(names.signed_out_marks(), table.signed_out.join("\0"));
+        for cookie in &table.forwarded_without_asking {
+            assert!(!marked(&both, cookie), "{cookie:?}");
+            assert!(holds_no_session(&both, cookie), "{cookie:?}");
+            assert!(resolves_to_nothing(&both, cookie), "{cookie:?}");
+        }
+        for cookie in table.asked.iter().chain(&table.sessions) {
+            assert!(marked(&both, cookie), "{cookie:?}");
+        }
+        for cookie in &table.sessions {
+            assert!(!holds_no_session(&both, cookie), "{cookie:?}");
         }
     }
 
@@ -231,7 +395,7 @@ mod tests {
             long.as_str(),
         ];
         let mut rng = StdRng::seed_from_u64(11);
-        let (mut said_none, mut tried) = (0, 0);
+        let (mut said_none, mut tried, mut unmarked) = (0, 0, 0);
         for _ in 0..5000 {
             let pairs: Vec<String> = (0..rng.gen_range(1..=6))
                 .map(|_| {
@@ -246,11 +410,19 @@ mod tests {
                 said_none += 1;
                 assert!(resolves_to_nothing(&both, &cookie), "{cookie:?}");
             }
+            if !marked(&both, &cookie) {
+                unmarked += 1;
+                assert!(holds_no_session(&both, &cookie), "{cookie:?}");
+            }
         }
         // Both answers occur: the property was put to the test.
         assert!(
             said_none > 100 && said_none < tried - 100,
             "{said_none} of {tried}"
+        );
+        assert!(
+            unmarked > 100 && unmarked < said_none,
+            "{unmarked} of {tried}"
         );
     }
 
@@ -261,6 +433,8 @@ mod tests {
             ("NEXTAUTH_COOKIE_NAME", "app.session"),
         ]);
         assert!(!holds_no_session(&named, "app.session=a.b.c.d.e"));
+        assert!(marked(&named, "app.session=a.b.c.d.e"));
+        assert!(marked(&named, "app.session.0=a.b.c"));
         assert!(holds_no_session(
             &named,
             "next-auth.session-token=a.b.c.d.e"
@@ -273,6 +447,7 @@ mod tests {
         };
         let suffixed = format!("{suffix}=1700000000");
         assert!(!holds_no_session(&clerk, &suffixed), "{suffixed}");
+        assert!(marked(&clerk, &suffixed), "{suffixed}");
         assert!(
             !resolves_to_nothing(&clerk, &suffixed),
             "a handshake: {suffixed}"
