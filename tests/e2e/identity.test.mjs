@@ -442,12 +442,14 @@ test('cookies that hold no session are forwarded by the JS entry like no cookies
     };
     await seen({}); // the first request makes the plan
     const forged = { 'x-auth-user-id': 'admin', 'X-Auth-Source': 'clerk', 'x-auth-email': 'ceo@example.com' };
+    const suffix = createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
     const noSession = [
       'theme=dark',
       '_ga=GA1.2.3.4; consent=yes; cart=%7B%22n%22%3A2%7D',
       'next-auth.csrf-token=abc%7Cdef; next-auth.callback-url=http%3A%2F%2Fx%2F',
       'next-auth.session-token=; __session=', // deleted cookies
       '__client_uat=0', // Clerk signed out
+      `__client_uat=0; __client_uat_${suffix}=0; theme=dark`, // as ClerkJS leaves a signed-out visitor
       '__clerk_db_jwt=dvb_x; my__sessionish=1',
     ];
     for (const cookie of noSession) {
@@ -458,7 +460,6 @@ test('cookies that hold no session are forwarded by the JS entry like no cookies
     }
 
     // Session cookies of every shape the worker reads, each with unrelated cookies beside it.
-    const suffix = createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
     const user = await clerkUser(null, 'no-session-test@example.com');
     const now = Math.floor(Date.now() / 1000);
     const big = await authJsV5(SECRET, { sub: 'legacy-chunks', big: 'x'.repeat(6000) });
@@ -483,6 +484,9 @@ test('cookies that hold no session are forwarded by the JS entry like no cookies
     assert.deepEqual(refused.identity, { 'x-auth-source': 'anonymous' });
     const handshake = await seen({ cookie: `theme=dark; __client_uat=${now - 30}`, accept: 'text/html' });
     assert.equal(handshake.status, 307, 'a signed-in Clerk client without its session token gets a handshake');
+    // The same beside a signed-out pair of the other name: still the worker's.
+    const beside = await seen({ cookie: `__client_uat=0; __client_uat_${suffix}=${now - 30}`, accept: 'text/html' });
+    assert.equal(beside.status, 307, 'one signed-in __client_uat is enough for a handshake');
   } finally {
     await plain.close();
   }
