@@ -99,7 +99,7 @@ const MAX_SESSIONS = 256;
 
 export function installForwardPlan(packed, until, cookieMarks, signedOutMarks) {
   const parts = packed.split("\0");
-  const list = (names) => (names === "" ? [] : names.split("\0"));
+  const list = (names) => (typeof names === "string" && names !== "" ? names.split("\0") : []);
   plan = { until, base: parts[0], via: parts[1], identity: parts, marks: list(cookieMarks), signedOut: list(signedOutMarks) };
   sessions = new Map();
 }
@@ -216,6 +216,8 @@ globalThis[Symbol.for("auth-bridge.forwardOnPlan")] = forwardOnPlan;
  * header as it stands: where this answers false, the worker's own check would say "no session".
  */
 function mayHoldSession(cookie, marks, signedOut) {
+  // No marks: the worker said nothing (it always names its handshake's parameter); ask it.
+  if (marks.length === 0) return true;
   return containsAny(cookie, marks) && (signedOut.length === 0 || !marksOnlySignedOut(cookie, marks, signedOut));
 }
 

@@ -96,6 +96,18 @@ test("only the names this worker reads are marks: a configured cookie name repla
   assert.equal(asked.length, 2);
 });
 
+test('a plan without marks forwards no cookie without asking', () => {
+  for (const marks of ['', undefined]) {
+    installForwardPlan(PLAN, Date.now() + 60_000, marks, marks);
+    answer = false;
+    assert.equal(forwardOnPlan(page('theme=dark')), undefined);
+    answer = true;
+    assert.notEqual(forwardOnPlan(page('theme=dark')), undefined);
+    assert.notEqual(forwardOnPlan(page(null)), undefined, 'no cookie: anonymous');
+  }
+  assert.deepEqual(asked, ['theme=dark', 'theme=dark', 'theme=dark', 'theme=dark']);
+});
+
 test('no plan, an ended plan, an Authorization header or a Via header: the worker takes it', () => {
   installForwardPlan(PLAN, Date.now() - 1, MARKS, SIGNED_OUT);
   assert.equal(forwardOnPlan(page('theme=dark')), undefined, 'the plan ended');
