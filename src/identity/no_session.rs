@@ -16,9 +16,10 @@
 //!
 //! Before it asks, the JS entry scans the header for the names themselves
 //! ([`SessionCookieNames::marks`]): a header that contains none of them anywhere (nor a
-//! handshake's parameter) holds no cookie the resolver reads, so it needs no answer from wasm.
-//! That scan is stricter still (a name inside another cookie's value counts), and most
-//! anonymous page loads pass it.
+//! handshake's parameter), or holds them only as Clerk's signed-out `__client_uat=0` pairs
+//! ([`SessionCookieNames::signed_out_marks`]), holds no cookie the resolver reads, so it needs
+//! no answer from wasm. That scan is stricter still (a name inside another cookie's value
+//! counts), and most anonymous page loads pass it.
 
 use super::clerk::{CLIENT_UAT_COOKIE, SESSION_COOKIE};
 use super::resolver::IdentityResolver;
@@ -144,8 +145,16 @@ mod tests {
     /// other than as a signed-out `__client_uat…=0` pair.
     fn marked(r: &IdentityResolver, cookie: &str) -> bool {
         let names = SessionCookieNames::of(r);
-        let marks: Vec<&str> = names.marks().split('\0').collect();
-        let signed_out: Vec<&str> = names.signed_out_marks().split('\0').collect();
+        let marks: Vec<&str> = names
+            .marks()
+            .split('\0')
+            .filter(|n| !n.is_empty())
+            .collect();
+        let signed_out: Vec<&str> = names
+            .signed_out_marks()
+            .split('\0')
+            .filter(|n| !n.is_empty())
+            .collect();
         let ows = |s: &str| s.trim_matches(|c| c == ' ' || c == '\t').to_string();
         cookie.split(';').any(|segment| {
             marks.iter().any(|m| segment.contains(m))
