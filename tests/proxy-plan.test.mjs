@@ -4,8 +4,8 @@
 // (tests/e2e/identity.test.mjs) check the same requests' answers through the built worker.
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-
 import { readFileSync } from 'node:fs';
+
 import { installForwardPlan, takeForwardedOnPlan } from '../src/proxy.js';
 
 const forwardOnPlan = globalThis[Symbol.for('auth-bridge.forwardOnPlan')];
