@@ -37,7 +37,7 @@ import crypto from 'node:crypto';
 import { Miniflare } from 'miniflare';
 import { bridgeWorker } from '../tests/e2e/harness.mjs';
 import { startClerkServer } from '../tests/clerk-server/server.mjs';
-import { publishableKeyFor } from '../tests/clerk-server/keys.mjs';
+import { cookieSuffix, publishableKeyFor } from '../tests/clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from '../tests/e2e/tokens.mjs';
 import {
   client, interleave, machine, option, pad, referenceScript, referenceWorker, startSmallOrigin,
@@ -86,8 +86,7 @@ async function oneRun(run) {
   const started = Date.now();
   const origin = await startSmallOrigin();
   const clerk = await startClerkServer({ port: 0, publishableKey: publishableKeyFor(FAPI, { live: true }) });
-  // Clerk's suffix of its cookie names for this instance (@clerk/shared getCookieSuffix).
-  const clerkSuffix = crypto.createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
+  const clerkSuffix = cookieSuffix(clerk.publishableKey);
   const script = await referenceScript();
   const vars = {
     ORIGIN_URL: origin.url,

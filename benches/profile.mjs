@@ -9,14 +9,13 @@
 // Build with `scripts/build --keep-names` so wasm frames carry Rust names. The profile covers
 // the isolate's thread only (JS and wasm); workerd's HTTP handling outside the isolate does not
 // appear in it, so compare the sampled total with the per-request CPU of benches/hotpath.mjs.
-import crypto from 'node:crypto';
 import path from 'node:path';
 import http from 'node:http';
 import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
 import { bridgeWorker, COMPATIBILITY_DATE, ROOT } from '../tests/e2e/harness.mjs';
 import { startClerkServer } from '../tests/clerk-server/server.mjs';
-import { publishableKeyFor } from '../tests/clerk-server/keys.mjs';
+import { cookieSuffix, publishableKeyFor } from '../tests/clerk-server/keys.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from '../tests/e2e/tokens.mjs';
 import { client, option, pad, referenceScript, startSmallOrigin } from './common.mjs';
 
@@ -84,11 +83,9 @@ try {
   const cookie = {
     anonymous: async () => null,
     other: async () => `theme=dark-${WARM ? 'warm' : n++}; _ga=GA1.2.${n}`,
-    // Clerk's signed-out visitor: both `__client_uat` cookies at 0 (the suffix as Clerk derives it).
-    'signed-out': async () => {
-      const suffix = crypto.createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
-      return `__client_uat=0; __client_uat_${suffix}=0; theme=dark-${WARM ? 'warm' : n++}`;
-    },
+    // Clerk's signed-out visitor: both `__client_uat` cookies at 0.
+    'signed-out': async () =>
+      `__client_uat=0; __client_uat_${cookieSuffix(clerk.publishableKey)}=0; theme=dark-${WARM ? 'warm' : n++}`,
     v4: async () => cookieHeader({ 'next-auth.session-token': await nextAuthV4(SECRET, claims()) }),
     v5: async () => cookieHeader({ 'authjs.session-token': await authJsV5(SECRET, claims()) }),
     clerk: async () =>

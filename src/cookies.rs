@@ -82,7 +82,7 @@ fn trim_ows(s: &str) -> &str {
 }
 
 /// Splits one `;`-separated segment into a trimmed name and value; `None` without `=`.
-fn split_pair(segment: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_pair(segment: &str) -> Option<(&str, &str)> {
     let (name, value) = segment.split_once('=')?;
     Some((trim_ows(name), trim_ows(value)))
 }

@@ -155,12 +155,10 @@ mod tests {
             .split('\0')
             .filter(|n| !n.is_empty())
             .collect();
-        let ows = |s: &str| s.trim_matches(|c| c == ' ' || c == '\t').to_string();
         cookie.split(';').any(|segment| {
             marks.iter().any(|m| segment.contains(m))
-                && !segment.split_once('=').is_some_and(|(name, value)| {
-                    ows(value) == "0" && signed_out.contains(&ows(name).as_str())
-                })
+                && !cookies::split_pair(segment)
+                    .is_some_and(|(name, value)| value == "0" && signed_out.contains(&name))
         })
     }
 

@@ -30,6 +30,15 @@ export function publishableKeyFor(frontendApiHost, { live = false } = {}) {
   return `${live ? 'pk_live_' : 'pk_test_'}${Buffer.from(`${host}$`).toString('base64')}`;
 }
 
+/**
+ * The suffix Clerk gives this instance's cookie names (`__session_<suffix>`, `__client_uat_<suffix>`),
+ * as @clerk/shared `getCookieSuffix` derives it: the first 8 characters of the publishable key's
+ * SHA-1 in base64url.
+ */
+export function cookieSuffix(publishableKey) {
+  return crypto.createHash('sha1').update(publishableKey).digest('base64url').slice(0, 8);
+}
+
 /** A secret key string in Clerk's shape (`sk_test_` + 40 base62 characters). */
 export function secretKeyFor({ live = false } = {}) {
   return `${live ? 'sk_live_' : 'sk_test_'}${randomBase62(40)}`;

@@ -7,11 +7,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { startBridge, deadPort, ROOT } from './harness.mjs';
 import { startOrigin, DB_SESSION_VALID } from './origin.mjs';
 import { startClerkServer } from '../clerk-server/server.mjs';
+import { cookieSuffix } from '../clerk-server/keys.mjs';
 import { startClerk, bridgeSettings } from './stack.mjs';
 import { nextAuthV4, authJsV5, cookieHeader } from './tokens.mjs';
 import { now, sleep, nextAuthV4At, startExactBridge, through, clerkBrowser, signInToken } from './spec-common.mjs';
@@ -568,7 +568,7 @@ test('config: CLERK_AUTHORIZED_PARTIES checks azp', async () => {
 test('config: CLERK_PUBLISHABLE_KEY gives iss and the cookie suffix (__session_<suffix>)', async () => {
   const wrongIss = await id(bridges.main, clerkBrowser(clerk, { sub: 'user_iss', iss: 'https://clerk.other.example.com' }), XHR);
   assert.equal(wrongIss['x-auth-source'], 'anonymous');
-  const suffix = createHash('sha1').update(clerk.publishableKey).digest('base64url').slice(0, 8);
+  const suffix = cookieSuffix(clerk.publishableKey);
   const t = now();
   const suffixed = { [`__session_${suffix}`]: clerk.mintSessionToken({ sub: 'user_suffixed', iat: t - 1 }), [`__client_uat_${suffix}`]: String(t - 30) };
   const a = await id(bridges.main, suffixed, XHR);
